@@ -1,0 +1,2 @@
+//! Conclave: distributed coordination recipes on ZooKeeper semantics.
+pub use conclave_core::*;

@@ -6,8 +6,16 @@
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, rust_2018_idioms)]
 
+pub mod client;
 pub mod error;
 pub mod path;
 pub mod proto;
+pub mod session;
 
+pub use client::{
+    Client, ClientBuilder, CreateOptions, OneshotWatcher, Op, OpResult, PersistentWatcher, ReadOp, ReadResult,
+    Transaction, WatchedEvent,
+};
 pub use error::{Error, Result};
+pub use proto::{Acl, AddWatchMode, ClientInfo, CreateMode, ErrorCode, EventType, Id, Perms, Stat, WatcherType};
+pub use session::{SessionState, StateStream};

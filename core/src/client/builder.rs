@@ -1,0 +1,148 @@
+//! [`ClientBuilder`]: everything about a session that is fixed when it is created.
+
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::path::Chroot;
+use crate::proto::DEFAULT_MAX_FRAME;
+use crate::session::{self, parse_connect_string, BoxTransport, Endpoints, SessionConfig, Transport};
+
+/// Configures and connects a [`Client`]. Obtain one with [`Client::builder`].
+///
+/// ```no_run
+/// # async fn demo() -> conclave_core::Result<()> {
+/// use std::time::Duration;
+/// let client = conclave_core::Client::builder()
+///     .session_timeout(Duration::from_secs(10))
+///     .digest_auth("app", "secret")
+///     .connect("127.0.0.1:2181,127.0.0.1:2182/app")
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    session_timeout: Duration,
+    connect_timeout: Duration,
+    chroot: Option<String>,
+    auth: Vec<(String, Vec<u8>)>,
+    read_only: bool,
+    max_frame: usize,
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        ClientBuilder {
+            session_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
+            chroot: None,
+            auth: Vec::new(),
+            read_only: false,
+            max_frame: DEFAULT_MAX_FRAME,
+        }
+    }
+}
+
+impl ClientBuilder {
+    /// The session timeout to ask for (default 10 s). The server clamps it to its own bounds
+    /// (2 to 20 ticks by default); [`Client::negotiated_timeout`] tells the result.
+    pub fn session_timeout(mut self, timeout: Duration) -> Self {
+        self.session_timeout = timeout;
+        self
+    }
+
+    /// How long `connect` keeps trying the servers before giving up (default 10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// A path prefix applied to every path (like `host:port/chroot` in a connect string). The
+    /// chroot node itself must exist.
+    pub fn chroot(mut self, path: impl Into<String>) -> Self {
+        self.chroot = Some(path.into());
+        self
+    }
+
+    /// Credentials sent right after connecting (and after every reconnect), like `addAuth`.
+    pub fn auth(mut self, scheme: impl Into<String>, credential: impl Into<Vec<u8>>) -> Self {
+        self.auth.push((scheme.into(), credential.into()));
+        self
+    }
+
+    /// `digest` credentials for `user:password`.
+    pub fn digest_auth(self, user: &str, password: &str) -> Self {
+        self.auth("digest", format!("{user}:{password}").into_bytes())
+    }
+
+    /// Whether a read-only server is acceptable (default false).
+    pub fn read_only(mut self, allowed: bool) -> Self {
+        self.read_only = allowed;
+        self
+    }
+
+    /// The largest frame sent or accepted (default `jute.maxbuffer`, 1 048 575 bytes). Requests
+    /// larger than this fail with [`Error::DataTooLarge`] without being sent.
+    pub fn max_frame(mut self, bytes: usize) -> Self {
+        self.max_frame = bytes;
+        self
+    }
+
+    /// Connects to the servers of `connect_string` (`host:port,host:port[/chroot]`; port 2181 by
+    /// default), trying them in random order until one accepts a new session or the connect
+    /// timeout passes.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a malformed connect string, [`Error::Connect`] when no
+    /// server could be reached, [`Error::AuthFailed`] when the server refused the credentials.
+    pub async fn connect(self, connect_string: &str) -> Result<Client> {
+        let (mut hosts, chroot) = parse_connect_string(connect_string)?;
+        session::shuffle(&mut hosts);
+        self.start(Endpoints::Tcp(hosts), chroot).await
+    }
+
+    /// Connects over a custom transport: `open` is called for the first connection and again
+    /// for every reconnect (an in-process duplex, a test proxy, TLS, ...).
+    pub async fn connect_with<F, Fut, T>(self, open: F) -> Result<Client>
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = io::Result<T>> + Send + 'static,
+        T: Transport,
+    {
+        let factory: session::TransportFactory =
+            Arc::new(move || open().map(|r| r.map(|t| Box::new(t) as BoxTransport)).boxed());
+        self.start(Endpoints::Factory(factory), None).await
+    }
+
+    async fn start(self, endpoints: Endpoints, string_chroot: Option<String>) -> Result<Client> {
+        let chroot = match (string_chroot, self.chroot) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(Error::InvalidArgument(format!("two different chroots: {a:?} and {b:?}")))
+            }
+            (Some(c), _) | (None, Some(c)) => Chroot::new(&c)?,
+            (None, None) => Chroot::none(),
+        };
+        if self.session_timeout.is_zero() || self.session_timeout.as_millis() > i32::MAX as u128 {
+            return Err(Error::InvalidArgument(format!("session timeout {:?}", self.session_timeout)));
+        }
+        let config = SessionConfig {
+            endpoints,
+            chroot,
+            session_timeout: self.session_timeout,
+            connect_timeout: self.connect_timeout,
+            read_only: self.read_only,
+            max_frame: self.max_frame,
+        };
+        let (shared, tx) = session::start(config).await?;
+        let client = Client::from_parts(shared, tx);
+        for (scheme, credential) in self.auth {
+            client.add_auth(&scheme, &credential).await?;
+        }
+        Ok(client)
+    }
+}

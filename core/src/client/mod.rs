@@ -1,0 +1,214 @@
+//! The public client handle. A [`Client`] is a cheap `Clone` of a handle to one session; every
+//! operation validates its arguments, encodes the request and queues it on the session **when the
+//! method is called**, so the server sees requests in call order and many can be in flight at once
+//! (pipelining). The returned futures only wait for the reply; dropping one does not cancel the
+//! request, it only discards the answer.
+
+mod builder;
+mod multi;
+mod ops;
+mod options;
+mod watcher;
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
+
+use crate::error::{Error, Result};
+use crate::proto::{frame, OpCode, Request, Response};
+use crate::session::{
+    Command, Effect, Outgoing, RawReply, SessionState, Shared, StateStream, WatchKind, WatchRegistration, WatchSink,
+};
+
+pub use builder::ClientBuilder;
+pub use multi::Transaction;
+pub use options::{CreateOptions, Op, OpResult, ReadOp, ReadResult, MAX_TTL};
+pub use watcher::{OneshotWatcher, PersistentWatcher, WatchedEvent};
+
+/// A handle to a ZooKeeper session.
+///
+/// Cloning is cheap and every clone talks through the same session. The session ends when
+/// [`Client::close`] is called or when the last clone is dropped (then `closeSession` is sent in
+/// the background), or when the server expires it.
+///
+/// # Ordering
+/// Requests are queued when a method is called, not when its future is first polled, so the
+/// order of calls is the order in which the server applies them, and the order in which their
+/// futures complete. Watch events are delivered before the reply to any request that follows
+/// the change that fired them.
+///
+/// # Connection loss
+/// If the connection breaks, requests in flight fail with [`Error::ConnectionLoss`]: they may or
+/// may not have been applied. The client reconnects to the same session on its own (state
+/// `Disconnected`, then `Connected` again); requests made meanwhile wait and are sent after the
+/// reconnect, and watches are re-registered so that changes made meanwhile still fire.
+#[derive(Clone)]
+pub struct Client {
+    shared: Arc<Shared>,
+    tx: mpsc::UnboundedSender<Command>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("session_id", &format_args!("{:#x}", self.session_id()))
+            .field("state", &self.state())
+            .field("chroot", &self.shared.chroot.as_str())
+            .finish()
+    }
+}
+
+impl Client {
+    /// A builder for a client with non-default settings.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// Connects with default settings to `connect_string` (`host:port,host:port[/chroot]`).
+    pub async fn connect(connect_string: &str) -> Result<Client> {
+        Client::builder().connect(connect_string).await
+    }
+
+    pub(crate) fn from_parts(shared: Arc<Shared>, tx: mpsc::UnboundedSender<Command>) -> Client {
+        Client { shared, tx }
+    }
+
+    /// The session id (0 before the first connection).
+    pub fn session_id(&self) -> i64 {
+        self.shared.session_id()
+    }
+
+    /// The session password, with [`Client::session_id`] enough to re-attach to the session.
+    pub fn session_password(&self) -> Bytes {
+        self.shared.password()
+    }
+
+    /// The session timeout the server granted.
+    pub fn negotiated_timeout(&self) -> Duration {
+        self.shared.negotiated_timeout()
+    }
+
+    /// The highest zxid seen in a reply.
+    pub fn last_zxid(&self) -> i64 {
+        self.shared.last_zxid()
+    }
+
+    /// The chroot every path is relative to, if any.
+    pub fn chroot(&self) -> Option<&str> {
+        self.shared.chroot.as_str()
+    }
+
+    /// The current session state.
+    pub fn state(&self) -> SessionState {
+        self.shared.state.get()
+    }
+
+    /// Every session state transition from now on, starting with the current state; the stream
+    /// ends after a terminal state (`Expired`, `AuthFailed`, `Closed`).
+    pub fn state_stream(&self) -> StateStream {
+        self.shared.state.subscribe()
+    }
+
+    /// Waits until the session is connected (returns at once if it is), or fails with the
+    /// terminal error if it ends first.
+    pub async fn wait_connected(&self) -> Result<()> {
+        let mut rx = self.shared.state.watch();
+        let state = *rx.wait_for(|s| s.is_connected() || s.is_terminal()).await.map_err(|_| Error::Closed)?;
+        state.terminal_error().map_or(Ok(()), Err)
+    }
+
+    /// Closes the session: sends `closeSession` (so its ephemeral nodes go at once), waits for
+    /// the server's confirmation (up to a few seconds), and ends every request, watcher and
+    /// stream of the session with [`Error::Closed`]. Closing a session that already ended is a
+    /// no-op.
+    pub async fn close(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Command::Close(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// The server path for a client path, after validating it.
+    fn server_path(&self, path: &str) -> Result<String> {
+        crate::path::validate_path(path)?;
+        Ok(self.shared.chroot.to_server(path))
+    }
+
+    /// The error for a session that no longer takes requests.
+    fn ended(&self) -> Error {
+        self.state().terminal_error().unwrap_or(Error::Closed)
+    }
+
+    /// Encodes `req` and queues it. The returned future resolves with the raw reply.
+    fn send(&self, req: Request, effect: Effect) -> Result<impl Future<Output = Result<RawReply>> + Send + 'static> {
+        let op = req.op_code();
+        let xid = self.shared.next_xid();
+        let mut buf = BytesMut::with_capacity(64 + req.path().map_or(0, str::len));
+        let len = frame::write_request_frame(&mut buf, xid, &req);
+        if len > self.shared.max_frame {
+            return Err(Error::DataTooLarge { size: len, limit: self.shared.max_frame });
+        }
+        let (tx, rx) = oneshot::channel();
+        let out = Outgoing { xid, op, frame: buf.freeze(), responder: Some(tx), effect };
+        if self.tx.send(Command::Request(out)).is_err() {
+            return Err(self.ended());
+        }
+        let span = tracing::debug_span!("zk_request", op = op.name(), path = req.path().unwrap_or(""), xid);
+        let ended = self.clone_ended();
+        Ok(async move {
+            let started = tokio::time::Instant::now();
+            let result = rx.await.unwrap_or_else(|_| Err(ended()));
+            tracing::debug!(
+                latency_us = started.elapsed().as_micros() as u64,
+                error = result.as_ref().err().map(tracing::field::display),
+                "reply"
+            );
+            result
+        }
+        .instrument(span))
+    }
+
+    /// A closure giving the terminal error later, without keeping the session alive.
+    fn clone_ended(&self) -> impl FnOnce() -> Error + Send + 'static {
+        let shared = Arc::downgrade(&self.shared);
+        move || shared.upgrade().and_then(|s| s.state.get().terminal_error()).unwrap_or(Error::Closed)
+    }
+
+    /// Queues `req` and decodes the reply as a [`Response`] to `op`.
+    fn call(&self, req: Request) -> impl Future<Output = Result<Response>> + Send + 'static {
+        let op = req.op_code();
+        let sent = self.send(req, Effect::None);
+        async move { decode(op, sent?.await?) }
+    }
+
+    /// A one-shot watcher about to be registered by a read of `path` (a server path).
+    fn oneshot_watch(&self, kind: WatchKind, path: &str) -> (WatchRegistration, OneshotWatcher) {
+        let id = self.shared.next_watcher_id();
+        let (tx, rx) = oneshot::channel();
+        let reg = WatchRegistration { id, kind, path: path.to_string(), sink: WatchSink::Oneshot(tx) };
+        (reg, OneshotWatcher::new(rx, id, self.tx.downgrade()))
+    }
+
+    /// A persistent watcher about to be registered by `addWatch` on `path` (a server path).
+    fn persistent_watch(&self, kind: WatchKind, path: &str) -> (WatchRegistration, PersistentWatcher) {
+        let id = self.shared.next_watcher_id();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let reg = WatchRegistration { id, kind, path: path.to_string(), sink: WatchSink::Stream(tx) };
+        (reg, PersistentWatcher::new(rx, id, self.tx.downgrade()))
+    }
+}
+
+/// Decodes a reply body.
+fn decode(op: OpCode, raw: RawReply) -> Result<Response> {
+    Ok(Response::decode(op, &mut raw.reader())?)
+}
+
+/// The error for a reply of the wrong shape (a server bug or a protocol mismatch).
+fn unexpected(op: OpCode, resp: &Response) -> Error {
+    Error::Protocol(format!("unexpected {op} reply: {resp:?}"))
+}

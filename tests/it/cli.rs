@@ -1,0 +1,1 @@
+//! Tests of the `conclave` command line (filled in by the CLI work).

@@ -236,6 +236,22 @@ impl Id {
     pub fn authenticated() -> Self {
         Id::new("auth", "")
     }
+
+    /// The `digest` id that `addAuth("digest", "user:password")` yields:
+    /// `digest:user:base64(sha1("user:password"))`.
+    pub fn digest(user: &str, password: &str) -> Self {
+        Id::new("digest", digest_id(&format!("{user}:{password}")))
+    }
+}
+
+/// The digest scheme's id for a credential `user:password`: `user:base64(sha1(credential))`
+/// (the user is the part before the first `:`).
+pub fn digest_id(credential: &str) -> String {
+    use base64::Engine;
+    use sha1::Digest;
+    let user = credential.split(':').next().unwrap_or_default();
+    let hash = sha1::Sha1::digest(credential.as_bytes());
+    format!("{user}:{}", base64::engine::general_purpose::STANDARD.encode(hash))
 }
 
 impl std::fmt::Display for Id {
@@ -512,6 +528,12 @@ mod tests {
         let old = ConnectRequest { read_only: None, ..req };
         assert_eq!(enc(&old).len(), 44);
         assert_eq!(ConnectRequest::decode_bytes(Bytes::from(enc(&old))).unwrap().read_only, None);
+    }
+
+    #[test]
+    fn digest_matches_zookeeper() {
+        assert_eq!(digest_id("bob:secret"), "bob:fyVmFCwVbTJYrznoSu1koqYEYF0=");
+        assert_eq!(Id::digest("super", "admin").id, "super:xQJmxLMiHGwaqBvst5y6rkB6HQs=");
     }
 
     #[test]

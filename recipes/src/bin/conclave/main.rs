@@ -1,1 +1,122 @@
-fn main() {}
+//! `conclave`: the command line of Conclave. It talks to any ZooKeeper ensemble with one command
+//! per operation (`ls`, `get`, `stat`, `create`, `set`, `delete`, `watch`), in plain text for
+//! people and shell scripts, or as JSON with `--json`.
+//!
+//! # Layout
+//! - `main.rs`: the argument grammar (clap derive), the runtime and the dispatch.
+//! - `connect.rs`: the connection flags and opening a session.
+//! - `ops.rs`: the one-shot commands; `watch.rs`: the `watch` command.
+//! - `output.rs`: plain and JSON rendering; `exit.rs`: errors and exit codes.
+//! - `signal.rs`: Ctrl-C and SIGTERM.
+//!
+//! A new command (such as `lock` or `elect`) is a variant of [`ops::ClientCommand`] (or of its
+//! own `Subcommand` enum flattened into [`Command`]) plus a function that returns a
+//! [`ops::Reply`] or writes through [`output::Output`].
+//!
+//! # Output
+//! Plain output is meant for scripts: `ls` prints one child per line (sorted), `get` writes the
+//! data's bytes exactly, `stat` prints `field value` lines, `create` the created path, `set` the
+//! new data version, `delete` nothing, `watch` one `EventType path` line per event. With
+//! `--json`, every command prints one JSON document (`watch`: one per line); node data is a
+//! string when it is valid UTF-8 and an array of byte values otherwise; zxids and session ids are
+//! `0x` hex strings (they do not fit a JSON number safely).
+//!
+//! # Exit codes
+//! Every failure prints one line to stderr, `conclave: <what failed>: <why>`, and exits with a
+//! stable code per class of error:
+//!
+//! | code | meaning |
+//! |------|---------|
+//! | 0 | success (also when the reader of stdout went away, as with `\| head -1`) |
+//! | 1 | any other failure (I/O, protocol error, an unexpected server error) |
+//! | 2 | usage error (unknown flag, missing argument) |
+//! | 3 | the node does not exist (`NONODE`) |
+//! | 4 | the node already exists (`NODEEXISTS`) |
+//! | 5 | version mismatch (`BADVERSION`) |
+//! | 6 | the node has children (`NOTEMPTY`) |
+//! | 7 | not authorized or authentication failed (`NOAUTH`, `AUTHFAILED`) |
+//! | 8 | cannot connect, connection lost, session expired, or no reply in time |
+//! | 9 | invalid path or argument, data too large, or rejected by the server (`BADARGUMENTS`) |
+
+mod connect;
+mod exit;
+mod ops;
+mod output;
+mod signal;
+mod watch;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::connect::ConnectOpts;
+use crate::exit::CliError;
+use crate::output::Output;
+
+/// Command-line grammar of `conclave`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "conclave",
+    version,
+    about = "Conclave: read, write and watch znodes",
+    after_help = exit::EXIT_CODES_HELP
+)]
+pub struct Cli {
+    /// How to reach the servers.
+    #[command(flatten, next_help_heading = "Global options")]
+    pub connect: ConnectOpts,
+
+    /// Print machine-readable JSON: one document per command, one per line for `watch`.
+    /// Node data is a string when valid UTF-8, else an array of byte values; zxids and session
+    /// ids are "0x..." hex strings.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// A client command (see the list of commands).
+    #[command(flatten)]
+    Client(ops::ClientCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Prints help or version (exit 0) or the usage error (exit 2).
+        Err(e) => e.exit(),
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => e.report(),
+    }
+}
+
+/// Sets up logging and the runtime, then runs the command.
+fn run(cli: Cli) -> Result<(), CliError> {
+    let mut out = Output::new(cli.json);
+    match cli.command {
+        Command::Client(cmd) => {
+            // The client logs nothing unless asked: stderr is reserved for the one error line.
+            init_tracing("off");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| CliError::io("start the runtime", e))?;
+            rt.block_on(ops::run(cmd, &cli.connect, &mut out))
+        }
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (or `default` when unset or invalid).
+fn init_tracing(default: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // Fails only if a subscriber is already set, which cannot happen here.
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

@@ -1,0 +1,187 @@
+//! Failures of the command line and their exit codes. Every failure is a [`CliError`]: what
+//! failed (the context, such as `get /a`), why, and an [`ExitClass`] that fixes the exit code.
+//! [`CliError::report`] prints the one line `conclave: <context>: <why>` to stderr and returns
+//! the code. The codes are part of the command line's interface: scripts branch on them, so they
+//! never change meaning.
+
+use std::fmt;
+use std::io;
+use std::process::ExitCode;
+
+use conclave_core::Error;
+
+/// The exit-code table, shown at the end of `--help`.
+pub const EXIT_CODES_HELP: &str = "\
+Exit status:
+  0  success (also when the reader of stdout went away, as with `| head -1`)
+  1  any other failure (I/O, protocol error, an unexpected server error)
+  2  usage error (unknown flag, missing argument)
+  3  the node does not exist (NONODE)
+  4  the node already exists (NODEEXISTS)
+  5  version mismatch (BADVERSION)
+  6  the node has children (NOTEMPTY)
+  7  not authorized or authentication failed (NOAUTH, AUTHFAILED)
+  8  cannot connect, connection lost, session expired, or no reply in time
+  9  invalid path or argument, data too large, or rejected by the server (BADARGUMENTS)
+
+Environment:
+  CONCLAVE_CONNECT  default for --connect (else 127.0.0.1:2181)
+  RUST_LOG          log filter for stderr (default: off)";
+
+/// A class of failure, one per exit code (see [`EXIT_CODES_HELP`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitClass {
+    /// 0: not a failure to report (stdout was closed by its reader).
+    Quiet = 0,
+    /// 1: anything without a class of its own.
+    Other = 1,
+    /// 3: `NONODE`.
+    NoNode = 3,
+    /// 4: `NODEEXISTS`.
+    NodeExists = 4,
+    /// 5: `BADVERSION`.
+    BadVersion = 5,
+    /// 6: `NOTEMPTY`.
+    NotEmpty = 6,
+    /// 7: `NOAUTH`, `AUTHFAILED`, SASL required.
+    Auth = 7,
+    /// 8: no connection, lost connection, expired session, timeout.
+    Connection = 8,
+    /// 9: a request that is invalid before or at the server.
+    Invalid = 9,
+}
+
+impl ExitClass {
+    /// The class of a client or server error.
+    pub fn of(e: &Error) -> ExitClass {
+        match e {
+            Error::NoNode => ExitClass::NoNode,
+            Error::NodeExists => ExitClass::NodeExists,
+            Error::BadVersion => ExitClass::BadVersion,
+            Error::NotEmpty => ExitClass::NotEmpty,
+            Error::NoAuth | Error::AuthFailed | Error::SessionClosedRequireSaslAuth => ExitClass::Auth,
+            Error::Connect(_)
+            | Error::ConnectionLoss
+            | Error::SessionExpired
+            | Error::SessionMoved
+            | Error::UnknownSession
+            | Error::OperationTimeout
+            | Error::RequestTimeout
+            | Error::Closed => ExitClass::Connection,
+            Error::InvalidPath { .. }
+            | Error::DataTooLarge { .. }
+            | Error::InvalidArgument(_)
+            | Error::BadArguments
+            | Error::InvalidAcl
+            | Error::NoChildrenForEphemerals => ExitClass::Invalid,
+            Error::MultiFailed { source, .. } => ExitClass::of(source),
+            _ => ExitClass::Other,
+        }
+    }
+}
+
+/// A failure: what was being done, why it failed, and its exit class.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CliError {
+    context: String,
+    reason: String,
+    class: ExitClass,
+}
+
+impl CliError {
+    /// A failure with an explicit class.
+    pub fn new(context: impl Into<String>, reason: impl Into<String>, class: ExitClass) -> CliError {
+        CliError { context: context.into(), reason: reason.into(), class }
+    }
+
+    /// A client or server error while doing `context`: the reason is the error's text followed
+    /// by its ZooKeeper code name, such as `node does not exist (NONODE)`.
+    pub fn zk(context: impl Into<String>, e: &Error) -> CliError {
+        let reason = match (e, e.code()) {
+            (Error::MultiFailed { source, .. }, _) => return CliError::zk(context, source),
+            (_, Some(code)) => format!("{e} ({})", code.name()),
+            (_, None) => e.to_string(),
+        };
+        CliError::new(context, reason, ExitClass::of(e))
+    }
+
+    /// A failure to open a session to `target` (the connect string).
+    pub fn connect(target: &str, e: &Error) -> CliError {
+        let context = format!("cannot connect to {target}");
+        match e {
+            // The session reports the last attempt as `host:port: why`; with a single host that
+            // repeats the context.
+            Error::Connect(why) => {
+                let hosts = target.split('/').next().unwrap_or(target);
+                let why = why.strip_prefix(hosts).and_then(|w| w.strip_prefix(": ")).unwrap_or(why);
+                CliError::new(context, why, ExitClass::Connection)
+            }
+            other => CliError::zk(context, other),
+        }
+    }
+
+    /// An I/O failure while doing `context` (class 1).
+    pub fn io(context: impl Into<String>, e: io::Error) -> CliError {
+        CliError::new(context, e.to_string(), ExitClass::Other)
+    }
+
+    /// A failed write to stdout: quiet if the reader closed the pipe, class 1 otherwise.
+    pub fn stdout(e: io::Error) -> CliError {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            CliError::new("write to stdout", "broken pipe", ExitClass::Quiet)
+        } else {
+            CliError::io("write to stdout", e)
+        }
+    }
+
+    /// The exit class.
+    pub fn class(&self) -> ExitClass {
+        self.class
+    }
+
+    /// Prints the error line (unless the class is quiet) and gives the exit code.
+    pub fn report(&self) -> ExitCode {
+        if self.class != ExitClass::Quiet {
+            eprintln!("conclave: {self}");
+        }
+        ExitCode::from(self.class as u8)
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.context, self.reason)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_errors_name_their_code() {
+        let e = CliError::zk("get /a", &Error::NoNode);
+        assert_eq!(e.to_string(), "get /a: node does not exist (NONODE)");
+        assert_eq!(e.class(), ExitClass::NoNode);
+        let multi = Error::MultiFailed { index: 0, source: Box::new(Error::BadVersion) };
+        assert_eq!(CliError::zk("x", &multi).class(), ExitClass::BadVersion);
+    }
+
+    #[test]
+    fn connect_errors_do_not_repeat_the_host() {
+        let e = CliError::connect("127.0.0.1:1", &Error::Connect("127.0.0.1:1: Connection refused".into()));
+        assert_eq!(e.to_string(), "cannot connect to 127.0.0.1:1: Connection refused");
+        assert_eq!(e.class(), ExitClass::Connection);
+        let e = CliError::connect("a:1,b:2/app", &Error::Connect("b:2: timed out".into()));
+        assert_eq!(e.to_string(), "cannot connect to a:1,b:2/app: b:2: timed out");
+    }
+
+    #[test]
+    fn classes_cover_the_table() {
+        assert_eq!(ExitClass::of(&Error::AuthFailed), ExitClass::Auth);
+        assert_eq!(ExitClass::of(&Error::SessionExpired), ExitClass::Connection);
+        assert_eq!(ExitClass::of(&Error::DataTooLarge { size: 2, limit: 1 }), ExitClass::Invalid);
+        assert_eq!(ExitClass::of(&Error::Unimplemented), ExitClass::Other);
+        assert_eq!(CliError::stdout(io::ErrorKind::BrokenPipe.into()).class(), ExitClass::Quiet);
+    }
+}

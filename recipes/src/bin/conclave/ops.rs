@@ -1,0 +1,263 @@
+//! The client commands: their arguments ([`ClientCommand`]) and how each runs. A one-shot
+//! command checks its arguments and reads its input first (a bad path fails with exit code 9
+//! without touching the network), then opens a session, sends one request, closes the session
+//! (so ephemeral nodes go at once) and prints the [`Reply`]. `watch` lives in `watch.rs`.
+//!
+//! Adding a command: add a variant to [`ClientCommand`], turn it into a checked [`OneShot`] in
+//! [`run`] and send its request in [`OneShot::execute`]; a long-running command gets a module of
+//! its own, like `watch.rs`, and [`run`] hands it over.
+
+use std::io::Read;
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::{Args, Subcommand};
+use conclave_core::client::MAX_TTL;
+use conclave_core::path::{validate_path, validate_sequential_path};
+use conclave_core::{Client, CreateMode, CreateOptions, Error};
+
+use crate::connect::ConnectOpts;
+use crate::exit::{CliError, ExitClass};
+use crate::output::{Output, Reply};
+use crate::watch::{self, WatchArgs};
+
+/// The commands that talk to a server.
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// List a node's children, one per line, sorted.
+    Ls {
+        /// The node.
+        path: String,
+    },
+    /// Print a node's data.
+    ///
+    /// The bytes are written exactly as stored (no newline is added), so `conclave get /a >
+    /// file` copies the data; on a terminal a newline is added when the data does not end with
+    /// one. With --json: {"path", "data", "stat"}.
+    Get {
+        /// The node.
+        path: String,
+    },
+    /// Print a node's stat, one `field value` line per field.
+    ///
+    /// Fields: czxid, mzxid, pzxid (0x hex), ctime, mtime (ms since the epoch), version,
+    /// cversion, aversion, ephemeralOwner (0x hex session id, 0x0 if persistent), dataLength,
+    /// numChildren.
+    Stat {
+        /// The node.
+        path: String,
+    },
+    /// Create a node and print its path (with the sequence suffix for -s).
+    ///
+    /// An ephemeral node (-e) belongs to the session of this command, which ends when the
+    /// command exits: the node is deleted right away. That is ZooKeeper's rule, not a bug; use
+    /// a long-lived client to hold ephemeral nodes.
+    Create(CreateArgs),
+    /// Set a node's data and print its new data version.
+    Set {
+        /// Only if the node's data version is VERSION (else exit code 5).
+        #[arg(short = 'v', long, value_name = "VERSION", allow_negative_numbers = true)]
+        version: Option<i32>,
+        /// The node.
+        path: String,
+        /// The new data; `-` reads it from stdin.
+        data: String,
+    },
+    /// Delete a node (it must have no children); prints nothing.
+    Delete {
+        /// Only if the node's data version is VERSION (else exit code 5).
+        #[arg(short = 'v', long, value_name = "VERSION", allow_negative_numbers = true)]
+        version: Option<i32>,
+        /// The node.
+        path: String,
+    },
+    /// Print the node's events as they happen, one `EventType path` line each, until Ctrl-C
+    /// or SIGTERM (exit 0).
+    ///
+    /// Uses a persistent watch (ZooKeeper 3.6+): NodeCreated, NodeDeleted, NodeDataChanged and
+    /// NodeChildrenChanged on the node, or with --recursive NodeCreated, NodeDeleted and
+    /// NodeDataChanged on the node and all its descendants. The node need not exist. Events
+    /// that happen while the client is reconnecting are not replayed. With --json, one
+    /// {"event", "path", "zxid"} object per line.
+    Watch(WatchArgs),
+}
+
+/// Arguments of `create`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Ephemeral: deleted when this command's session ends, i.e. as soon as it exits.
+    #[arg(short = 'e', long)]
+    pub ephemeral: bool,
+    /// Sequential: the server appends a 10-digit counter to the name.
+    #[arg(short = 's', long)]
+    pub sequential: bool,
+    /// Container: the server deletes it once it has had children and has none left.
+    #[arg(long, conflicts_with_all = ["ephemeral", "sequential", "ttl"])]
+    pub container: bool,
+    /// Time to live in ms: the server deletes the node when it has no children and was not
+    /// modified for that long (needs a server with TTL nodes enabled).
+    #[arg(long, value_name = "MS", conflicts_with = "ephemeral",
+          value_parser = clap::value_parser!(u64).range(1..=MAX_TTL.as_millis() as u64))]
+    pub ttl: Option<u64>,
+    /// The node to create; with -s, the prefix of its name.
+    pub path: String,
+    /// The initial data (default empty); `-` reads it from stdin.
+    pub data: Option<String>,
+}
+
+impl CreateArgs {
+    /// The create options the flags ask for.
+    pub fn options(&self) -> CreateOptions {
+        let mode = match (self.container, self.ttl.is_some(), self.ephemeral, self.sequential) {
+            (true, ..) => CreateMode::Container,
+            (_, true, _, false) => CreateMode::PersistentWithTtl,
+            (_, true, _, true) => CreateMode::PersistentSequentialWithTtl,
+            (_, _, true, false) => CreateMode::Ephemeral,
+            (_, _, true, true) => CreateMode::EphemeralSequential,
+            (_, _, false, true) => CreateMode::PersistentSequential,
+            (_, _, false, false) => CreateMode::Persistent,
+        };
+        let options = CreateOptions::new(mode);
+        match self.ttl {
+            Some(ms) => options.ttl(Duration::from_millis(ms)),
+            None => options,
+        }
+    }
+}
+
+/// Runs a client command.
+pub async fn run(cmd: ClientCommand, opts: &ConnectOpts, out: &mut Output) -> Result<(), CliError> {
+    let op = match cmd {
+        ClientCommand::Ls { path } => OneShot::Ls(checked("ls", path)?),
+        ClientCommand::Get { path } => OneShot::Get(checked("get", path)?),
+        ClientCommand::Stat { path } => OneShot::Stat(checked("stat", path)?),
+        ClientCommand::Create(args) => {
+            let context = format!("create {}", args.path);
+            let valid = if args.sequential { validate_sequential_path(&args.path) } else { validate_path(&args.path) };
+            valid.map_err(|e| CliError::zk(context.as_str(), &e))?;
+            let data = read_data(args.data.as_deref(), &context)?;
+            OneShot::Create { options: args.options(), path: args.path, data }
+        }
+        ClientCommand::Set { version, path, data } => {
+            let path = checked("set", path)?;
+            let data = read_data(Some(&data), &format!("set {path}"))?;
+            OneShot::Set { path, data, version }
+        }
+        ClientCommand::Delete { version, path } => OneShot::Delete { path: checked("delete", path)?, version },
+        ClientCommand::Watch(args) => return watch::run(&args, opts, out).await,
+    };
+    let client = opts.connect().await?;
+    let result = tokio::time::timeout(opts.session_timeout(), op.execute(&client)).await;
+    client.close().await;
+    let reply = match result {
+        Ok(Ok(reply)) => reply,
+        Ok(Err(e)) => return Err(CliError::zk(op.context(), &e)),
+        Err(_) => {
+            let why = format!("no reply within {} ms (connection lost?)", opts.session_timeout_ms);
+            return Err(CliError::new(op.context(), why, ExitClass::Connection));
+        }
+    };
+    out.reply(&reply)
+}
+
+/// `path` if it is a valid znode path, else the error of `verb path` (exit code 9), so that a
+/// bad path fails before connecting.
+fn checked(verb: &str, path: String) -> Result<String, CliError> {
+    match validate_path(&path) {
+        Ok(()) => Ok(path),
+        Err(e) => Err(CliError::zk(format!("{verb} {path}"), &e)),
+    }
+}
+
+/// The data argument as bytes: empty when absent, stdin for `-`.
+fn read_data(arg: Option<&str>, context: &str) -> Result<Bytes, CliError> {
+    match arg {
+        None => Ok(Bytes::new()),
+        Some("-") => {
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .lock()
+                .read_to_end(&mut buf)
+                .map_err(|e| CliError::io(format!("{context}: read stdin"), e))?;
+            Ok(buf.into())
+        }
+        Some(s) => Ok(Bytes::copy_from_slice(s.as_bytes())),
+    }
+}
+
+/// A one-shot command with its arguments checked and its data read: one request.
+#[derive(Debug)]
+enum OneShot {
+    Ls(String),
+    Get(String),
+    Stat(String),
+    Create { path: String, data: Bytes, options: CreateOptions },
+    Set { path: String, data: Bytes, version: Option<i32> },
+    Delete { path: String, version: Option<i32> },
+}
+
+impl OneShot {
+    /// What the command does, for error messages (`get /a`).
+    fn context(&self) -> String {
+        match self {
+            OneShot::Ls(path) => format!("ls {path}"),
+            OneShot::Get(path) => format!("get {path}"),
+            OneShot::Stat(path) => format!("stat {path}"),
+            OneShot::Create { path, .. } => format!("create {path}"),
+            OneShot::Set { path, .. } => format!("set {path}"),
+            OneShot::Delete { path, .. } => format!("delete {path}"),
+        }
+    }
+
+    /// Sends the request and shapes its result.
+    async fn execute(&self, client: &Client) -> Result<Reply, Error> {
+        Ok(match self {
+            OneShot::Ls(path) => {
+                let mut children = client.get_children(path).await?;
+                children.sort();
+                Reply::Children { path: path.clone(), children }
+            }
+            OneShot::Get(path) => {
+                let (data, stat) = client.get_data(path).await?;
+                Reply::Data { path: path.clone(), data, stat }
+            }
+            OneShot::Stat(path) => {
+                let stat = client.exists(path).await?.ok_or(Error::NoNode)?;
+                Reply::Stat { path: path.clone(), stat }
+            }
+            OneShot::Create { path, data, options } => {
+                let (path, stat) = client.create(path, data, options.clone()).await?;
+                Reply::Created { path, stat }
+            }
+            OneShot::Set { path, data, version } => {
+                let stat = client.set_data(path, data, *version).await?;
+                Reply::Set { path: path.clone(), stat }
+            }
+            OneShot::Delete { path, version } => {
+                client.delete(path, *version).await?;
+                Reply::Deleted { path: path.clone() }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn create(flags: (bool, bool, bool, Option<u64>)) -> CreateMode {
+        let (ephemeral, sequential, container, ttl) = flags;
+        CreateArgs { ephemeral, sequential, container, ttl, path: "/a".into(), data: None }.options().mode
+    }
+
+    #[test]
+    fn create_flags_pick_the_mode() {
+        assert_eq!(create((false, false, false, None)), CreateMode::Persistent);
+        assert_eq!(create((false, true, false, None)), CreateMode::PersistentSequential);
+        assert_eq!(create((true, false, false, None)), CreateMode::Ephemeral);
+        assert_eq!(create((true, true, false, None)), CreateMode::EphemeralSequential);
+        assert_eq!(create((false, false, true, None)), CreateMode::Container);
+        assert_eq!(create((false, false, false, Some(5))), CreateMode::PersistentWithTtl);
+        assert_eq!(create((false, true, false, Some(5))), CreateMode::PersistentSequentialWithTtl);
+    }
+}

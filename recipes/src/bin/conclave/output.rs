@@ -1,0 +1,228 @@
+//! What the commands print. A command produces a [`Reply`] (or, for `watch`, a stream of
+//! events), and [`Output`] renders it either as plain text for shells or, with `--json`, as one
+//! JSON document per reply or event. All of stdout goes through here, flushed after each
+//! document so that `watch` lines reach a pipe as they happen.
+//!
+//! Plain formats:
+//! - `ls`: one child per line, sorted.
+//! - `get`: the data's bytes exactly as stored; when stdout is a terminal, a newline is added if
+//!   the data does not end with one (so the prompt starts on its own line).
+//! - `stat`: one `field value` line per field, zxids and the owner in `0x` hex, times in ms since
+//!   the epoch.
+//! - `create`: the created path; `set`: the new data version; `delete`: nothing.
+//! - `watch`: `EventType path`, such as `NodeDataChanged /a`.
+//!
+//! JSON data is a string when it is valid UTF-8, otherwise an array of byte values; zxids and
+//! session ids are `0x` hex strings, since 64-bit ids do not survive a JSON number in every
+//! reader. A watch event's `zxid` is null when the server did not send one.
+
+use std::io::{self, IsTerminal, Write};
+
+use bytes::Bytes;
+use conclave_core::{EventType, Stat, WatchedEvent};
+use serde_json::{json, Value};
+
+use crate::exit::CliError;
+
+/// The result of a one-shot command, ready to print.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// `ls`: the (sorted) children of `path`.
+    Children {
+        /// The listed node.
+        path: String,
+        /// Its children's names.
+        children: Vec<String>,
+    },
+    /// `get`: a node's data and stat.
+    Data {
+        /// The node.
+        path: String,
+        /// Its data.
+        data: Bytes,
+        /// Its stat.
+        stat: Stat,
+    },
+    /// `stat`: a node's stat.
+    Stat {
+        /// The node.
+        path: String,
+        /// Its stat.
+        stat: Stat,
+    },
+    /// `create`: the created node.
+    Created {
+        /// The created path, with the sequence suffix if any.
+        path: String,
+        /// The new node's stat.
+        stat: Stat,
+    },
+    /// `set`: the node's new stat.
+    Set {
+        /// The node.
+        path: String,
+        /// Its stat after the write.
+        stat: Stat,
+    },
+    /// `delete`: the node is gone.
+    Deleted {
+        /// The deleted node.
+        path: String,
+    },
+}
+
+/// Writes replies and events to stdout, plain or JSON.
+#[derive(Debug)]
+pub struct Output {
+    json: bool,
+}
+
+impl Output {
+    /// An output in JSON (`--json`) or plain mode.
+    pub fn new(json: bool) -> Output {
+        Output { json }
+    }
+
+    /// Prints a command's reply.
+    pub fn reply(&mut self, reply: &Reply) -> Result<(), CliError> {
+        if self.json {
+            return self.json_line(&reply_json(reply));
+        }
+        let mut text = Vec::new();
+        match reply {
+            Reply::Children { children, .. } => {
+                for child in children {
+                    text.extend_from_slice(child.as_bytes());
+                    text.push(b'\n');
+                }
+            }
+            Reply::Data { data, .. } => {
+                text.extend_from_slice(data);
+                if !data.is_empty() && !data.ends_with(b"\n") && io::stdout().is_terminal() {
+                    text.push(b'\n');
+                }
+            }
+            Reply::Stat { stat, .. } => {
+                for (field, value) in stat_fields(stat) {
+                    text.extend_from_slice(format!("{field} {}\n", plain(&value)).as_bytes());
+                }
+            }
+            Reply::Created { path, .. } => text.extend_from_slice(format!("{path}\n").as_bytes()),
+            Reply::Set { stat, .. } => text.extend_from_slice(format!("{}\n", stat.version).as_bytes()),
+            Reply::Deleted { .. } => {}
+        }
+        self.write(&text)
+    }
+
+    /// Prints a watch event.
+    pub fn event(&mut self, event: &WatchedEvent) -> Result<(), CliError> {
+        let kind = event_name(event.event_type);
+        if self.json {
+            // A negative zxid means the server did not tell (ZooKeeper before 3.9 sends -1).
+            let zxid = if event.zxid < 0 { Value::Null } else { hex(event.zxid) };
+            self.json_line(&json!({ "event": kind, "path": event.path, "zxid": zxid }))
+        } else {
+            self.write(format!("{kind} {}\n", event.path).as_bytes())
+        }
+    }
+
+    fn json_line(&mut self, doc: &Value) -> Result<(), CliError> {
+        self.write(format!("{doc}\n").as_bytes())
+    }
+
+    /// Writes and flushes, so each document reaches a pipe at once.
+    fn write(&mut self, bytes: &[u8]) -> Result<(), CliError> {
+        let mut stdout = io::stdout().lock();
+        stdout.write_all(bytes).and_then(|()| stdout.flush()).map_err(CliError::stdout)
+    }
+}
+
+/// The JSON document for a reply.
+fn reply_json(reply: &Reply) -> Value {
+    match reply {
+        Reply::Children { path, children } => json!({ "path": path, "children": children }),
+        Reply::Data { path, data, stat } => json!({ "path": path, "data": data_json(data), "stat": stat_json(stat) }),
+        Reply::Stat { path, stat } => json!({ "path": path, "stat": stat_json(stat) }),
+        Reply::Created { path, stat } => json!({ "path": path, "stat": stat_json(stat) }),
+        Reply::Set { path, stat } => json!({ "path": path, "version": stat.version, "stat": stat_json(stat) }),
+        Reply::Deleted { path } => json!({ "path": path, "deleted": true }),
+    }
+}
+
+/// Data as a JSON string when it is UTF-8, else as an array of byte values.
+pub fn data_json(data: &[u8]) -> Value {
+    match std::str::from_utf8(data) {
+        Ok(s) => Value::from(s),
+        Err(_) => Value::from(data.to_vec()),
+    }
+}
+
+/// A stat as a JSON object with the names of [`stat_fields`].
+pub fn stat_json(stat: &Stat) -> Value {
+    Value::Object(stat_fields(stat).into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+}
+
+/// The stat's fields in display order, with zxids and the owner as `0x` hex strings.
+fn stat_fields(stat: &Stat) -> [(&'static str, Value); 11] {
+    [
+        ("czxid", hex(stat.czxid)),
+        ("mzxid", hex(stat.mzxid)),
+        ("pzxid", hex(stat.pzxid)),
+        ("ctime", stat.ctime.into()),
+        ("mtime", stat.mtime.into()),
+        ("version", stat.version.into()),
+        ("cversion", stat.cversion.into()),
+        ("aversion", stat.aversion.into()),
+        ("ephemeralOwner", hex(stat.ephemeral_owner)),
+        ("dataLength", stat.data_length.into()),
+        ("numChildren", stat.num_children.into()),
+    ]
+}
+
+/// A 64-bit id as zkCli prints it: `0x` and the two's-complement hex digits.
+fn hex(v: i64) -> Value {
+    Value::from(format!("{v:#x}"))
+}
+
+/// A scalar JSON value without quotes.
+fn plain(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The Java client's name for an event type (`Watcher.Event.EventType`).
+pub fn event_name(t: EventType) -> &'static str {
+    match t {
+        EventType::None => "None",
+        EventType::NodeCreated => "NodeCreated",
+        EventType::NodeDeleted => "NodeDeleted",
+        EventType::NodeDataChanged => "NodeDataChanged",
+        EventType::NodeChildrenChanged => "NodeChildrenChanged",
+        EventType::DataWatchRemoved => "DataWatchRemoved",
+        EventType::ChildWatchRemoved => "ChildWatchRemoved",
+        EventType::PersistentWatchRemoved => "PersistentWatchRemoved",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_is_a_string_only_when_utf8() {
+        assert_eq!(data_json(b"hi"), json!("hi"));
+        assert_eq!(data_json(&[0xff, 0]), json!([255, 0]));
+    }
+
+    #[test]
+    fn stat_uses_hex_ids() {
+        let stat = Stat { czxid: 26, ephemeral_owner: -1, version: 3, ..Stat::default() };
+        let v = stat_json(&stat);
+        assert_eq!(v["czxid"], json!("0x1a"));
+        assert_eq!(v["ephemeralOwner"], json!("0xffffffffffffffff"));
+        assert_eq!(v["version"], json!(3));
+        assert_eq!(v.as_object().map(|o| o.len()), Some(11));
+    }
+}

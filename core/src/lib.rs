@@ -10,6 +10,7 @@ pub mod client;
 pub mod error;
 pub mod path;
 pub mod proto;
+pub mod server;
 pub mod session;
 
 pub use client::{
@@ -18,4 +19,5 @@ pub use client::{
 };
 pub use error::{Error, Result};
 pub use proto::{Acl, AddWatchMode, ClientInfo, CreateMode, ErrorCode, EventType, Id, Perms, Stat, WatcherType};
+pub use server::{Faults, Server, ServerBuilder, ServerHandle};
 pub use session::{SessionState, StateStream};

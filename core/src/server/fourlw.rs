@@ -1,0 +1,298 @@
+//! Four-letter words: plain-text admin commands sent as the first 4 bytes of a fresh connection
+//! on the client port, answered, then the connection is closed.
+//!
+//! Every word here is enabled. A real ZooKeeper runs only the words in
+//! `4lw.commands.whitelist`, whose default is `srvr` alone (and answers the others with "... is
+//! not executed because it is not in the whitelist."). The formats follow 3.8.0's output, as
+//! measured: `srvr`, `stat`, `mntr` (the common `zk_*` keys), `envi` (with the
+//! `zookeeper.version=` line kazoo's `server_version()` parses), `isro`, `conf`, `cons`, `crst`,
+//! `srst`, `wchs`, `wchc`, `wchp` and `dump`. Latencies are reported as 0: requests are applied
+//! synchronously, in well under the millisecond ZooKeeper reports in.
+
+use std::fmt::Write as _;
+
+use super::state::{Conn, State};
+use super::Shared;
+
+/// The version the server reports: the 3.8.0 protocol it speaks, then who it is.
+pub(crate) const VERSION: &str = concat!("3.8.0-conclave-", env!("CARGO_PKG_VERSION"), ", built on unknown");
+
+/// A four-letter word the server answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Word {
+    Ruok,
+    Srvr,
+    Stat,
+    Mntr,
+    Envi,
+    Isro,
+    Conf,
+    Cons,
+    Crst,
+    Srst,
+    Wchs,
+    Wchc,
+    Wchp,
+    Dump,
+}
+
+impl Word {
+    /// The word spelled by the first 4 bytes of a connection, if it is one.
+    pub(crate) fn parse(b: &[u8]) -> Option<Word> {
+        Some(match b {
+            b"ruok" => Word::Ruok,
+            b"srvr" => Word::Srvr,
+            b"stat" => Word::Stat,
+            b"mntr" => Word::Mntr,
+            b"envi" => Word::Envi,
+            b"isro" => Word::Isro,
+            b"conf" => Word::Conf,
+            b"cons" => Word::Cons,
+            b"crst" => Word::Crst,
+            b"srst" => Word::Srst,
+            b"wchs" => Word::Wchs,
+            b"wchc" => Word::Wchc,
+            b"wchp" => Word::Wchp,
+            b"dump" => Word::Dump,
+            _ => return None,
+        })
+    }
+}
+
+/// `Sat Nov 21 09:01:08 UTC 2026`, Java's `Date.toString()` in UTC.
+fn java_date(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let weekday = (days + 4).rem_euclid(7) as usize;
+    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    format!(
+        "{} {} {:02} {:02}:{:02}:{:02} UTC {}",
+        DAYS[weekday],
+        MONTHS[(month - 1) as usize],
+        day,
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        year
+    )
+}
+
+fn open_fds() -> Option<usize> {
+    std::fs::read_dir("/proc/self/fd").ok().map(|d| d.count())
+}
+
+fn stats_tail(st: &State, out: &mut String) {
+    let _ = write!(
+        out,
+        "Latency min/avg/max: 0/0.0/0\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: 0\nZxid: 0x{:x}\nMode: standalone\nNode count: {}\n",
+        st.received,
+        st.sent_total(),
+        st.conns.len(),
+        st.zxid,
+        st.tree.java_node_count()
+    );
+}
+
+fn conn_line(st: &State, c: &Conn, full: bool) -> String {
+    let mut s = format!(
+        " {}[{}](queued={},recved={},sent={}",
+        c.peer.display,
+        u8::from(c.session.is_some()),
+        c.outbox.queued(),
+        c.received,
+        c.outbox.frames().saturating_sub(c.sent_base)
+    );
+    if let (true, Some(sid)) = (full, c.session) {
+        let to = st.sessions.get(sid).map_or(0, |s| s.timeout);
+        let _ = write!(
+            s,
+            ",sid=0x{sid:x},lop={},est={},to={to},lcxid=0x{:x},lzxid=0x{:x},lresp={},llat=0,minlat=0,avglat=0,maxlat=0",
+            c.last_op, c.established, c.last_cxid, c.last_zxid, c.last_response
+        );
+    }
+    s.push_str(")\n");
+    s
+}
+
+fn sorted_conns(st: &State) -> Vec<&Conn> {
+    let mut conns: Vec<&Conn> = st.conns.values().collect();
+    conns.sort_by_key(|c| c.established);
+    conns
+}
+
+/// The text answer to `word`.
+pub(crate) fn answer(word: Word, shared: &Shared) -> String {
+    let now = shared.now();
+    let mut st = shared.lock_state();
+    let mut out = String::new();
+    match word {
+        Word::Ruok => out.push_str("imok"),
+        Word::Srvr => {
+            let _ = writeln!(out, "Zookeeper version: {VERSION}");
+            stats_tail(&st, &mut out);
+        }
+        Word::Stat => {
+            let _ = writeln!(out, "Zookeeper version: {VERSION}\nClients:");
+            for c in sorted_conns(&st) {
+                out.push_str(&conn_line(&st, c, false));
+            }
+            out.push('\n');
+            stats_tail(&st, &mut out);
+        }
+        Word::Cons => {
+            for c in sorted_conns(&st) {
+                out.push_str(&conn_line(&st, c, true));
+            }
+            out.push('\n');
+        }
+        Word::Mntr => {
+            let w = st.watches.counts();
+            let mut kv = vec![
+                ("zk_version", VERSION.to_string()),
+                ("zk_server_state", "standalone".into()),
+                ("zk_ephemerals_count", st.tree.ephemeral_count().to_string()),
+                ("zk_num_alive_connections", st.conns.len().to_string()),
+                ("zk_avg_latency", "0.0".into()),
+                ("zk_outstanding_requests", "0".into()),
+                ("zk_znode_count", st.tree.java_node_count().to_string()),
+                ("zk_global_sessions", st.sessions.len().to_string()),
+                ("zk_packets_sent", st.sent_total().to_string()),
+                ("zk_packets_received", st.received.to_string()),
+                ("zk_watch_count", (w.data_watches + w.child_watches).to_string()),
+                ("zk_min_latency", "0".into()),
+                ("zk_max_latency", "0".into()),
+                ("zk_approximate_data_size", st.tree.approximate_data_size().to_string()),
+                ("zk_uptime", now.ms.to_string()),
+                ("zk_local_sessions", "0".into()),
+            ];
+            if let Some(n) = open_fds() {
+                kv.push(("zk_open_file_descriptor_count", n.to_string()));
+            }
+            for (k, v) in kv {
+                let _ = writeln!(out, "{k}\t{v}");
+            }
+        }
+        Word::Envi => {
+            let host = std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_default();
+            let _ = writeln!(out, "Environment:\nzookeeper.version={VERSION}");
+            let _ = writeln!(out, "host.name={}", if host.is_empty() { "localhost" } else { &host });
+            let _ = writeln!(out, "os.name={}\nos.arch={}", std::env::consts::OS, std::env::consts::ARCH);
+            let _ = writeln!(out, "user.name={}", std::env::var("USER").unwrap_or_default());
+            let dir = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default();
+            let _ = writeln!(out, "user.dir={dir}");
+        }
+        Word::Isro => out.push_str("rw"),
+        Word::Conf => {
+            let cfg = &shared.cfg;
+            let _ = write!(
+                out,
+                "clientPort={}\nsecureClientPort=-1\ntickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\nmaxSessionTimeout={}\nclientPortListenBacklog=-1\nserverId=0\n",
+                shared.local_addr.map_or(0, |a| a.port()),
+                cfg.tick_ms(),
+                cfg.max_connections_per_ip,
+                cfg.min_session_ms(),
+                cfg.max_session_ms()
+            );
+        }
+        Word::Crst => {
+            for c in st.conns.values_mut() {
+                c.received = 0;
+                c.sent_base = c.outbox.frames();
+            }
+            out.push_str("Connection stats reset.\n");
+        }
+        Word::Srst => {
+            st.reset_server_stats();
+            out.push_str("Server stats reset.\n");
+        }
+        Word::Wchs => {
+            let w = st.watches.counts();
+            let _ = write!(
+                out,
+                "{} connections watching {} paths\nTotal watches:{}\n",
+                w.connections, w.paths, w.data_watches
+            );
+        }
+        Word::Wchc => {
+            for (conn, paths) in st.watches.data_paths_by_conn() {
+                let sid = st.conns.get(&conn).and_then(|c| c.session).unwrap_or(0);
+                let _ = writeln!(out, "0x{sid:x}");
+                for p in paths {
+                    let _ = writeln!(out, "\t{p}");
+                }
+            }
+            out.push('\n');
+        }
+        Word::Wchp => {
+            for (path, conns) in st.watches.data_conns_by_path() {
+                let _ = writeln!(out, "{path}");
+                for conn in conns {
+                    let sid = st.conns.get(&conn).and_then(|c| c.session).unwrap_or(0);
+                    let _ = writeln!(out, "\t0x{sid:x}");
+                }
+            }
+            out.push('\n');
+        }
+        Word::Dump => dump(shared, &st, &mut out),
+    }
+    out
+}
+
+fn dump(shared: &Shared, st: &State, out: &mut String) {
+    let mut by_expiry: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
+    for s in st.sessions.iter() {
+        by_expiry.entry(s.expires_at).or_default().push(s.id);
+    }
+    let _ = writeln!(out, "SessionTracker dump:\nSession Sets ({})/({}):", by_expiry.len(), st.sessions.len());
+    for (at, mut ids) in by_expiry {
+        ids.sort_unstable();
+        let _ = writeln!(out, "{} expire at {}:", ids.len(), java_date(shared.wall_at(at)));
+        for id in ids {
+            let _ = writeln!(out, "\t0x{id:x}");
+        }
+    }
+    let eph = st.tree.ephemerals_by_session();
+    let _ = writeln!(out, "ephemeral nodes dump:\nSessions with Ephemerals ({}):", eph.len());
+    for (sid, paths) in eph {
+        let _ = writeln!(out, "0x{sid:x}:");
+        for p in paths {
+            let _ = writeln!(out, "\t{p}");
+        }
+    }
+    let conns = sorted_conns(st);
+    let _ = writeln!(out, "Connections dump:\nConnections ({}):", conns.len());
+    for c in conns {
+        let _ = writeln!(out, "\tip: {} sessionId: 0x{:x}", c.peer.display, c.session.unwrap_or(0));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_dates() {
+        assert_eq!(java_date(0), "Thu Jan 01 00:00:00 UTC 1970");
+        // 2026-11-21 09:01:08 UTC, as the real `dump` printed it.
+        assert_eq!(java_date(1_795_251_668_000), "Sat Nov 21 09:01:08 UTC 2026");
+    }
+
+    #[test]
+    fn words() {
+        assert_eq!(Word::parse(b"ruok"), Some(Word::Ruok));
+        assert_eq!(Word::parse(b"RUOK"), None);
+        assert_eq!(Word::parse(b"\0\0\0\x2d"), None);
+    }
+}

@@ -1,0 +1,566 @@
+//! An embedded, in-memory ZooKeeper-compatible server that behaves like a standalone
+//! ZooKeeper 3.8.0 (Debian's 3.8.0-11+deb12u2) on the wire.
+//!
+//! Start one with [`Server::builder`], connect over TCP ([`ServerHandle::connect_string`]) or
+//! in-process ([`ServerHandle::connect_in_process`], the same bytes served by the same code),
+//! and inject faults with [`ServerHandle::faults`]. Every timer (session expiry, the
+//! container/TTL reaper, handshake and idle deadlines) runs on `tokio::time`, and node times
+//! come from the start wall-clock time plus tokio's elapsed time, so tests can run the server
+//! under `tokio::time::pause()`.
+//!
+//! # Compatibility
+//!
+//! Semantics follow what a real 3.8.0 was measured to do, including its quirks: notifications
+//! carry zxid -1; `exists` checks no ACL; watch events are filtered by READ permission (the
+//! CVE-2024-23944 fix Debian backported); one watch mode per connection and path, and
+//! persistent-recursive watches registered in both tables (so they never see child-list
+//! changes); `create2` results inside a multi are path-only; `checkWatches`/`removeWatches`
+//! know only the types Children, Data and Any; the sequence counter sticks at 2147483647;
+//! `ip` ACLs are IPv4 only; children, ephemeral and `whoAmI` lists come back in the real
+//! server's (Java hash set) order. Deliberate divergences, each safer than the original:
+//!
+//! - a resume with a wrong password gets the "expired" answer but does **not** disconnect the
+//!   session's legitimate connection;
+//! - connections that never complete a ConnectRequest are closed at an absolute 10 s deadline
+//!   (ZooKeeper re-arms its deadline on every byte);
+//! - a standalone `check` request is answered UNIMPLEMENTED and the connection closed
+//!   (3.8.0 drops it silently, which leaves the client waiting forever);
+//! - a `createTTL` with a non-TTL mode is BADARGUMENTS (3.8.0 crashes on it when the TTL is
+//!   negative);
+//! - TTL nodes are enabled by default ([`ServerBuilder::ttl_enabled`]) and every four-letter
+//!   word is answered (ZooKeeper's default whitelist is `srvr` only);
+//! - a client that does not read its replies stops being read from, and is disconnected once
+//!   [`ServerBuilder::max_queued_bytes`] of output are waiting for it.
+
+mod acl;
+mod conn;
+mod faults;
+mod fourlw;
+mod jhash;
+mod ops;
+mod sessions;
+mod state;
+mod tree;
+mod txn;
+mod watches;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::io::DuplexStream;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+pub use faults::Faults;
+
+use crate::error::{Error, Result};
+use conn::Peer;
+use state::State;
+
+/// Buffer size of an in-process connection's pipe.
+const DUPLEX_BUFFER: usize = 256 << 10;
+
+/// The embedded server. A namespace: see [`Server::builder`].
+#[derive(Debug)]
+pub struct Server;
+
+impl Server {
+    /// A builder with ZooKeeper's sample-configuration defaults.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+}
+
+/// The server's settings.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub bind: IpAddr,
+    pub port: u16,
+    pub tick: Duration,
+    pub min_session: Option<Duration>,
+    pub max_session: Option<Duration>,
+    pub max_frame: usize,
+    pub ttl_enabled: bool,
+    pub container_check_interval: Duration,
+    pub super_digest: Option<String>,
+    pub max_connections_per_ip: usize,
+    pub tcp: bool,
+    pub max_queued_bytes: usize,
+}
+
+fn millis_i32(d: Duration) -> i32 {
+    i32::try_from(d.as_millis()).unwrap_or(i32::MAX)
+}
+
+impl Config {
+    pub(crate) fn tick_ms(&self) -> i64 {
+        i64::from(millis_i32(self.tick)).max(1)
+    }
+
+    pub(crate) fn min_session_ms(&self) -> i32 {
+        self.min_session.map_or_else(|| millis_i32(self.tick).saturating_mul(2), millis_i32)
+    }
+
+    pub(crate) fn max_session_ms(&self) -> i32 {
+        self.max_session.map_or_else(|| millis_i32(self.tick).saturating_mul(20), millis_i32)
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+            tick: Duration::from_millis(2000),
+            min_session: None,
+            max_session: None,
+            max_frame: crate::proto::DEFAULT_MAX_FRAME,
+            ttl_enabled: true,
+            container_check_interval: Duration::from_secs(60),
+            super_digest: None,
+            max_connections_per_ip: 60,
+            tcp: true,
+            max_queued_bytes: 64 << 20,
+        }
+    }
+}
+
+/// Configures and starts a [`Server`]. Setters take and return the builder.
+#[derive(Debug, Clone, Default)]
+pub struct ServerBuilder {
+    cfg: Config,
+}
+
+impl ServerBuilder {
+    /// The address to listen on (default `127.0.0.1`).
+    pub fn bind(mut self, ip: IpAddr) -> Self {
+        self.cfg.bind = ip;
+        self
+    }
+
+    /// The TCP port (default 0: the OS picks one; see [`ServerHandle::local_addr`]).
+    pub fn port(mut self, port: u16) -> Self {
+        self.cfg.port = port;
+        self
+    }
+
+    /// ZooKeeper's `tickTime` (default 2000 ms, as in the sample `zoo.cfg`): the session-expiry
+    /// granularity, and the unit of the default session timeout bounds (2 and 20 ticks).
+    pub fn tick_time(mut self, d: Duration) -> Self {
+        self.cfg.tick = d;
+        self
+    }
+
+    /// The smallest session timeout granted (default 2 × tick time).
+    pub fn min_session_timeout(mut self, d: Duration) -> Self {
+        self.cfg.min_session = Some(d);
+        self
+    }
+
+    /// The largest session timeout granted (default 20 × tick time).
+    pub fn max_session_timeout(mut self, d: Duration) -> Self {
+        self.cfg.max_session = Some(d);
+        self
+    }
+
+    /// The largest request frame accepted, in bytes (default
+    /// [`DEFAULT_MAX_FRAME`](crate::proto::DEFAULT_MAX_FRAME), ZooKeeper's `jute.maxbuffer`).
+    /// A larger frame closes the connection, as on ZooKeeper.
+    pub fn max_frame(mut self, bytes: usize) -> Self {
+        self.cfg.max_frame = bytes;
+        self
+    }
+
+    /// Whether TTL nodes are available (default true). When false, `createTTL` and create
+    /// flags 5 and 6 answer UNIMPLEMENTED, like a ZooKeeper without
+    /// `zookeeper.extendedTypesEnabled`.
+    pub fn ttl_enabled(mut self, on: bool) -> Self {
+        self.cfg.ttl_enabled = on;
+        self
+    }
+
+    /// How often the reaper deletes empty containers that have had a child and expired TTL
+    /// nodes (default 60 s, ZooKeeper's `znode.container.checkIntervalMs`).
+    pub fn container_check_interval(mut self, d: Duration) -> Self {
+        self.cfg.container_check_interval = d;
+        self
+    }
+
+    /// The super user's digest, `super:<base64 sha1>` as in
+    /// `zookeeper.DigestAuthenticationProvider.superDigest`: a connection that authenticates
+    /// with the matching `digest` credential passes every ACL check.
+    pub fn super_digest(mut self, digest: impl Into<String>) -> Self {
+        self.cfg.super_digest = Some(digest.into());
+        self
+    }
+
+    /// Most TCP connections accepted from one IP address (default 60, ZooKeeper's
+    /// `maxClientCnxns`; 0 means no limit). Further connections are closed at once.
+    /// In-process connections are not counted.
+    pub fn max_connections_per_ip(mut self, n: usize) -> Self {
+        self.cfg.max_connections_per_ip = n;
+        self
+    }
+
+    /// Listens on no TCP port: the server is reachable only through
+    /// [`ServerHandle::connect_in_process`], and [`ServerHandle::local_addr`] is `None`.
+    pub fn no_tcp(mut self) -> Self {
+        self.cfg.tcp = false;
+        self
+    }
+
+    /// Most bytes of replies and notifications queued for one connection (default 64 MiB).
+    /// The server stops reading requests from a connection with more than 4 MiB waiting; this
+    /// cap catches notifications caused by other sessions, and closes the connection past it.
+    pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
+        self.cfg.max_queued_bytes = bytes;
+        self
+    }
+
+    /// Binds and starts the server; its tasks run on the current tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for inconsistent settings or when called outside a tokio
+    /// runtime, [`Error::Io`] when the port cannot be bound.
+    pub async fn start(self) -> Result<ServerHandle> {
+        let cfg = self.cfg;
+        if cfg.tick.is_zero() || cfg.container_check_interval.is_zero() {
+            return Err(Error::InvalidArgument("tick time and container check interval must be positive".into()));
+        }
+        if cfg.min_session_ms() > cfg.max_session_ms() || cfg.min_session_ms() <= 0 {
+            return Err(Error::InvalidArgument("session timeout bounds must satisfy 0 < min <= max".into()));
+        }
+        if cfg.max_frame == 0 || cfg.max_frame > i32::MAX as usize {
+            return Err(Error::InvalidArgument("max_frame must be in 1..=i32::MAX".into()));
+        }
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| Error::InvalidArgument("Server::start must run inside a tokio runtime".into()))?;
+        let listener = if cfg.tcp { Some(TcpListener::bind((cfg.bind, cfg.port)).await?) } else { None };
+        let local_addr = match &listener {
+            Some(l) => Some(l.local_addr()?),
+            None => None,
+        };
+        let start_wall =
+            SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0));
+        let cfg = Arc::new(cfg);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::new(cfg.clone(), start_wall)),
+            cfg,
+            cancel: CancellationToken::new(),
+            start: Instant::now(),
+            start_wall,
+            local_addr,
+            runtime,
+            tasks: Arc::new(TaskCount::default()),
+            per_ip: Mutex::new(HashMap::new()),
+            in_process: AtomicU64::new(0),
+        });
+        if let Some(listener) = listener {
+            shared.spawn_tracked(accept_loop(shared.clone(), listener));
+        }
+        shared.spawn_tracked(expiry_loop(shared.clone()));
+        shared.spawn_tracked(reaper_loop(shared.clone()));
+        match local_addr {
+            Some(addr) => info!(%addr, "embedded ZooKeeper server started"),
+            None => info!("embedded ZooKeeper server started (in-process only)"),
+        }
+        Ok(ServerHandle { inner: Arc::new(HandleInner { shared }) })
+    }
+}
+
+/// Server time: ms on the tokio clock since start, and the matching wall-clock ms.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Now {
+    pub ms: i64,
+    pub wall: i64,
+}
+
+/// Counts live tasks so that shutdown can wait for all of them.
+#[derive(Debug, Default)]
+pub(crate) struct TaskCount {
+    live: AtomicUsize,
+    idle: Notify,
+}
+
+/// Held by a running task; dropping it marks the task finished.
+#[derive(Debug)]
+pub(crate) struct TaskGuard(Arc<TaskCount>);
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        if self.0.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// What the server's tasks share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub cfg: Arc<Config>,
+    state: Mutex<State>,
+    /// Fired at shutdown; every connection's token is a child of it.
+    pub cancel: CancellationToken,
+    start: Instant,
+    start_wall: i64,
+    pub local_addr: Option<SocketAddr>,
+    runtime: tokio::runtime::Handle,
+    tasks: Arc<TaskCount>,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    in_process: AtomicU64,
+}
+
+impl Shared {
+    /// The state lock. A poisoned lock is taken over: the state is only ever changed by code
+    /// that cannot panic halfway on client input.
+    pub(crate) fn lock_state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The server clock now.
+    pub(crate) fn now(&self) -> Now {
+        let ms = i64::try_from(self.start.elapsed().as_millis()).unwrap_or(i64::MAX);
+        Now { ms, wall: self.start_wall.saturating_add(ms) }
+    }
+
+    /// The wall-clock time of server-clock `ms`.
+    pub(crate) fn wall_at(&self, ms: i64) -> i64 {
+        self.start_wall.saturating_add(ms)
+    }
+
+    fn guard(&self) -> TaskGuard {
+        self.tasks.live.fetch_add(1, Ordering::AcqRel);
+        TaskGuard(self.tasks.clone())
+    }
+
+    /// Spawns a task that shutdown waits for.
+    pub(crate) fn spawn_tracked(&self, fut: impl Future<Output = ()> + Send + 'static) {
+        let guard = self.guard();
+        self.runtime.spawn(async move {
+            fut.await;
+            drop(guard);
+        });
+    }
+
+    fn spawn_conn<R, W>(self: &Arc<Self>, rd: R, wr: W, peer: Peer)
+    where
+        R: tokio::io::AsyncRead + Unpin + Send + 'static,
+        W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let guard = self.guard();
+        let shared = self.clone();
+        self.runtime.spawn(async move {
+            let tcp_ip = peer.tcp.map(|a| a.ip());
+            conn::serve(shared.clone(), rd, wr, peer, guard).await;
+            if let Some(ip) = tcp_ip {
+                shared.release_ip(ip);
+            }
+        });
+    }
+
+    fn release_ip(&self, ip: IpAddr) {
+        let mut m = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = m.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&ip);
+            }
+        }
+    }
+
+    /// Counts a new TCP connection from `ip`; false if that IP is at its limit.
+    fn admit_ip(&self, ip: IpAddr) -> bool {
+        let mut m = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let n = m.entry(ip).or_insert(0);
+        if self.cfg.max_connections_per_ip != 0 && *n >= self.cfg.max_connections_per_ip {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shared.cancel.cancelled() => break,
+            r = listener.accept() => r,
+        };
+        let (stream, addr) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of file descriptors and the like: back off briefly instead of spinning.
+                debug!(error = %e, "accept failed");
+                tokio::select! {
+                    _ = shared.cancel.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_millis(10)) => continue,
+                }
+            }
+        };
+        let ip = acl::java_host_address(addr.ip());
+        if !shared.admit_ip(addr.ip()) {
+            debug!(%addr, limit = shared.cfg.max_connections_per_ip, "too many connections from this address; closing");
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        let (rd, wr) = stream.into_split();
+        let peer = Peer { display: format!("/{ip}:{}", addr.port()), ip, tcp: Some(addr) };
+        shared.spawn_conn(rd, wr, peer);
+    }
+    debug!("accept loop stopped");
+}
+
+async fn expiry_loop(shared: Arc<Shared>) {
+    let tick = Duration::from_millis(u64::try_from(shared.cfg.tick_ms()).unwrap_or(1));
+    let mut next = shared.start + tick;
+    loop {
+        tokio::select! {
+            _ = shared.cancel.cancelled() => return,
+            _ = tokio::time::sleep_until(next) => {}
+        }
+        let now = shared.now();
+        shared.lock_state().expire_due(now);
+        let current = Instant::now();
+        while next <= current {
+            next += tick;
+        }
+    }
+}
+
+async fn reaper_loop(shared: Arc<Shared>) {
+    let period = shared.cfg.container_check_interval;
+    let mut next = shared.start + period;
+    loop {
+        tokio::select! {
+            _ = shared.cancel.cancelled() => return,
+            _ = tokio::time::sleep_until(next) => {}
+        }
+        let now = shared.now();
+        let n = shared.lock_state().reap(now);
+        if n > 0 {
+            debug!(deleted = n, "reaper deleted containers / expired TTL nodes");
+        }
+        let current = Instant::now();
+        while next <= current {
+            next += period;
+        }
+    }
+}
+
+#[derive(Debug)]
+struct HandleInner {
+    shared: Arc<Shared>,
+}
+
+impl Drop for HandleInner {
+    fn drop(&mut self) {
+        // The last handle is gone: stop everything; the tasks end on their own.
+        self.shared.cancel.cancel();
+    }
+}
+
+/// A running server. Cheap to clone; when the last clone is dropped the server shuts down by
+/// itself (its tasks end shortly after).
+#[derive(Debug, Clone)]
+pub struct ServerHandle {
+    inner: Arc<HandleInner>,
+}
+
+impl ServerHandle {
+    fn shared(&self) -> &Arc<Shared> {
+        &self.inner.shared
+    }
+
+    /// The TCP address the server listens on; `None` for a [`ServerBuilder::no_tcp`] server.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.shared().local_addr
+    }
+
+    /// `host:port` for a client's connect string (empty for a [`ServerBuilder::no_tcp`]
+    /// server). An unspecified bind address (`0.0.0.0`, `::`) is given as loopback.
+    pub fn connect_string(&self) -> String {
+        match self.local_addr() {
+            None => String::new(),
+            Some(addr) => {
+                let ip = match addr.ip() {
+                    IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                    IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+                    ip => ip,
+                };
+                SocketAddr::new(ip, addr.port()).to_string()
+            }
+        }
+    }
+
+    /// Opens an in-process connection: the returned stream carries exactly the bytes a TCP
+    /// connection would, served by the same connection code (but not counted against the
+    /// per-IP limit; its `ip` identity is `127.0.0.1`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after shutdown.
+    pub fn connect_in_process(&self) -> Result<DuplexStream> {
+        let shared = self.shared();
+        if shared.cancel.is_cancelled() {
+            return Err(Error::Closed);
+        }
+        let (client, server) = tokio::io::duplex(DUPLEX_BUFFER);
+        let (rd, wr) = tokio::io::split(server);
+        let n = shared.in_process.fetch_add(1, Ordering::Relaxed) + 1;
+        let peer = Peer { ip: "127.0.0.1".into(), display: format!("/in-process:{n}"), tcp: None };
+        shared.spawn_conn(rd, wr, peer);
+        Ok(client)
+    }
+
+    /// Stops accepting, closes every connection and ends every task; returns when they have
+    /// ended. Idempotent. Sessions are not closed (no closeSession transactions).
+    pub async fn shutdown(&self) {
+        let shared = self.shared();
+        let first = !shared.cancel.is_cancelled();
+        shared.cancel.cancel();
+        loop {
+            let idle = shared.tasks.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if shared.tasks.live.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            idle.await;
+        }
+        if first {
+            info!("embedded ZooKeeper server stopped");
+        }
+    }
+
+    /// Fault injection hooks.
+    pub fn faults(&self) -> Faults {
+        Faults { shared: self.shared().clone() }
+    }
+
+    /// The last zxid the server handed out.
+    pub fn last_zxid(&self) -> i64 {
+        self.shared().lock_state().zxid
+    }
+
+    /// Ids of the live sessions, ascending.
+    pub fn session_ids(&self) -> Vec<i64> {
+        self.shared().lock_state().sessions.ids()
+    }
+
+    /// Number of znodes (a fresh server has 4: `/`, `/zookeeper`, `/zookeeper/quota`,
+    /// `/zookeeper/config`; `srvr` prints one more, as ZooKeeper does).
+    pub fn node_count(&self) -> usize {
+        self.shared().lock_state().tree.len()
+    }
+}

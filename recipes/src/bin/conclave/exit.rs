@@ -26,7 +26,7 @@ Exit status:
 
 Environment:
   CONCLAVE_CONNECT  default for --connect (else 127.0.0.1:2181)
-  RUST_LOG          log filter for stderr (default: off)";
+  RUST_LOG          log filter (stderr); `serve` defaults to info, client commands to off";
 
 /// A class of failure, one per exit code (see [`EXIT_CODES_HELP`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

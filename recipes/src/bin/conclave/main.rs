@@ -1,13 +1,14 @@
-//! `conclave`: the command line of Conclave. It talks to any ZooKeeper ensemble with one command
-//! per operation (`ls`, `get`, `stat`, `create`, `set`, `delete`, `watch`), in plain text for
-//! people and shell scripts, or as JSON with `--json`.
+//! `conclave`: the command line of Conclave. It runs the embedded ZooKeeper-compatible server
+//! (`conclave serve`) and talks to any ZooKeeper ensemble with one command per operation (`ls`,
+//! `get`, `stat`, `create`, `set`, `delete`, `watch`), in plain text for people and shell
+//! scripts, or as JSON with `--json`.
 //!
 //! # Layout
 //! - `main.rs`: the argument grammar (clap derive), the runtime and the dispatch.
 //! - `connect.rs`: the connection flags and opening a session.
 //! - `ops.rs`: the one-shot commands; `watch.rs`: the `watch` command.
 //! - `output.rs`: plain and JSON rendering; `exit.rs`: errors and exit codes.
-//! - `signal.rs`: Ctrl-C and SIGTERM.
+//! - `serve.rs`: `conclave serve`; `signal.rs`: Ctrl-C and SIGTERM.
 //!
 //! A new command (such as `lock` or `elect`) is a variant of [`ops::ClientCommand`] (or of its
 //! own `Subcommand` enum flattened into [`Command`]) plus a function that returns a
@@ -42,9 +43,11 @@ mod connect;
 mod exit;
 mod ops;
 mod output;
+mod serve;
 mod signal;
 mod watch;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -59,7 +62,7 @@ use crate::output::Output;
 #[command(
     name = "conclave",
     version,
-    about = "Conclave: read, write and watch znodes",
+    about = "Conclave: run a ZooKeeper-compatible server, or read, write and watch znodes",
     after_help = exit::EXIT_CODES_HELP
 )]
 pub struct Cli {
@@ -81,6 +84,12 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the embedded ZooKeeper-compatible server in the foreground until Ctrl-C or SIGTERM.
+    ///
+    /// Prints `listening on ADDRESS:PORT` (or `{"listening": "ADDRESS:PORT"}` with --json) to
+    /// stdout once it accepts connections; logs go to stderr (filter with RUST_LOG, default
+    /// `info`).
+    Serve(serve::ServeArgs),
     /// A client command (see the list of commands).
     #[command(flatten)]
     Client(ops::ClientCommand),
@@ -102,6 +111,14 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<(), CliError> {
     let mut out = Output::new(cli.json);
     match cli.command {
+        Command::Serve(args) => {
+            init_tracing("info");
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| CliError::io("start the runtime", e))?;
+            rt.block_on(serve::run(&args, &mut out))
+        }
         Command::Client(cmd) => {
             // The client logs nothing unless asked: stderr is reserved for the one error line.
             init_tracing("off");
@@ -114,9 +131,11 @@ fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (or `default` when unset or invalid).
+/// Logs to stderr, filtered by `RUST_LOG` (or `default` when unset or invalid), in colour only
+/// on a terminal.
 fn init_tracing(default: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     // Fails only if a subscriber is already set, which cannot happen here.
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let ansi = std::io::stderr().is_terminal();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).try_init();
 }

@@ -126,6 +126,15 @@ impl Output {
         }
     }
 
+    /// Prints one line of text (plain mode) or one JSON document (JSON mode).
+    pub fn line(&mut self, plain: &str, doc: &Value) -> Result<(), CliError> {
+        if self.json {
+            self.json_line(doc)
+        } else {
+            self.write(format!("{plain}\n").as_bytes())
+        }
+    }
+
     fn json_line(&mut self, doc: &Value) -> Result<(), CliError> {
         self.write(format!("{doc}\n").as_bytes())
     }

@@ -1,1 +1,600 @@
-//! Tests of the `conclave` command line (filled in by the CLI work).
+//! Behaviour tests of the `conclave` command line: they run the real binary
+//! (`CARGO_BIN_EXE_conclave`) and check what scripts rely on: its output, its JSON documents and
+//! its exit codes.
+//!
+//! Tests that state ZooKeeper semantics run twice through the [`both!`] macro: against an
+//! embedded server started in the test process, and against a real ZooKeeper when
+//! `CONCLAVE_TEST_ZK=host:port` is set (otherwise that variant prints one line and passes). Each
+//! test works under a chroot of its own (`/cli-dev/t-<test>-<pid>-<n>`), which the CLI reaches
+//! through its `--connect host:port/chroot`. Children the tests start are killed by a guard
+//! when the test ends, even when it fails.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use conclave::{Acl, Client, CreateMode, CreateOptions, Error, Id, Perms, Server, ServerHandle};
+use serde_json::Value;
+
+/// How long a child may take to do what a test waits for before the test fails (generous for
+/// slow CI machines; the tests normally take milliseconds).
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// The exit codes documented in `conclave --help`.
+mod code {
+    pub const USAGE: i32 = 2;
+    pub const NO_NODE: i32 = 3;
+    pub const NODE_EXISTS: i32 = 4;
+    pub const BAD_VERSION: i32 = 5;
+    pub const NOT_EMPTY: i32 = 6;
+    pub const AUTH: i32 = 7;
+    pub const CONNECTION: i32 = 8;
+    pub const INVALID: i32 = 9;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixture
+// ---------------------------------------------------------------------------------------------
+
+/// One test's server and chroot, plus an in-process client for setting the scene.
+struct Zk {
+    server: Option<ServerHandle>,
+    /// `host:port` of the server.
+    hosts: String,
+    /// The test's chroot (a node under `/cli-dev`).
+    root: String,
+    /// A client of the chroot, for the test's own reads and writes.
+    client: Client,
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl Zk {
+    /// A fresh embedded server.
+    async fn embedded(name: &str) -> Zk {
+        let server = Server::builder().start().await.expect("start the embedded server");
+        let hosts = server.connect_string();
+        Zk::with(Some(server), hosts, name).await
+    }
+
+    /// The real ZooKeeper of `CONCLAVE_TEST_ZK`, if set.
+    async fn real(name: &str) -> Option<Zk> {
+        match std::env::var("CONCLAVE_TEST_ZK") {
+            Ok(hosts) if !hosts.is_empty() => Some(Zk::with(None, hosts, name).await),
+            _ => {
+                eprintln!("skipped (real ZooKeeper): set CONCLAVE_TEST_ZK=host:port to run it");
+                None
+            }
+        }
+    }
+
+    async fn with(server: Option<ServerHandle>, hosts: String, name: &str) -> Zk {
+        let root = format!("/cli-dev/t-{name}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+        let admin = Client::connect(&hosts).await.expect("connect to the test server");
+        for path in ["/cli-dev", root.as_str()] {
+            match admin.create(path, b"", CreateMode::Persistent).await {
+                Ok(_) | Err(Error::NodeExists) => {}
+                Err(e) => panic!("create {path}: {e}"),
+            }
+        }
+        admin.close().await;
+        let client = Client::connect(&format!("{hosts}{root}")).await.expect("connect to the test chroot");
+        Zk { server, hosts, root, client }
+    }
+
+    /// The `--connect` value for the test's chroot.
+    fn connect(&self) -> String {
+        format!("{}{}", self.hosts, self.root)
+    }
+
+    /// `conclave --connect <chroot> args...`, not yet started.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = conclave(&["--connect", &self.connect()]);
+        cmd.args(args);
+        cmd
+    }
+
+    /// Runs `conclave --connect <chroot> args...` to completion.
+    async fn cli(&self, args: &[&str]) -> Run {
+        run(self.command(args), None).await
+    }
+
+    /// As [`Zk::cli`], with `input` on stdin.
+    async fn cli_stdin(&self, args: &[&str], input: &[u8]) -> Run {
+        run(self.command(args), Some(input.to_vec())).await
+    }
+
+    /// Removes the test's nodes (a real server outlives the test) and stops the server.
+    async fn finish(self) {
+        remove_tree(&self.client, "/").await;
+        self.client.close().await;
+        let admin = Client::connect(&self.hosts).await.expect("reconnect for cleanup");
+        let _ = admin.delete(&self.root, None).await;
+        admin.close().await;
+        if let Some(server) = self.server {
+            server.shutdown().await;
+        }
+    }
+}
+
+/// Deletes everything below `path` (not `path` itself).
+async fn remove_tree(client: &Client, path: &str) {
+    let mut stack = vec![(path.to_string(), false)];
+    while let Some((node, expanded)) = stack.pop() {
+        if expanded {
+            let _ = client.delete(&node, None).await;
+            continue;
+        }
+        if node != path {
+            stack.push((node.clone(), true));
+        }
+        for child in client.get_children(&node).await.unwrap_or_default() {
+            let child = if node == "/" { format!("/{child}") } else { format!("{node}/{child}") };
+            stack.push((child, false));
+        }
+    }
+}
+
+/// Declares a test `name::embedded` and a test `name::real` running `async fn name(Zk)`.
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn embedded() {
+                let zk = super::Zk::embedded(stringify!($name)).await;
+                super::$name(&zk).await;
+                zk.finish().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn real() {
+                if let Some(zk) = super::Zk::real(stringify!($name)).await {
+                    super::$name(&zk).await;
+                    zk.finish().await;
+                }
+            }
+        }
+    };
+}
+
+/// The outcome of one CLI run.
+#[derive(Debug)]
+struct Run {
+    code: i32,
+    stdout: Vec<u8>,
+    stderr: String,
+}
+
+impl Run {
+    /// Stdout as text.
+    fn out(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// Asserts success and gives stdout as text.
+    fn ok(&self) -> String {
+        assert_eq!(self.code, 0, "expected success: {self:?}");
+        assert_eq!(self.stderr, "", "nothing on stderr on success");
+        self.out()
+    }
+
+    /// Asserts the exit code and the one error line, which must contain `needle`.
+    fn fails(&self, code: i32, needle: &str) {
+        assert_eq!(self.code, code, "exit code: {self:?}");
+        assert!(self.stderr.starts_with("conclave: "), "error line: {self:?}");
+        assert_eq!(self.stderr.lines().count(), 1, "one error line: {self:?}");
+        assert!(self.stderr.contains(needle), "error line should mention {needle:?}: {self:?}");
+        assert!(self.stdout.is_empty(), "nothing on stdout on failure: {self:?}");
+    }
+
+    /// Asserts success and parses stdout as one JSON document.
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.ok()).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"))
+    }
+}
+
+/// `conclave args...` with a clean environment, not yet started.
+fn conclave(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_conclave"));
+    cmd.args(args).env_remove("CONCLAVE_CONNECT").env_remove("RUST_LOG").stdin(Stdio::null());
+    cmd
+}
+
+/// Runs a command to completion off the async workers (the embedded server runs on them).
+async fn run(mut cmd: Command, input: Option<Vec<u8>>) -> Run {
+    tokio::task::spawn_blocking(move || {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        if input.is_some() {
+            cmd.stdin(Stdio::piped());
+        }
+        let mut child = Guard::spawn(cmd);
+        if let (Some(input), Some(mut stdin)) = (input, child.0.stdin.take()) {
+            stdin.write_all(&input).expect("write stdin");
+        }
+        let status = child.wait(PATIENCE);
+        let (stdout, stderr) = child.drain();
+        Run { code: status.code().unwrap_or(-1), stdout, stderr: String::from_utf8_lossy(&stderr).into_owned() }
+    })
+    .await
+    .expect("the CLI runner panicked")
+}
+
+/// A child process that is killed and reaped when the guard drops.
+struct Guard(Child);
+
+impl Guard {
+    fn spawn(mut cmd: Command) -> Guard {
+        Guard(cmd.spawn().expect("start conclave"))
+    }
+
+    /// Sends SIGTERM (with `kill`, which every Unix has).
+    fn terminate(&self) {
+        let status = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status().expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits for the exit, failing the test after `patience`.
+    fn wait(&mut self, patience: Duration) -> ExitStatus {
+        let deadline = Instant::now() + patience;
+        loop {
+            if let Some(status) = self.0.try_wait().expect("wait for conclave") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "conclave did not exit within {patience:?}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Whether the child has exited.
+    fn exited(&mut self) -> bool {
+        matches!(self.0.try_wait(), Ok(Some(_)))
+    }
+
+    /// Everything left on stdout and stderr (call after the exit).
+    fn drain(&mut self) -> (Vec<u8>, Vec<u8>) {
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        if let Some(mut s) = self.0.stdout.take() {
+            let _ = s.read_to_end(&mut out);
+        }
+        if let Some(mut s) = self.0.stderr.take() {
+            let _ = s.read_to_end(&mut err);
+        }
+        (out, err)
+    }
+
+    /// A channel receiving the child's stdout line by line (from a reader thread).
+    fn lines(&mut self) -> mpsc::Receiver<String> {
+        let stdout = self.0.stdout.take().expect("stdout is piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        rx
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if !self.exited() {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits (off the async workers) for the child to exit; gives its status, stdout and stderr.
+async fn finished(mut child: Guard) -> (ExitStatus, String, String) {
+    tokio::task::spawn_blocking(move || {
+        let status = child.wait(PATIENCE);
+        let (out, err) = child.drain();
+        (status, String::from_utf8_lossy(&out).into_owned(), String::from_utf8_lossy(&err).into_owned())
+    })
+    .await
+    .expect("the waiter panicked")
+}
+
+/// A port nothing listens on (bound, then released).
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("local addr").port()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Commands against a server (both backends)
+// ---------------------------------------------------------------------------------------------
+
+both!(round_trip);
+/// create/get/set/stat/ls/delete print what the help promises, and `-v` is ZooKeeper's
+/// conditional update (Programmer's Guide, "ZooKeeper Data Model": versions and conditional
+/// updates; "Sequence Nodes": the 10-digit counter).
+async fn round_trip(zk: &Zk) {
+    assert_eq!(zk.cli(&["create", "/a", "hello"]).await.ok(), "/a\n");
+    assert_eq!(zk.cli(&["get", "/a"]).await.ok(), "hello", "data is written exactly, without a newline");
+    assert_eq!(zk.cli(&["set", "/a", "two"]).await.ok(), "1\n");
+    zk.cli(&["set", "-v", "0", "/a", "three"]).await.fails(code::BAD_VERSION, "set /a: version mismatch (BADVERSION)");
+    assert_eq!(zk.cli(&["set", "--version", "1", "/a", "three"]).await.ok(), "2\n");
+    assert_eq!(zk.cli(&["get", "/a"]).await.ok(), "three");
+
+    let stat = zk.cli(&["stat", "/a"]).await.ok();
+    let fields: Vec<(&str, &str)> = stat.lines().filter_map(|l| l.split_once(' ')).collect();
+    let names: Vec<&str> = fields.iter().map(|(k, _)| *k).collect();
+    assert_eq!(
+        names,
+        [
+            "czxid",
+            "mzxid",
+            "pzxid",
+            "ctime",
+            "mtime",
+            "version",
+            "cversion",
+            "aversion",
+            "ephemeralOwner",
+            "dataLength",
+            "numChildren"
+        ]
+    );
+    let field = |name: &str| fields.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+    assert_eq!(field("version"), Some("2"));
+    assert_eq!(field("dataLength"), Some("5"));
+    assert_eq!(field("ephemeralOwner"), Some("0x0"));
+    assert!(field("czxid").is_some_and(|v| v.starts_with("0x")), "{stat}");
+
+    let first = zk.cli(&["create", "-s", "/a/item-"]).await.ok();
+    let second = zk.cli(&["create", "--sequential", "/a/item-", "x"]).await.ok();
+    assert!(first.starts_with("/a/item-") && first.len() == "/a/item-0000000000\n".len(), "{first:?}");
+    assert!(second > first, "sequence numbers grow: {first:?} then {second:?}");
+    zk.cli(&["create", "/a/b"]).await.ok();
+    let listing = zk.cli(&["ls", "/a"]).await.ok();
+    let mut expected = ["b".to_string(), first.trim()[3..].to_string(), second.trim()[3..].to_string()];
+    expected.sort();
+    assert_eq!(listing, expected.iter().map(|c| format!("{c}\n")).collect::<String>(), "sorted, one per line");
+
+    zk.cli(&["delete", "/a/b", "-v", "7"]).await.fails(code::BAD_VERSION, "(BADVERSION)");
+    assert_eq!(zk.cli(&["delete", "-v", "0", "/a/b"]).await.ok(), "", "delete prints nothing");
+    zk.cli(&["get", "/a/b"]).await.fails(code::NO_NODE, "get /a/b: node does not exist (NONODE)");
+}
+
+both!(error_exit_codes);
+/// Each class of failure has its documented exit code and one `conclave: <what>: <why>` line
+/// (the error codes of the Programmer's Guide, "ZooKeeper Data Model").
+async fn error_exit_codes(zk: &Zk) {
+    zk.cli(&["get", "/missing"]).await.fails(code::NO_NODE, "get /missing: node does not exist (NONODE)");
+    zk.cli(&["stat", "/missing"]).await.fails(code::NO_NODE, "(NONODE)");
+    zk.cli(&["ls", "/missing"]).await.fails(code::NO_NODE, "(NONODE)");
+    zk.cli(&["create", "/missing/child"]).await.fails(code::NO_NODE, "create /missing/child");
+    zk.cli(&["set", "/missing", "x"]).await.fails(code::NO_NODE, "(NONODE)");
+
+    zk.cli(&["create", "/p"]).await.ok();
+    zk.cli(&["create", "/p"]).await.fails(code::NODE_EXISTS, "create /p: node already exists (NODEEXISTS)");
+    zk.cli(&["create", "/p/c"]).await.ok();
+    zk.cli(&["delete", "/p"]).await.fails(code::NOT_EMPTY, "delete /p: node has children (NOTEMPTY)");
+    zk.cli(&["set", "-v", "3", "/p", "x"]).await.fails(code::BAD_VERSION, "(BADVERSION)");
+}
+
+both!(no_auth_and_auth_flag);
+/// A node whose ACL names a digest identity is unreadable without it (exit 7) and readable
+/// with `--auth digest:user:password` (Programmer's Guide, "ZooKeeper access control using
+/// ACLs": the digest scheme).
+async fn no_auth_and_auth_flag(zk: &Zk) {
+    let acl = vec![Acl::new(Perms::ALL, Id::digest("cli", "secret"))];
+    zk.client
+        .create("/private", b"s3", CreateOptions::new(CreateMode::Persistent).acl(acl))
+        .await
+        .expect("create the protected node");
+    zk.cli(&["get", "/private"]).await.fails(code::AUTH, "get /private: not authorized (NOAUTH)");
+    assert_eq!(zk.cli(&["--auth", "digest:cli:secret", "get", "/private"]).await.ok(), "s3");
+}
+
+both!(json_documents);
+/// `--json` prints one parseable document per command with the documented fields; data is a
+/// string when UTF-8 and an array of bytes otherwise; ids are 0x hex strings.
+async fn json_documents(zk: &Zk) {
+    let created = zk.cli(&["--json", "create", "-s", "/j-", "text"]).await.json();
+    let path = created["path"].as_str().expect("path").to_string();
+    assert!(path.starts_with("/j-") && path.len() == 13, "{created}");
+    assert_eq!(created["stat"]["version"], 0);
+
+    let got = zk.cli(&["get", &path, "--json"]).await.json();
+    assert_eq!(got["path"], path.as_str());
+    assert_eq!(got["data"], "text");
+    let stat = got["stat"].as_object().expect("stat object");
+    for name in ["czxid", "mzxid", "pzxid", "ephemeralOwner"] {
+        assert!(stat[name].as_str().is_some_and(|v| v.starts_with("0x")), "{name}: {got}");
+    }
+    for name in ["ctime", "mtime", "version", "cversion", "aversion", "dataLength", "numChildren"] {
+        assert!(stat[name].is_i64(), "{name}: {got}");
+    }
+    assert_eq!(stat.len(), 11);
+    assert_eq!(stat["dataLength"], 4);
+
+    let binary = [0xff, 0x00, b'a'];
+    zk.cli_stdin(&["create", "/bin", "-"], &binary).await.ok();
+    assert_eq!(zk.cli(&["get", "/bin"]).await.stdout, binary, "stdin data is stored exactly");
+    let got = zk.cli(&["--json", "get", "/bin"]).await.json();
+    assert_eq!(got["data"], serde_json::json!([255, 0, 97]));
+
+    let set = zk.cli(&["--json", "set", "/bin", "new"]).await.json();
+    assert_eq!((set["path"].as_str(), set["version"].as_i64()), (Some("/bin"), Some(1)));
+    let stat = zk.cli(&["--json", "stat", "/bin"]).await.json();
+    assert_eq!(stat["stat"]["dataLength"], 3);
+    let listed = zk.cli(&["--json", "ls", "/"]).await.json();
+    assert_eq!(listed["children"], serde_json::json!(["bin", &path[1..]]));
+    let deleted = zk.cli(&["--json", "delete", "/bin"]).await.json();
+    assert_eq!(deleted["path"], "/bin");
+}
+
+both!(ephemeral_goes_with_the_command);
+/// An ephemeral node belongs to the CLI's session, which the CLI closes before exiting, so the
+/// node is gone as soon as the command returns (Programmer's Guide, "Ephemeral Nodes").
+async fn ephemeral_goes_with_the_command(zk: &Zk) {
+    let path = zk.cli(&["create", "-e", "-s", "/e-"]).await.ok();
+    assert!(path.starts_with("/e-"), "{path:?}");
+    zk.cli(&["stat", path.trim()]).await.fails(code::NO_NODE, "(NONODE)");
+}
+
+both!(watch_once_prints_the_event);
+/// `watch --once` prints the first event on the node as `EventType path` and exits 0
+/// (Programmer's Guide, "ZooKeeper Watches": persistent watches, 3.6+).
+async fn watch_once_prints_the_event(zk: &Zk) {
+    zk.client.create("/w", b"0", CreateMode::Persistent).await.expect("create /w");
+    let mut cmd = zk.command(&["watch", "--once", "/w"]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut watch = Guard::spawn(cmd);
+    // The watch is in place some time after the process starts: change the node until the
+    // watcher reports a change.
+    let deadline = Instant::now() + PATIENCE;
+    while !watch.exited() {
+        assert!(Instant::now() < deadline, "watch --once saw no event");
+        zk.client.set_data("/w", b"1", None).await.expect("set /w");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, out, err) = finished(watch).await;
+    assert!(status.success(), "{status:?}: {err}");
+    assert_eq!(out, "NodeDataChanged /w\n");
+}
+
+both!(watch_json_until_sigterm);
+/// `watch --recursive --json` prints one JSON object per event under the node and exits 0 on
+/// SIGTERM (Programmer's Guide, "ZooKeeper Watches": recursive persistent watches).
+async fn watch_json_until_sigterm(zk: &Zk) {
+    zk.client.create("/r", b"", CreateMode::Persistent).await.expect("create /r");
+    zk.client.create("/r/deep", b"", CreateMode::Persistent).await.expect("create /r/deep");
+    let mut cmd = zk.command(&["--json", "watch", "--recursive", "/r"]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut watch = Guard::spawn(cmd);
+    let lines = watch.lines();
+    let deadline = Instant::now() + PATIENCE;
+    let line = loop {
+        assert!(Instant::now() < deadline && !watch.exited(), "watch --recursive saw no event");
+        zk.client.set_data("/r/deep", b"x", None).await.expect("set /r/deep");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if let Ok(line) = lines.try_recv() {
+            break line;
+        }
+    };
+    let event: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    assert_eq!(event["event"], "NodeDataChanged");
+    assert_eq!(event["path"], "/r/deep");
+    assert!(event["zxid"].is_null() || event["zxid"].as_str().is_some_and(|z| z.starts_with("0x")), "{event}");
+    watch.terminate();
+    let (status, _, err) = finished(watch).await;
+    assert!(status.success(), "SIGTERM ends watch with exit 0: {status:?} {err}");
+}
+
+/// `--ttl` and `--container` create ZooKeeper's TTL and container nodes; a server without TTL
+/// support answers UNIMPLEMENTED, which has no class of its own: exit 1 (Programmer's Guide,
+/// "Container Nodes" and "TTL Nodes"). Embedded only: it needs a server with TTL nodes off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ttl_and_container_modes() {
+    let zk = Zk::embedded("ttl").await;
+    assert_eq!(zk.cli(&["create", "--ttl", "60000", "/t"]).await.ok(), "/t\n");
+    assert_eq!(zk.cli(&["create", "--ttl", "60000", "-s", "/t-"]).await.ok(), "/t-0000000001\n");
+    assert_eq!(zk.cli(&["create", "--container", "/c"]).await.ok(), "/c\n");
+    zk.finish().await;
+
+    let server = Server::builder().ttl_enabled(false).start().await.expect("start a server without TTL");
+    let hosts = server.connect_string();
+    let zk = Zk::with(Some(server), hosts, "no-ttl").await;
+    zk.cli(&["create", "--ttl", "60000", "/t"])
+        .await
+        .fails(1, "create /t: operation not implemented by the server (UNIMPLEMENTED)");
+    zk.finish().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Failures that need no server, and `serve`
+// ---------------------------------------------------------------------------------------------
+
+/// A server that refuses connections fails fast with exit 8 and names the target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connection_refused_exits_8() {
+    let target = format!("127.0.0.1:{}", closed_port());
+    let started = Instant::now();
+    let r = run(conclave(&["--connect", &target, "--connect-timeout-ms", "300", "ls", "/"]), None).await;
+    r.fails(code::CONNECTION, &format!("cannot connect to {target}: "));
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+}
+
+/// `CONCLAVE_CONNECT` supplies the default `--connect`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connect_env_is_the_default() {
+    let target = format!("127.0.0.1:{}", closed_port());
+    let mut cmd = conclave(&["--connect-timeout-ms", "100", "get", "/"]);
+    cmd.env("CONCLAVE_CONNECT", &target);
+    run(cmd, None).await.fails(code::CONNECTION, &format!("cannot connect to {target}"));
+}
+
+/// Invalid paths, connect strings and data fail with exit 9 before any connection is made
+/// (ZooKeeper's path rules: Programmer's Guide, "ZNodes").
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn invalid_input_exits_9_without_connecting() {
+    let target = format!("127.0.0.1:{}", closed_port());
+    for (args, needle) in [
+        (vec!["get", "relative"], "get relative: invalid path \"relative\": path must start with /"),
+        (vec!["create", "/a/"], "create /a/: invalid path"),
+        (vec!["delete", "/a//b"], "delete /a//b: invalid path"),
+        (vec!["watch", "/a/."], "watch /a/.: invalid path"),
+    ] {
+        let mut full = vec!["--connect", &target];
+        full.extend(args);
+        run(conclave(&full), None).await.fails(code::INVALID, needle);
+    }
+    // A trailing slash is fine for a sequential create (the name is then just the counter), so
+    // this one gets as far as connecting.
+    let r = run(conclave(&["--connect", &target, "--connect-timeout-ms", "100", "create", "-s", "/a/"]), None).await;
+    r.fails(code::CONNECTION, "cannot connect");
+    run(conclave(&["--connect", "host:notaport", "ls", "/"]), None).await.fails(code::INVALID, "invalid port");
+}
+
+/// Usage errors are clap's exit code 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn usage_errors_exit_2() {
+    for args in [
+        vec!["create", "--container", "-e", "/a"],
+        vec!["create", "--ttl", "0", "/a"],
+        vec!["--auth", "nocolon", "ls", "/"],
+        vec!["set", "/a"],
+        vec!["frobnicate"],
+    ] {
+        let r = run(conclave(&args), None).await;
+        assert_eq!(r.code, code::USAGE, "{args:?}: {r:?}");
+    }
+    let help = run(conclave(&["--help"]), None).await.ok();
+    assert!(help.contains("Exit status:") && help.contains("9  invalid path"), "{help}");
+}
+
+/// `serve --port 0` prints its address, serves other CLI calls, and exits 0 on SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn serve_prints_its_address_and_stops_on_sigterm() {
+    let mut cmd = conclave(&["serve", "--port", "0"]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut server = Guard::spawn(cmd);
+    let lines = server.lines();
+    let first = tokio::task::spawn_blocking(move || lines.recv_timeout(PATIENCE)).await.expect("join");
+    let first = first.expect("serve printed no address");
+    let address = first.strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {first:?}"));
+    let address: std::net::SocketAddr = address.parse().expect("a socket address");
+    assert!(address.ip().is_loopback() && address.port() != 0, "{address}");
+
+    let connect = address.to_string();
+    let cli = |args: &[&str]| {
+        let mut cmd = conclave(&["--connect", &connect]);
+        cmd.args(args);
+        run(cmd, None)
+    };
+    assert_eq!(cli(&["create", "/served", "yes"]).await.ok(), "/served\n");
+    assert_eq!(cli(&["get", "/served"]).await.ok(), "yes");
+
+    server.terminate();
+    let (status, _, log) = finished(server).await;
+    assert!(status.success(), "serve exits 0 on SIGTERM: {status:?}\n{log}");
+}

@@ -126,6 +126,19 @@ impl Outbox {
         true
     }
 
+    /// Takes everything queued (tests read the outbox directly).
+    #[cfg(test)]
+    pub(crate) fn take_all(&self) -> BytesMut {
+        self.lock().buf.split()
+    }
+
+    /// Whether the connection has been told to close.
+    #[cfg(test)]
+    pub(crate) fn is_closing(&self) -> bool {
+        let g = self.lock();
+        g.closing || g.aborted
+    }
+
     /// Bytes waiting to be written.
     pub(crate) fn queued(&self) -> usize {
         self.lock().buf.len()

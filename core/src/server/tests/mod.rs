@@ -1,2 +1,10 @@
-//! Tests of the embedded server: the apply layer called directly, and raw frames over
-//! in-process connections.
+//! Tests of the embedded server: the apply layer driven directly (writes, reads, watches,
+//! sessions, the reaper) and raw frames over in-process connections (wire, faults).
+
+mod faults;
+mod harness;
+mod lifecycle;
+mod reads;
+mod watch_events;
+mod wire;
+mod writes;

@@ -11,6 +11,9 @@ use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::path::Chroot;
 use crate::proto::DEFAULT_MAX_FRAME;
+
+/// The Java client's default limit on reply frames (`ZKClientConfig.CLIENT_MAX_PACKET_LENGTH_DEFAULT`).
+const DEFAULT_MAX_REPLY_FRAME: usize = 4 * 1024 * 1024;
 use crate::session::{self, parse_connect_string, BoxTransport, Endpoints, SessionConfig, Transport};
 
 /// Configures and connects a [`Client`]. Obtain one with [`Client::builder`].
@@ -33,6 +36,7 @@ pub struct ClientBuilder {
     auth: Vec<(String, Vec<u8>)>,
     read_only: bool,
     max_frame: usize,
+    max_reply_frame: usize,
 }
 
 impl Default for ClientBuilder {
@@ -44,6 +48,7 @@ impl Default for ClientBuilder {
             auth: Vec::new(),
             read_only: false,
             max_frame: DEFAULT_MAX_FRAME,
+            max_reply_frame: DEFAULT_MAX_REPLY_FRAME,
         }
     }
 }
@@ -86,10 +91,19 @@ impl ClientBuilder {
         self
     }
 
-    /// The largest frame sent or accepted (default `jute.maxbuffer`, 1 048 575 bytes). Requests
-    /// larger than this fail with [`Error::DataTooLarge`] without being sent.
+    /// The largest request frame sent (default the server's `jute.maxbuffer`, 1 048 575
+    /// bytes: a server closes the connection on anything larger). Larger requests fail with
+    /// [`Error::DataTooLarge`] without being sent.
     pub fn max_frame(mut self, bytes: usize) -> Self {
         self.max_frame = bytes;
+        self
+    }
+
+    /// The largest reply frame accepted (default 4 MiB, as the Java client's): a reply carries
+    /// more than the request that stored the data (a getData reply adds a 68-byte stat), so this
+    /// must stay above [`ClientBuilder::max_frame`]. A larger reply drops the connection.
+    pub fn max_reply_frame(mut self, bytes: usize) -> Self {
+        self.max_reply_frame = bytes;
         self
     }
 
@@ -119,6 +133,17 @@ impl ClientBuilder {
         self.start(Endpoints::Factory(factory), None).await
     }
 
+    /// Connects in-process to an embedded server: the same bytes as over TCP, through a
+    /// `tokio::io::duplex` pipe, with no socket. Reconnects open a new pipe.
+    pub async fn connect_in_process(self, server: &crate::server::ServerHandle) -> Result<Client> {
+        let server = server.clone();
+        self.connect_with(move || {
+            let pipe = server.connect_in_process().map_err(io::Error::other);
+            async move { pipe }
+        })
+        .await
+    }
+
     async fn start(self, endpoints: Endpoints, string_chroot: Option<String>) -> Result<Client> {
         let chroot = match (string_chroot, self.chroot) {
             (Some(a), Some(b)) if a != b => {
@@ -137,6 +162,7 @@ impl ClientBuilder {
             connect_timeout: self.connect_timeout,
             read_only: self.read_only,
             max_frame: self.max_frame,
+            max_reply_frame: self.max_reply_frame,
         };
         let (shared, tx) = session::start(config).await?;
         let client = Client::from_parts(shared, tx);

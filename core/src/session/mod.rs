@@ -173,7 +173,10 @@ pub(crate) struct SessionConfig {
     pub(crate) session_timeout: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) read_only: bool,
+    /// Largest request frame (checked by the client handles).
     pub(crate) max_frame: usize,
+    /// Largest reply frame accepted.
+    pub(crate) max_reply_frame: usize,
 }
 
 /// Connects (trying every server until `connect_timeout`), then spawns the session task.
@@ -367,7 +370,7 @@ impl Session {
     /// Decodes every complete frame in `rbuf`.
     fn drain_frames(&mut self, rbuf: &mut BytesMut) -> std::result::Result<(), Outcome> {
         loop {
-            match frame::split_frame(rbuf, self.config.max_frame) {
+            match frame::split_frame(rbuf, self.config.max_reply_frame) {
                 Ok(Some(f)) => self.on_frame(f)?,
                 Ok(None) => return Ok(()),
                 Err(e) => return Err(Outcome::Lost(format!("bad frame from server: {e}"))),
@@ -586,7 +589,7 @@ impl Session {
                 read_only: Some(self.config.read_only),
             };
             let endpoints = self.config.endpoints.clone();
-            let max_frame = self.config.max_frame;
+            let max_frame = self.config.max_reply_frame;
             let attempt = connect::attempt(&endpoints, i, &request, max_frame, limit);
             tokio::pin!(attempt);
             let result = loop {

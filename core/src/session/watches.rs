@@ -31,14 +31,14 @@ pub(crate) enum WatchKind {
 }
 
 impl WatchKind {
-    /// The server-side watch this local watcher relies on. Data and exists watchers share the
-    /// server's one-shot data watch.
-    fn server_type(self) -> WatcherType {
+    /// Which server watch the local watcher relies on: data and exists watchers share the
+    /// server's one-shot data watch; persistent watches of both modes sit in both server tables
+    /// (ZooKeeper 3.8 registers even recursive ones in both).
+    fn group(self) -> usize {
         match self {
-            WatchKind::Data | WatchKind::Exist => WatcherType::Data,
-            WatchKind::Child => WatcherType::Children,
-            WatchKind::Persistent => WatcherType::Persistent,
-            WatchKind::PersistentRecursive => WatcherType::PersistentRecursive,
+            WatchKind::Data | WatchKind::Exist => 0,
+            WatchKind::Child => 1,
+            WatchKind::Persistent | WatchKind::PersistentRecursive => 2,
         }
     }
 }
@@ -89,11 +89,9 @@ struct PathWatches {
     child: Vec<(WatcherId, WatchSink)>,
     persistent: Vec<(WatcherId, WatchSink)>,
     recursive: Vec<(WatcherId, WatchSink)>,
-    /// Registrations sent (or queued) whose replies have not arrived, per server watch type.
-    outstanding: HashMap<WatcherTypeKey, u32>,
+    /// Registrations sent (or queued) whose replies have not arrived, per [`WatchKind::group`].
+    outstanding: [u32; 3],
 }
-
-type WatcherTypeKey = i32;
 
 impl PathWatches {
     fn list(&mut self, kind: WatchKind) -> &mut Vec<(WatcherId, WatchSink)> {
@@ -106,16 +104,14 @@ impl PathWatches {
         }
     }
 
-    /// Whether anything still relies on the server watch of type `t`.
-    fn needs(&self, t: WatcherType) -> bool {
-        let local = match t {
-            WatcherType::Data => !self.data.is_empty() || !self.exist.is_empty(),
-            WatcherType::Children => !self.child.is_empty(),
-            WatcherType::Persistent => !self.persistent.is_empty(),
-            WatcherType::PersistentRecursive => !self.recursive.is_empty(),
-            WatcherType::Any => true,
+    /// Whether a local watcher or a pending registration relies on server watch group `g`.
+    fn needs(&self, g: usize) -> bool {
+        let local = match g {
+            0 => !self.data.is_empty() || !self.exist.is_empty(),
+            1 => !self.child.is_empty(),
+            _ => !self.persistent.is_empty() || !self.recursive.is_empty(),
         };
-        local || self.outstanding.get(&t.as_i32()).is_some_and(|n| *n > 0)
+        local || self.outstanding[g] > 0
     }
 
     fn is_empty(&self) -> bool {
@@ -124,7 +120,7 @@ impl PathWatches {
             && self.child.is_empty()
             && self.persistent.is_empty()
             && self.recursive.is_empty()
-            && self.outstanding.values().all(|n| *n == 0)
+            && self.outstanding == [0; 3]
     }
 }
 
@@ -144,17 +140,15 @@ impl Registry {
     /// Notes that a request that will register a `kind` watch on `path` is on its way, so that the
     /// server watch is not removed under it.
     pub(crate) fn expect(&mut self, kind: WatchKind, path: &str) {
-        let pw = self.paths.entry(path.to_string()).or_default();
-        *pw.outstanding.entry(kind.server_type().as_i32()).or_default() += 1;
+        self.paths.entry(path.to_string()).or_default().outstanding[kind.group()] += 1;
     }
 
     /// The request announced with [`Registry::expect`] completed; `reg` is registered if the
     /// request succeeded (with `kind` possibly switched from data to exists by the caller).
     pub(crate) fn settle(&mut self, announced: WatchKind, path: &str, reg: Option<WatchRegistration>) {
         if let Some(pw) = self.paths.get_mut(path) {
-            if let Some(n) = pw.outstanding.get_mut(&announced.server_type().as_i32()) {
-                *n = n.saturating_sub(1);
-            }
+            let n = &mut pw.outstanding[announced.group()];
+            *n = n.saturating_sub(1);
         }
         if let Some(reg) = reg {
             if reg.kind == WatchKind::PersistentRecursive {
@@ -173,7 +167,12 @@ impl Registry {
         }
     }
 
-    /// Drops watcher `id`. Returns the server watch to remove when nothing relies on it any more.
+    /// Drops watcher `id`. Returns the server watches to remove when nothing relies on them any
+    /// more: all of them (`Any`) once the path has no watcher left, or just the one-shot data or
+    /// child watch when no persistent watch shares the path. ZooKeeper 3.8 removes watches by
+    /// table, not by mode (and refuses the `Persistent*` types), so a persistent watch dropped
+    /// while a one-shot watch on the same path lives stays on the server until that one goes;
+    /// its events are ignored meanwhile.
     pub(crate) fn unwatch(&mut self, id: WatcherId) -> Option<(String, WatcherType)> {
         let (kind, path) = self.by_id.remove(&id)?;
         let pw = self.paths.get_mut(&path)?;
@@ -181,10 +180,18 @@ impl Registry {
         if kind == WatchKind::PersistentRecursive {
             self.recursive_count -= 1;
         }
-        let t = kind.server_type();
-        let remove = !pw.needs(t);
+        let group = kind.group();
+        let remove = if pw.is_empty() {
+            Some(WatcherType::Any)
+        } else if group == 2 || pw.needs(group) || pw.needs(2) {
+            None
+        } else if group == 0 {
+            Some(WatcherType::Data)
+        } else {
+            Some(WatcherType::Children)
+        };
         self.prune(&path);
-        remove.then_some((path, t))
+        remove.map(|t| (path, t))
     }
 
     /// Dispatches a server notification to every local watcher it concerns.
@@ -386,8 +393,19 @@ mod tests {
         reg.settle(WatchKind::Data, "/a", None);
         assert!(reg.is_empty());
         let _c = oneshot_reg(&mut reg, 3, WatchKind::Child, "/a");
-        assert_eq!(reg.unwatch(3), Some(("/a".into(), WatcherType::Children)));
+        assert_eq!(reg.unwatch(3), Some(("/a".into(), WatcherType::Any)), "nothing left on the path");
         assert_eq!(reg.unwatch(3), None, "twice is harmless");
+        assert!(reg.is_empty());
+        // Only the one-shot child watch goes while a data watcher remains.
+        let _d = oneshot_reg(&mut reg, 4, WatchKind::Data, "/b");
+        let _e = oneshot_reg(&mut reg, 5, WatchKind::Child, "/b");
+        assert_eq!(reg.unwatch(5), Some(("/b".into(), WatcherType::Children)));
+        // A persistent watch on the path keeps one-shot removals from touching its tables.
+        let _f = stream_reg(&mut reg, 6, WatchKind::Persistent, "/b");
+        let _g = oneshot_reg(&mut reg, 7, WatchKind::Data, "/b");
+        assert_eq!(reg.unwatch(4), None);
+        assert_eq!(reg.unwatch(6), None, "a persistent watch cannot be removed alone on 3.8");
+        assert_eq!(reg.unwatch(7), Some(("/b".into(), WatcherType::Any)));
         assert!(reg.is_empty());
     }
 

@@ -1,3 +1,14 @@
-//! Behaviour tests, compiled as one binary (one link for all areas). Each module covers one area.
+//! Behaviour tests, compiled as one binary (one link for all areas). Each module covers one area;
+//! `support` holds the fixtures. Tests of ZooKeeper semantics are written once with
+//! `conformance!` and run against every backend.
 
+mod support;
+
+mod acl;
 mod cli;
+mod limits;
+mod multi;
+mod ops;
+mod session;
+mod stat;
+mod watches;

@@ -1,0 +1,188 @@
+//! Test fixtures: an [`Env`] is one test's view of a ZooKeeper backend, with its own chroot so
+//! tests never see each other's nodes.
+//!
+//! - [`Env::embedded`]: a fresh embedded server for this test; clients connect in-process (the
+//!   same bytes as TCP), so the tests also run under `tokio::time::pause`.
+//! - [`Env::real`]: a real ZooKeeper named by `CONCLAVE_TEST_ZK=host:port`, if set (otherwise
+//!   the real-backend variant of a test is skipped with one line saying so).
+//!
+//! [`conformance!`] turns `async fn case(env: Env) -> Result<()>` into one test per backend:
+//! behaviour that states ZooKeeper semantics is written once and checked against both.
+
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use conclave::{Client, ClientBuilder, CreateMode, Result, ServerHandle};
+
+/// Which server a test runs against.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// The embedded server, reached in-process.
+    Embedded(ServerHandle),
+    /// A real ZooKeeper at this connect string.
+    Real(String),
+}
+
+/// One test's environment: a backend and a chroot of its own.
+#[derive(Debug)]
+pub struct Env {
+    pub backend: Backend,
+    /// The chroot (created by the fixture) all clients of this test use.
+    pub root: String,
+    /// Keeps other tests of this binary off a shared real server while an exclusive test runs.
+    _turn: Option<Turn>,
+}
+
+/// A test's turn on the shared real server: shared by ordinary tests, exclusive for tests whose
+/// assertions count every zxid.
+#[derive(Debug)]
+enum Turn {
+    Shared(tokio::sync::OwnedRwLockReadGuard<()>),
+    Exclusive(tokio::sync::OwnedRwLockWriteGuard<()>),
+}
+
+fn turns() -> std::sync::Arc<tokio::sync::RwLock<()>> {
+    static TURNS: std::sync::OnceLock<std::sync::Arc<tokio::sync::RwLock<()>>> = std::sync::OnceLock::new();
+    TURNS.get_or_init(Default::default).clone()
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn unique_root(name: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("/t-{name}-{}-{n}", std::process::id())
+}
+
+impl Env {
+    /// A fresh embedded server (tick 200 ms, so session timeouts are 0.4 s..4 s).
+    pub async fn embedded(name: &str) -> Env {
+        let server = conclave::Server::builder()
+            .tick_time(Duration::from_millis(200))
+            .container_check_interval(Duration::from_millis(500))
+            .start()
+            .await
+            .expect("start embedded server");
+        Env::with_backend(Backend::Embedded(server), name).await
+    }
+
+    /// The real ZooKeeper named by `CONCLAVE_TEST_ZK`, if any. An `exclusive` test runs alone on
+    /// it (among this binary's tests), for assertions that no other writer may disturb.
+    pub async fn real(name: &str, exclusive: bool) -> Option<Env> {
+        match std::env::var("CONCLAVE_TEST_ZK") {
+            Ok(hosts) if !hosts.is_empty() => {
+                let turn = if exclusive {
+                    Turn::Exclusive(turns().write_owned().await)
+                } else {
+                    Turn::Shared(turns().read_owned().await)
+                };
+                let mut env = Env::with_backend(Backend::Real(hosts), name).await;
+                env._turn = Some(turn);
+                Some(env)
+            }
+            _ => {
+                eprintln!("skipped (real ZooKeeper): set CONCLAVE_TEST_ZK=host:port to run this test against one");
+                None
+            }
+        }
+    }
+
+    async fn with_backend(backend: Backend, name: &str) -> Env {
+        let env = Env { backend, root: unique_root(name), _turn: None };
+        let admin = env.builder().connect_raw(&env.backend).await.expect("connect to the test backend");
+        admin.create(&env.root, b"", CreateMode::Persistent).await.expect("create the test chroot");
+        admin.close().await;
+        env
+    }
+
+    /// The embedded server (panics on a real backend: use only in embedded-only tests).
+    pub fn server(&self) -> &ServerHandle {
+        match &self.backend {
+            Backend::Embedded(s) => s,
+            Backend::Real(_) => panic!("this test needs the embedded server"),
+        }
+    }
+
+    /// Whether the backend is the embedded server.
+    pub fn is_embedded(&self) -> bool {
+        matches!(self.backend, Backend::Embedded(_))
+    }
+
+    /// A builder preset for tests (short session timeout).
+    pub fn builder(&self) -> ClientBuilder {
+        Client::builder().session_timeout(Duration::from_secs(4)).connect_timeout(Duration::from_secs(10))
+    }
+
+    /// A client chrooted at this test's root.
+    pub async fn client(&self) -> Client {
+        self.connect(self.builder()).await
+    }
+
+    /// A client built from `builder`, chrooted at this test's root.
+    pub async fn connect(&self, builder: ClientBuilder) -> Client {
+        builder.chroot(self.root.clone()).connect_raw(&self.backend).await.expect("connect")
+    }
+
+    /// A client without chroot.
+    pub async fn unchrooted(&self) -> Client {
+        self.builder().connect_raw(&self.backend).await.expect("connect")
+    }
+}
+
+/// Connecting a builder to a backend.
+pub trait ConnectTo {
+    /// Connects to `backend`.
+    async fn connect_raw(self, backend: &Backend) -> Result<Client>;
+}
+
+impl ConnectTo for ClientBuilder {
+    async fn connect_raw(self, backend: &Backend) -> Result<Client> {
+        match backend {
+            Backend::Embedded(server) => self.connect_in_process(server).await,
+            Backend::Real(hosts) => self.connect(hosts).await,
+        }
+    }
+}
+
+/// Runs a ZooKeeper-semantics test case against each backend:
+/// `conformance!(name, ...)` for `async fn name(env: Env) -> Result<()>`; cases listed after
+/// `exclusive:` run alone on a shared real server.
+#[macro_export]
+macro_rules! conformance {
+    ($($name:ident),* $(,)? $(; exclusive: $($xname:ident),* $(,)?)?) => {
+        $( $crate::conformance!(@case $name, false); )*
+        $($( $crate::conformance!(@case $xname, true); )*)?
+    };
+    (@case $name:ident, $exclusive:expr) => {
+        mod $name {
+            #[tokio::test]
+            async fn embedded() {
+                let env = $crate::support::Env::embedded(stringify!($name)).await;
+                super::$name(env).await.expect("embedded server");
+            }
+
+            #[tokio::test]
+            async fn real_zookeeper() {
+                if let Some(env) = $crate::support::Env::real(stringify!($name), $exclusive).await {
+                    super::$name(env).await.expect("real ZooKeeper");
+                }
+            }
+        }
+    };
+}
+
+/// Waits for `fut` at most `secs` seconds (so a broken test fails instead of hanging).
+pub async fn within<F: std::future::Future>(secs: u64, fut: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(secs), fut).await.expect("timed out")
+}
+
+/// Asserts that `fut` does not complete within `ms` milliseconds.
+pub async fn pending_for<F: std::future::Future + Unpin>(ms: u64, fut: &mut F)
+where
+    F::Output: std::fmt::Debug,
+{
+    if let Ok(v) = tokio::time::timeout(Duration::from_millis(ms), fut).await {
+        panic!("expected nothing yet, got {v:?}");
+    }
+}

@@ -356,6 +356,11 @@ async fn read_loop<R: AsyncRead + Unpin>(
     // Established: apply every complete frame of each read in one lock acquisition.
     let mut frames: Vec<Bytes> = Vec::new();
     loop {
+        if outbox.is_blackholed() {
+            // A silent network: what the client sends now is never read.
+            cancel.cancelled().await;
+            return End::Abort;
+        }
         let mut bad = None;
         loop {
             match split_frame(&mut buf, max_frame) {
@@ -391,22 +396,26 @@ async fn read_loop<R: AsyncRead + Unpin>(
             debug!(conn, error = %e, "frame length out of range; closing");
             return End::Abort;
         }
-        if outbox.is_blackholed() {
-            cancel.cancelled().await;
-            return End::Abort;
-        }
+        // A client that does not read its replies is not read from either; one that reads
+        // nothing for a whole session timeout is dropped.
+        let stuck_until = Instant::now() + idle;
         while outbox.queued() > HIGH_WATER && !outbox.is_blackholed() {
             tokio::select! {
                 _ = outbox.drained.notified() => {}
                 _ = cancel.cancelled() => return End::Abort,
+                _ = tokio::time::sleep_until(stuck_until) => {
+                    debug!(conn, queued = outbox.queued(), "client reads no replies; closing");
+                    return End::Abort;
+                }
             }
         }
         if outbox.is_blackholed() {
             continue;
         }
         let more = tokio::select! {
-            r = read_more(&mut rd, &mut buf, cancel, Instant::now() + idle) => r,
+            biased;
             _ = outbox.hush.notified() => continue,
+            r = read_more(&mut rd, &mut buf, cancel, Instant::now() + idle) => r,
         };
         match more {
             Ok(true) => {}

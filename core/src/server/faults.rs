@@ -40,7 +40,8 @@ impl Faults {
     /// Requests are still read and applied in order meanwhile (up to the read-pause threshold of
     /// queued replies); afterwards the held bytes go out in order.
     pub fn stall(&self, session_id: Option<i64>, d: Duration) {
-        let until = Instant::now() + d;
+        let now = Instant::now();
+        let until = now.checked_add(d).unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400));
         let st = self.shared.lock_state();
         match session_id {
             Some(id) => {
@@ -73,8 +74,8 @@ impl Faults {
         }
     }
 
-    /// Arms a lost reply: the next request of the session (of type `op` when `Some`; pings never
-    /// match) is applied, then its connection is closed after the replies already queued but
+    /// Arms a lost reply: the next request of the session (of type `op` when `Some`; pings and
+    /// auth packets never match) is applied, then its connection is closed after the replies already queued but
     /// before this request's reply (and before any notification it triggers on that same
     /// connection). The client sees a connection loss for a request that took effect.
     pub fn drop_reply_after_apply(&self, session_id: i64, op: Option<OpCode>) {

@@ -192,7 +192,7 @@ impl DataTree {
             }
             t.data_size += path.len() as i64;
             t.nodes.insert(path.into(), node);
-            t.child_set(parent).insert_str(name);
+            t.add_child(parent, name);
         }
         t
     }
@@ -221,9 +221,10 @@ impl DataTree {
         self.nodes.get_mut(if path.is_empty() { "/" } else { path })
     }
 
-    fn child_set(&mut self, parent: &str) -> &mut StrSet {
-        let node = self.get_mut(parent).expect("parent checked by the caller");
-        node.children.get_or_insert_with(|| Box::new(StrSet::hash_set(8)))
+    fn add_child(&mut self, parent: &str, name: &str) {
+        if let Some(node) = self.get_mut(parent) {
+            node.children.get_or_insert_with(|| Box::new(StrSet::hash_set(8))).insert_str(name);
+        }
     }
 
     /// Creates a node whose parent exists and whose path is free (both checked by the caller).
@@ -247,7 +248,7 @@ impl DataTree {
             p.cversion = parent_cversion;
             p.pzxid = zxid;
         }
-        self.child_set(parent).insert_str(name);
+        self.add_child(parent, name);
         self.data_size += (path.len() + data.as_ref().map_or(0, Bytes::len)) as i64;
         let node = Node::new(data, acl, owner, zxid, time);
         let stat = node.stat();
@@ -404,6 +405,44 @@ impl DataTree {
             }
         }
         out
+    }
+}
+
+impl DataTree {
+    /// Checks the tree's internal consistency (tests): every node but the root has its parent,
+    /// which lists it; child counts match; the ephemeral, container and TTL sets match the
+    /// nodes' owners.
+    #[cfg(test)]
+    pub(crate) fn check_invariants(&self) {
+        let mut children: HashMap<&str, usize> = HashMap::new();
+        let (mut eph, mut cont, mut ttl) = (0, 0, 0);
+        for (path, node) in &self.nodes {
+            if &**path != "/" {
+                let (parent, name) = split_parent(path).expect("absolute path");
+                let p = self.get(parent).unwrap_or_else(|| panic!("{path}: parent missing"));
+                assert!(p.children.as_ref().is_some_and(|c| c.contains_str(name)), "{path} not listed");
+                *children.entry(if parent.is_empty() { "/" } else { parent }).or_default() += 1;
+            }
+            match node.kind() {
+                Owner::Session(s) => {
+                    eph += 1;
+                    assert!(self.ephemerals.get(&s).is_some_and(|e| e.contains_str(path)), "{path} ephemeral");
+                }
+                Owner::Container => {
+                    cont += 1;
+                    assert!(self.containers.contains_str(path));
+                }
+                Owner::Ttl(_) => {
+                    ttl += 1;
+                    assert!(self.ttls.contains_str(path));
+                }
+                Owner::None => {}
+            }
+        }
+        for (path, node) in &self.nodes {
+            assert_eq!(node.num_children() as usize, children.get(&**path).copied().unwrap_or(0), "{path} count");
+        }
+        assert_eq!((eph, cont, ttl), (self.ephemeral_count(), self.containers.len(), self.ttls.len()));
     }
 }
 

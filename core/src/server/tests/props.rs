@@ -71,7 +71,7 @@ proptest! {
         steps in vec((0usize..3, request(), 0i64..1500), 1..60),
     ) {
         let mut h = Harness::new();
-        let mut clients = vec![h.client(), h.client(), h.client()];
+        let mut clients = [h.client(), h.client(), h.client()];
         let mut last = h.st.zxid;
         for (who, req, dt) in steps {
             h.advance(dt);

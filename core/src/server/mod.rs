@@ -8,6 +8,22 @@
 //! come from the start wall-clock time plus tokio's elapsed time, so tests can run the server
 //! under `tokio::time::pause()`.
 //!
+//! ```
+//! # use std::time::Duration;
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> conclave_core::Result<()> {
+//! use conclave_core::Server;
+//!
+//! let server = Server::builder().tick_time(Duration::from_millis(500)).start().await?;
+//! println!("ZooKeeper clients can connect to {}", server.connect_string());
+//! let pipe = server.connect_in_process()?; // the same protocol, without a socket
+//! # drop(pipe);
+//! assert_eq!(server.node_count(), 4); // /, /zookeeper, /zookeeper/quota, /zookeeper/config
+//! server.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Compatibility
 //!
 //! Semantics follow what a real 3.8.0 was measured to do, including its quirks: notifications

@@ -18,6 +18,7 @@ conformance!(
     remove_and_check_watches,
     dropping_a_watcher_removes_the_server_watch,
     multi_fires_events_in_op_order,
+    one_shot_and_persistent_watches_share_a_path,
 );
 
 fn kind(ev: &WatchedEvent) -> (EventType, &str) {
@@ -223,5 +224,29 @@ async fn multi_fires_events_in_op_order(env: Env) -> Result<()> {
         seen.push(kind(&ev?).0);
     }
     assert_eq!(seen, [EventType::NodeCreated, EventType::NodeDataChanged, EventType::NodeDeleted]);
+    Ok(())
+}
+
+/// A one-shot watch set on a path that already has a persistent watch fires once, and the
+/// persistent watch keeps reporting afterwards. (ZooKeeper 3.8 keeps one watch mode per
+/// connection and path: the client must not let the one-shot request replace the persistent
+/// watch on the server.)
+async fn one_shot_and_persistent_watches_share_a_path(env: Env) -> Result<()> {
+    let c = env.client().await;
+    c.create("/s", b"", CreateMode::Persistent).await?;
+    let mut pw = c.add_watch("/s", AddWatchMode::Persistent).await?;
+    let (_, _, once) = c.get_data_and_watch("/s").await?;
+    let (_, kids) = c.get_children_and_watch("/s").await?;
+    c.set_data("/s", b"1", None).await?;
+    assert_eq!(within(5, once).await?.event_type, EventType::NodeDataChanged);
+    c.create("/s/k", b"", CreateMode::Persistent).await?;
+    assert_eq!(within(5, kids).await?.event_type, EventType::NodeChildrenChanged);
+    c.set_data("/s", b"2", None).await?;
+    let seen: Vec<EventType> = vec![
+        within(5, pw.next()).await.expect("open")?.event_type,
+        within(5, pw.next()).await.expect("open")?.event_type,
+        within(5, pw.next()).await.expect("open")?.event_type,
+    ];
+    assert_eq!(seen, [EventType::NodeDataChanged, EventType::NodeChildrenChanged, EventType::NodeDataChanged]);
     Ok(())
 }

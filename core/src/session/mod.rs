@@ -455,10 +455,8 @@ impl Session {
                 self.begin_close(closing);
             }
             Some(cmd) if closing.is_some() => fail_command(cmd, Error::Closed),
-            Some(Command::Request(out)) => {
-                if let Effect::Watch(reg) = &out.effect {
-                    self.registry.expect(reg.kind, &reg.path);
-                }
+            Some(Command::Request(mut out)) => {
+                self.announce(&mut out);
                 self.write_request(out);
             }
             Some(Command::Auth { packet, frame, responder }) => self.write_auth(packet, frame, responder),
@@ -468,6 +466,21 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Records the watch a request will register. A one-shot watch that a persistent watch on
+    /// the same path already serves is not requested from the server (see
+    /// `Registry::covered`): the request's watch flag, its last byte, is cleared.
+    fn announce(&mut self, out: &mut Outgoing) {
+        let Effect::Watch(reg) = &out.effect else { return };
+        if self.registry.covered(reg.kind, &reg.path) {
+            let mut frame = BytesMut::from(&out.frame[..]);
+            if let Some(flag) = frame.last_mut() {
+                *flag = 0;
+            }
+            out.frame = frame.freeze();
+        }
+        self.registry.expect(reg.kind, &reg.path);
     }
 
     fn write_auth(&mut self, packet: AuthPacket, frame: Bytes, responder: Responder) {
@@ -645,10 +658,8 @@ impl Session {
                 self.registry.unwatch(id);
                 Ok(())
             }
-            Some(Command::Request(out)) => {
-                if let Effect::Watch(reg) = &out.effect {
-                    self.registry.expect(reg.kind, &reg.path);
-                }
+            Some(Command::Request(mut out)) => {
+                self.announce(&mut out);
                 self.queued.push_back(Queued::Request(out));
                 Ok(())
             }

@@ -32,16 +32,23 @@ pub(crate) enum WatchKind {
 
 impl WatchKind {
     /// Which server watch the local watcher relies on: data and exists watchers share the
-    /// server's one-shot data watch; persistent watches of both modes sit in both server tables
-    /// (ZooKeeper 3.8 registers even recursive ones in both).
+    /// server's one-shot data watch, child watchers its one-shot child watch; persistent watches
+    /// of either mode sit in both server tables (ZooKeeper 3.8 registers even recursive ones in
+    /// both).
     fn group(self) -> usize {
         match self {
-            WatchKind::Data | WatchKind::Exist => 0,
-            WatchKind::Child => 1,
-            WatchKind::Persistent | WatchKind::PersistentRecursive => 2,
+            WatchKind::Data | WatchKind::Exist => DATA,
+            WatchKind::Child => CHILD,
+            WatchKind::Persistent => PERSISTENT,
+            WatchKind::PersistentRecursive => RECURSIVE,
         }
     }
 }
+
+const DATA: usize = 0;
+const CHILD: usize = 1;
+const PERSISTENT: usize = 2;
+const RECURSIVE: usize = 3;
 
 /// Where a watcher's events go.
 #[derive(Debug)]
@@ -90,7 +97,7 @@ struct PathWatches {
     persistent: Vec<(WatcherId, WatchSink)>,
     recursive: Vec<(WatcherId, WatchSink)>,
     /// Registrations sent (or queued) whose replies have not arrived, per [`WatchKind::group`].
-    outstanding: [u32; 3],
+    outstanding: [u32; 4],
 }
 
 impl PathWatches {
@@ -107,11 +114,16 @@ impl PathWatches {
     /// Whether a local watcher or a pending registration relies on server watch group `g`.
     fn needs(&self, g: usize) -> bool {
         let local = match g {
-            0 => !self.data.is_empty() || !self.exist.is_empty(),
-            1 => !self.child.is_empty(),
-            _ => !self.persistent.is_empty() || !self.recursive.is_empty(),
+            DATA => !self.data.is_empty() || !self.exist.is_empty(),
+            CHILD => !self.child.is_empty(),
+            PERSISTENT => !self.persistent.is_empty(),
+            _ => !self.recursive.is_empty(),
         };
         local || self.outstanding[g] > 0
+    }
+
+    fn needs_persistent(&self) -> bool {
+        self.needs(PERSISTENT) || self.needs(RECURSIVE)
     }
 
     fn is_empty(&self) -> bool {
@@ -120,7 +132,7 @@ impl PathWatches {
             && self.child.is_empty()
             && self.persistent.is_empty()
             && self.recursive.is_empty()
-            && self.outstanding == [0; 3]
+            && self.outstanding == [0; 4]
     }
 }
 
@@ -141,6 +153,20 @@ impl Registry {
     /// server watch is not removed under it.
     pub(crate) fn expect(&mut self, kind: WatchKind, path: &str) {
         self.paths.entry(path.to_string()).or_default().outstanding[kind.group()] += 1;
+    }
+
+    /// Whether a persistent watch on `path` (registered or on its way) already delivers every
+    /// event a one-shot watch of `kind` waits for. The one-shot watch is then kept locally only:
+    /// ZooKeeper 3.8 holds one watch mode per connection and path, so asking the server for a
+    /// one-shot watch would turn the persistent watch into a one-shot one. A persistent watch
+    /// delivers data and existence events in both modes, child events only in mode `Persistent`.
+    pub(crate) fn covered(&self, kind: WatchKind, path: &str) -> bool {
+        let Some(pw) = self.paths.get(path) else { return false };
+        match kind {
+            WatchKind::Data | WatchKind::Exist => pw.needs_persistent(),
+            WatchKind::Child => pw.needs(PERSISTENT),
+            WatchKind::Persistent | WatchKind::PersistentRecursive => false,
+        }
     }
 
     /// The request announced with [`Registry::expect`] completed; `reg` is registered if the
@@ -183,9 +209,9 @@ impl Registry {
         let group = kind.group();
         let remove = if pw.is_empty() {
             Some(WatcherType::Any)
-        } else if group == 2 || pw.needs(group) || pw.needs(2) {
+        } else if group >= PERSISTENT || pw.needs(group) || pw.needs_persistent() {
             None
-        } else if group == 0 {
+        } else if group == DATA {
             Some(WatcherType::Data)
         } else {
             Some(WatcherType::Children)
@@ -405,8 +431,22 @@ mod tests {
         let _g = oneshot_reg(&mut reg, 7, WatchKind::Data, "/b");
         assert_eq!(reg.unwatch(4), None);
         assert_eq!(reg.unwatch(6), None, "a persistent watch cannot be removed alone on 3.8");
+        assert!(!reg.covered(WatchKind::Data, "/b"));
         assert_eq!(reg.unwatch(7), Some(("/b".into(), WatcherType::Any)));
         assert!(reg.is_empty());
+    }
+
+    #[test]
+    fn persistent_watches_cover_one_shot_ones() {
+        let mut reg = Registry::default();
+        assert!(!reg.covered(WatchKind::Data, "/a"));
+        reg.expect(WatchKind::PersistentRecursive, "/a");
+        assert!(reg.covered(WatchKind::Data, "/a"), "a registration on its way counts");
+        assert!(reg.covered(WatchKind::Exist, "/a"));
+        assert!(!reg.covered(WatchKind::Child, "/a"), "recursive watches get no child events");
+        let _p = stream_reg(&mut reg, 1, WatchKind::Persistent, "/a");
+        assert!(reg.covered(WatchKind::Child, "/a"));
+        assert!(!reg.covered(WatchKind::Child, "/a/b"), "only the same path");
     }
 
     #[test]

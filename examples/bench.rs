@@ -76,6 +76,7 @@ fn micros(d: Duration) -> f64 {
 }
 
 /// Where the benchmark clients connect.
+#[derive(Clone)]
 enum Target {
     Hosts(String),
     Embedded(conclave::ServerHandle, bool),
@@ -203,14 +204,18 @@ async fn main() -> Result<()> {
     let only = args.only.unwrap_or_else(|| vec!["raw_sync".into(), "raw_async".into()]);
     for name in &only {
         let t = Instant::now();
-        match name.as_str() {
-            "raw_sync" => raw_sync(&target, &root, 5000, 2000).await?,
-            "raw_async" => raw_async(&target, &root, 20_000, 1000, 5000, 3).await?,
+        let (target, root) = (target.clone(), root.clone());
+        // Each benchmark runs as a spawned task, so its futures and the session task are
+        // scheduled by the runtime's workers rather than woken across threads from `block_on`.
+        let run = match name.as_str() {
+            "raw_sync" => tokio::spawn(async move { raw_sync(&target, &root, 5000, 2000).await }),
+            "raw_async" => tokio::spawn(async move { raw_async(&target, &root, 20_000, 1000, 5000, 3).await }),
             other => {
                 println!("# unknown bench {other}");
                 continue;
             }
-        }
+        };
+        run.await.map_err(|e| conclave::Error::Io(format!("benchmark task failed: {e}")))??;
         println!("# {name} took {:.1} s", t.elapsed().as_secs_f64());
     }
     delete_tree(&admin, &root).await?;

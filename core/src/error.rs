@@ -278,6 +278,12 @@ impl From<crate::proto::DecodeError> for Error {
     }
 }
 
+impl From<crate::proto::FrameError> for Error {
+    fn from(e: crate::proto::FrameError) -> Error {
+        Error::Protocol(e.to_string())
+    }
+}
+
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Error {
         Error::Io(e.to_string())

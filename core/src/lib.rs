@@ -12,6 +12,8 @@ pub mod path;
 pub mod proto;
 pub mod server;
 pub mod session;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use client::{
     Client, ClientBuilder, CreateOptions, OneshotWatcher, Op, OpResult, PersistentWatcher, ReadOp, ReadResult,

@@ -3,8 +3,9 @@
 //! its exit codes.
 //!
 //! Tests that state ZooKeeper semantics run twice through the [`both!`] macro: against an
-//! embedded server started in the test process, and against a real ZooKeeper when
-//! `CONCLAVE_TEST_ZK=host:port` is set (otherwise that variant prints one line and passes). Each
+//! embedded server started in the test process, and against the real ZooKeeper shared by this
+//! test binary (see `support::real_zookeeper`; without one that variant prints one line and
+//! passes). Each
 //! test works under a chroot of its own (`/cli-dev/t-<test>-<pid>-<n>`), which the CLI reaches
 //! through its `--connect host:port/chroot`. Children the tests start are killed by a guard
 //! when the test ends, even when it fails.
@@ -59,15 +60,11 @@ impl Zk {
         Zk::with(Some(server), hosts, name).await
     }
 
-    /// The real ZooKeeper of `CONCLAVE_TEST_ZK`, if set.
+    /// The real ZooKeeper shared by this binary's tests, if there is one.
     async fn real(name: &str) -> Option<Zk> {
-        match std::env::var("CONCLAVE_TEST_ZK") {
-            Ok(hosts) if !hosts.is_empty() => Some(Zk::with(None, hosts, name).await),
-            _ => {
-                eprintln!("skipped (real ZooKeeper): set CONCLAVE_TEST_ZK=host:port to run it");
-                None
-            }
-        }
+        let hosts =
+            tokio::task::spawn_blocking(crate::support::real_zookeeper).await.expect("launch the real ZooKeeper")?;
+        Some(Zk::with(None, hosts, name).await)
     }
 
     async fn with(server: Option<ServerHandle>, hosts: String, name: &str) -> Zk {

@@ -6,8 +6,12 @@ mod support;
 
 mod acl;
 mod cli;
+mod ensemble;
+mod external;
+mod harness;
 mod limits;
 mod multi;
+mod nodes;
 mod ops;
 mod session;
 mod stat;

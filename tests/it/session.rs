@@ -1,6 +1,7 @@
-//! Session behaviour under the embedded server's fault hooks: expiry, close, connection loss,
-//! silent servers, watch re-registration, timeout negotiation (protocol reference sections 2 and
-//! 9). Timing-dependent cases run in virtual time.
+//! Sessions (protocol reference sections 2 and 9). Expiry, close and timeout negotiation are
+//! ZooKeeper semantics and run on both backends; connection loss, silent servers, partitions
+//! and lost replies use the embedded server's fault hooks, timing-dependent cases in virtual
+//! time.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +13,15 @@ use conclave::{AddWatchMode, Client, CreateMode, Error, EventType, Result, Sessi
 use futures::{FutureExt, StreamExt};
 use tokio::time::Instant;
 
+use crate::conformance;
 use crate::support::{within, Env};
+
+conformance!(
+    expiry_ends_everything,
+    close_removes_ephemerals_at_once,
+    dropping_the_last_handle_closes_the_session,
+    timeout_negotiation
+);
 
 /// Waits until `c` reaches `state`.
 async fn reach(c: &Client, state: SessionState) {
@@ -30,9 +39,7 @@ async fn reach(c: &Client, state: SessionState) {
 
 /// Expiry deletes the session's ephemerals (others see NodeDeleted), moves the client to
 /// `Expired`, and ends its requests, watchers and streams with SESSIONEXPIRED.
-#[tokio::test]
-async fn expiry_ends_everything() -> Result<()> {
-    let env = Env::embedded("expiry").await;
+async fn expiry_ends_everything(env: Env) -> Result<()> {
     let c = env.client().await;
     let other = env.client().await;
     c.create("/e", b"", CreateMode::Ephemeral).await?;
@@ -42,10 +49,10 @@ async fn expiry_ends_everything() -> Result<()> {
     let (_, gone) = other.exists_and_watch("/e").await?;
     let mut states = c.state_stream();
 
-    assert!(env.server().faults().expire_session(c.session_id()));
+    env.expire(&c).await?;
     assert_eq!(within(5, gone).await?.event_type, EventType::NodeDeleted);
     assert_eq!(other.exists("/e").await?, None);
-    reach(&c, SessionState::Expired).await;
+    assert_eq!(c.state(), SessionState::Expired);
     assert_eq!(within(5, w).await, Err(Error::SessionExpired));
     assert_eq!(within(5, pw.next()).await, Some(Err(Error::SessionExpired)));
     assert!(pw.next().await.is_none());
@@ -59,9 +66,7 @@ async fn expiry_ends_everything() -> Result<()> {
 
 /// `close()` ends the session at once: its ephemerals vanish and everything pending ends with
 /// `Closed`.
-#[tokio::test]
-async fn close_removes_ephemerals_at_once() -> Result<()> {
-    let env = Env::embedded("close").await;
+async fn close_removes_ephemerals_at_once(env: Env) -> Result<()> {
     let c = env.client().await;
     let other = env.client().await;
     c.create("/e", b"", CreateMode::Ephemeral).await?;
@@ -77,9 +82,7 @@ async fn close_removes_ephemerals_at_once() -> Result<()> {
 }
 
 /// Dropping the last handle closes the session in the background.
-#[tokio::test]
-async fn dropping_the_last_handle_closes_the_session() -> Result<()> {
-    let env = Env::embedded("drop").await;
+async fn dropping_the_last_handle_closes_the_session(env: Env) -> Result<()> {
     let c = env.client().await;
     let other = env.client().await;
     c.create("/e", b"", CreateMode::Ephemeral).await?;
@@ -219,13 +222,11 @@ async fn long_partition_expires_the_session() -> Result<()> {
 }
 
 /// The server clamps the requested timeout to [2, 20] ticks.
-#[tokio::test]
-async fn timeout_negotiation() -> Result<()> {
-    let env = Env::embedded("negotiation").await;
+async fn timeout_negotiation(env: Env) -> Result<()> {
     let short = env.connect(env.builder().session_timeout(Duration::from_millis(100))).await;
-    assert_eq!(short.negotiated_timeout(), Duration::from_millis(400));
+    assert_eq!(short.negotiated_timeout(), crate::support::TICK * 2);
     let long = env.connect(env.builder().session_timeout(Duration::from_secs(3600))).await;
-    assert_eq!(long.negotiated_timeout(), Duration::from_secs(4));
+    assert_eq!(long.negotiated_timeout(), crate::support::TICK * 20);
     let fine = env.connect(env.builder().session_timeout(Duration::from_millis(1500))).await;
     assert_eq!(fine.negotiated_timeout(), Duration::from_millis(1500));
     Ok(())

@@ -98,6 +98,12 @@ impl Client {
         self.shared.last_zxid()
     }
 
+    /// The server the session is connected to right now (`host:port` as given in the connect
+    /// string, or `in-process` for a custom transport); `None` while disconnected.
+    pub fn connected_server(&self) -> Option<String> {
+        self.shared.connected_server()
+    }
+
     /// The chroot every path is relative to, if any.
     pub fn chroot(&self) -> Option<&str> {
         self.shared.chroot.as_str()

@@ -119,6 +119,8 @@ pub(crate) struct Shared {
     password: Mutex<Bytes>,
     timeout_ms: AtomicI32,
     last_zxid: AtomicI64,
+    /// The server of the current connection (`host:port`, or `in-process`).
+    server: Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -153,7 +155,16 @@ impl Shared {
         self.last_zxid.load(Ordering::Acquire)
     }
 
+    pub(crate) fn connected_server(&self) -> Option<String> {
+        self.server.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set_server(&self, server: Option<String>) {
+        *self.server.lock().unwrap_or_else(|e| e.into_inner()) = server;
+    }
+
     fn adopt(&self, conn: &Connection) {
+        self.set_server(Some(conn.server.clone()));
         let r = &conn.response;
         *self.password.lock().unwrap_or_else(|e| e.into_inner()) = r.passwd.clone();
         self.timeout_ms.store(r.timeout, Ordering::Release);
@@ -191,6 +202,7 @@ pub(crate) async fn start(config: SessionConfig) -> Result<(Arc<Shared>, mpsc::U
         password: Mutex::new(Bytes::from_static(&[0; PASSWORD_LEN])),
         timeout_ms: AtomicI32::new(0),
         last_zxid: AtomicI64::new(0),
+        server: Mutex::new(None),
     });
     let (tx, rx) = mpsc::unbounded_channel();
     let mut session = Session {
@@ -522,6 +534,7 @@ impl Session {
     /// Fails what was in flight on the lost connection; watches stay registered locally and are
     /// re-registered after the reconnect.
     fn connection_lost(&mut self) {
+        self.shared.set_server(None);
         self.shared.state.set(SessionState::Disconnected);
         self.wbuf.clear();
         for p in self.pending.drain(..) {
@@ -673,6 +686,7 @@ impl Session {
     /// Ends the session: every pending request, queued command, watcher and stream gets the
     /// terminal error.
     fn finish(mut self, state: SessionState) {
+        self.shared.set_server(None);
         self.shared.state.set(state);
         let err = self.shared.state.get().terminal_error().unwrap_or(Error::Closed);
         tracing::debug!(session_id = format_args!("{:#x}", self.shared.session_id()), state = ?state, "session ended");

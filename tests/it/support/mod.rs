@@ -3,8 +3,14 @@
 //!
 //! - [`Env::embedded`]: a fresh embedded server for this test; clients connect in-process (the
 //!   same bytes as TCP), so the tests also run under `tokio::time::pause`.
-//! - [`Env::real`]: a real ZooKeeper named by `CONCLAVE_TEST_ZK=host:port`, if set (otherwise
-//!   the real-backend variant of a test is skipped with one line saying so).
+//! - [`Env::real`]: a real ZooKeeper 3.8 shared by every test of this binary, launched on first
+//!   use by `conclave_core::testing::ZooKeeperServer` (or the one named by
+//!   `CONCLAVE_TEST_ZK=host:port`). Without an installation the real-backend variant of a test
+//!   prints one line saying how to install it and passes, unless `CONCLAVE_REQUIRE_ZOOKEEPER=1`,
+//!   which makes it fail.
+//!
+//! Both backends use the same tick (500 ms: session timeouts from 1 s to 10 s) and container
+//! reaper period (500 ms), so timing-related assertions hold on both.
 //!
 //! [`conformance!`] turns `async fn case(env: Env) -> Result<()>` into one test per backend:
 //! behaviour that states ZooKeeper semantics is written once and checked against both.
@@ -50,42 +56,72 @@ fn turns() -> std::sync::Arc<tokio::sync::RwLock<()>> {
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// The tick of both backends.
+pub const TICK: Duration = Duration::from_millis(500);
+/// The container/TTL reaper period of both backends.
+pub const CONTAINER_CHECK: Duration = Duration::from_millis(500);
+
+/// The connect string of the real ZooKeeper shared by this binary's tests: `CONCLAVE_TEST_ZK`,
+/// or a server launched on first use. `None` (after one line on stderr) when ZooKeeper is not
+/// installed; a panic instead when `CONCLAVE_REQUIRE_ZOOKEEPER=1` or when it fails to start.
+pub fn real_zookeeper() -> Option<String> {
+    if let Ok(hosts) = std::env::var("CONCLAVE_TEST_ZK") {
+        if !hosts.is_empty() {
+            return Some(hosts);
+        }
+    }
+    static SHARED: std::sync::OnceLock<Option<conclave_core::testing::ZooKeeperServer>> = std::sync::OnceLock::new();
+    let server = SHARED.get_or_init(|| {
+        conclave_core::testing::ZooKeeperInstall::find()?;
+        let server = conclave_core::testing::ZooKeeperServer::builder()
+            .tick_time(TICK)
+            .container_check_interval(CONTAINER_CHECK)
+            .launch()
+            .unwrap_or_else(|e| panic!("the real ZooKeeper did not start: {e}"));
+        Some(server)
+    });
+    match server {
+        Some(s) => Some(s.connect_string()),
+        None if conclave_core::testing::zookeeper_required() => {
+            panic!("CONCLAVE_REQUIRE_ZOOKEEPER=1 but {}", conclave_core::testing::INSTALL_HINT)
+        }
+        None => {
+            eprintln!("skipped: {}", conclave_core::testing::INSTALL_HINT);
+            None
+        }
+    }
+}
+
 fn unique_root(name: &str) -> String {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     format!("/t-{name}-{}-{n}", std::process::id())
 }
 
 impl Env {
-    /// A fresh embedded server (tick 200 ms, so session timeouts are 0.4 s..4 s).
+    /// A fresh embedded server with the shared test settings.
     pub async fn embedded(name: &str) -> Env {
         let server = conclave::Server::builder()
-            .tick_time(Duration::from_millis(200))
-            .container_check_interval(Duration::from_millis(500))
+            .tick_time(TICK)
+            .container_check_interval(CONTAINER_CHECK)
             .start()
             .await
             .expect("start embedded server");
         Env::with_backend(Backend::Embedded(server), name).await
     }
 
-    /// The real ZooKeeper named by `CONCLAVE_TEST_ZK`, if any. An `exclusive` test runs alone on
-    /// it (among this binary's tests), for assertions that no other writer may disturb.
+    /// The real ZooKeeper shared by this binary's tests, if there is one (see the module doc).
+    /// An `exclusive` test runs alone on it (among this binary's tests), for assertions that no
+    /// other writer may disturb.
     pub async fn real(name: &str, exclusive: bool) -> Option<Env> {
-        match std::env::var("CONCLAVE_TEST_ZK") {
-            Ok(hosts) if !hosts.is_empty() => {
-                let turn = if exclusive {
-                    Turn::Exclusive(turns().write_owned().await)
-                } else {
-                    Turn::Shared(turns().read_owned().await)
-                };
-                let mut env = Env::with_backend(Backend::Real(hosts), name).await;
-                env._turn = Some(turn);
-                Some(env)
-            }
-            _ => {
-                eprintln!("skipped (real ZooKeeper): set CONCLAVE_TEST_ZK=host:port to run this test against one");
-                None
-            }
-        }
+        let hosts = tokio::task::spawn_blocking(real_zookeeper).await.expect("launch the real ZooKeeper")?;
+        let turn = if exclusive {
+            Turn::Exclusive(turns().write_owned().await)
+        } else {
+            Turn::Shared(turns().read_owned().await)
+        };
+        let mut env = Env::with_backend(Backend::Real(hosts), name).await;
+        env._turn = Some(turn);
+        Some(env)
     }
 
     async fn with_backend(backend: Backend, name: &str) -> Env {
@@ -101,6 +137,21 @@ impl Env {
         match &self.backend {
             Backend::Embedded(s) => s,
             Backend::Real(_) => panic!("this test needs the embedded server"),
+        }
+    }
+
+    /// Expires `client`'s session the way Curator's KillSession does (a second connection to
+    /// the session sends closeSession), on either backend, and waits until the client saw it.
+    pub async fn expire(&self, client: &Client) -> Result<()> {
+        match &self.backend {
+            Backend::Embedded(server) => {
+                let open = || {
+                    let pipe = server.connect_in_process().map_err(std::io::Error::other);
+                    async move { pipe }
+                };
+                conclave_core::testing::expire_session_over(client, open).await
+            }
+            Backend::Real(_) => conclave_core::testing::expire_session(client).await,
         }
     }
 
@@ -172,9 +223,17 @@ macro_rules! conformance {
     };
 }
 
-/// Waits for `fut` at most `secs` seconds (so a broken test fails instead of hanging).
-pub async fn within<F: std::future::Future>(secs: u64, fut: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(secs), fut).await.expect("timed out")
+/// Waits for `fut` at most `secs` seconds (so a broken test fails instead of hanging, naming
+/// the line that waited).
+#[track_caller]
+pub fn within<F: std::future::Future>(secs: u64, fut: F) -> impl std::future::Future<Output = F::Output> {
+    let caller = std::panic::Location::caller();
+    async move {
+        match tokio::time::timeout(Duration::from_secs(secs), fut).await {
+            Ok(v) => v,
+            Err(_) => panic!("timed out after {secs} s waiting at {caller}"),
+        }
+    }
 }
 
 /// Asserts that `fut` does not complete within `ms` milliseconds.

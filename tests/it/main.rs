@@ -16,3 +16,4 @@ mod ops;
 mod session;
 mod stat;
 mod watches;
+mod wire;

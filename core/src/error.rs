@@ -150,6 +150,15 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    /// A read answered from an older state than this client (or its zxid floor) had already
+    /// seen: the server is behind. `sync()` and read again.
+    #[error("stale read: the reply reflects zxid {zxid:#x}, older than {floor:#x} already seen")]
+    StaleRead {
+        /// The zxid the reply reflects.
+        zxid: i64,
+        /// The zxid already seen when the read was sent.
+        floor: i64,
+    },
     /// An I/O error of the embedded server or the command line (binding a port, ...).
     #[error("I/O error: {0}")]
     Io(String),
@@ -207,6 +216,7 @@ impl Error {
             | Error::Connect(_)
             | Error::Protocol(_)
             | Error::Closed
+            | Error::StaleRead { .. }
             | Error::Io(_) => return None,
         })
     }
@@ -228,7 +238,7 @@ impl Error {
 
     /// Whether the session (or client) is finished: no later request on it can succeed.
     pub fn is_terminal(&self) -> bool {
-        matches!(self, Error::SessionExpired | Error::AuthFailed | Error::Closed)
+        matches!(self, Error::SessionExpired | Error::AuthFailed | Error::SessionMoved | Error::Closed)
     }
 }
 

@@ -22,4 +22,4 @@ pub use client::{
 pub use error::{Error, Result};
 pub use proto::{Acl, AddWatchMode, ClientInfo, CreateMode, ErrorCode, EventType, Id, Perms, Stat, WatcherType};
 pub use server::{Faults, Server, ServerBuilder, ServerHandle};
-pub use session::{SessionState, StateStream};
+pub use session::{ConnectionState, ConnectionStateStream, SessionCredentials, SessionState, StateStream, ZxidFloor};

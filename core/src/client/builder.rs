@@ -14,7 +14,9 @@ use crate::proto::DEFAULT_MAX_FRAME;
 
 /// The Java client's default limit on reply frames (`ZKClientConfig.CLIENT_MAX_PACKET_LENGTH_DEFAULT`).
 const DEFAULT_MAX_REPLY_FRAME: usize = 4 * 1024 * 1024;
-use crate::session::{self, parse_connect_string, BoxTransport, Endpoints, SessionConfig, Transport};
+use crate::session::{
+    self, parse_connect_string, BoxTransport, Endpoints, SessionConfig, SessionCredentials, Transport, ZxidFloor,
+};
 
 /// Configures and connects a [`Client`]. Obtain one with [`Client::builder`].
 ///
@@ -37,6 +39,11 @@ pub struct ClientBuilder {
     read_only: bool,
     max_frame: usize,
     max_reply_frame: usize,
+    request_timeout: Option<Duration>,
+    fail_fast: bool,
+    client_side_expiry: bool,
+    resume: Option<SessionCredentials>,
+    floor: Option<ZxidFloor>,
 }
 
 impl Default for ClientBuilder {
@@ -49,6 +56,11 @@ impl Default for ClientBuilder {
             read_only: false,
             max_frame: DEFAULT_MAX_FRAME,
             max_reply_frame: DEFAULT_MAX_REPLY_FRAME,
+            request_timeout: None,
+            fail_fast: false,
+            client_side_expiry: true,
+            resume: None,
+            floor: None,
         }
     }
 }
@@ -104,6 +116,52 @@ impl ClientBuilder {
     /// must stay above [`ClientBuilder::max_frame`]. A larger reply drops the connection.
     pub fn max_reply_frame(mut self, bytes: usize) -> Self {
         self.max_reply_frame = bytes;
+        self
+    }
+
+    /// How long a caller waits for any reply at most (default: no limit). Past it the request's
+    /// future fails with [`Error::OperationTimeout`]; a request still queued for a reconnect by
+    /// then is never sent, one already sent may or may not be applied.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = Some(timeout);
+        self
+    }
+
+    /// Whether requests made while the connection is down fail at once with
+    /// [`Error::ConnectionLoss`] (default false: they wait for the reconnect, up to the request
+    /// timeout if one is set).
+    pub fn fail_fast_when_disconnected(mut self, fail_fast: bool) -> Self {
+        self.fail_fast = fail_fast;
+        self
+    }
+
+    /// Whether the client declares its session expired after 4/3 of the session timeout
+    /// without hearing from any server (default true, as ZooKeeper's Java client since 3.9.3):
+    /// by then every server has expired it, so waiting longer only delays recipes from learning
+    /// that their locks and ephemeral nodes are gone. Turn it off to keep trying until a server
+    /// answers (a whole ensemble that restarts keeps its sessions).
+    pub fn client_side_expiry(mut self, on: bool) -> Self {
+        self.client_side_expiry = on;
+        self
+    }
+
+    /// Attaches to an existing session instead of creating one: the session of another
+    /// [`Client`] (which then ends in state `Moved`, its requests failing with
+    /// [`Error::SessionMoved`]) or of another process (which must stop using it: see
+    /// [`Client::detach`]). Its ephemeral nodes and its server-side state carry over; its
+    /// watches do not (they belong to the old connection).
+    ///
+    /// # Errors
+    /// `connect` fails with [`Error::SessionExpired`] if the session no longer exists.
+    pub fn session(mut self, credentials: SessionCredentials) -> Self {
+        self.resume = Some(credentials);
+        self
+    }
+
+    /// Shares a highest-zxid-seen with other clients (see [`ZxidFloor`]): none of them will
+    /// then read state older than what any of them has seen.
+    pub fn zxid_floor(mut self, floor: ZxidFloor) -> Self {
+        self.floor = Some(floor);
         self
     }
 
@@ -163,12 +221,24 @@ impl ClientBuilder {
             read_only: self.read_only,
             max_frame: self.max_frame,
             max_reply_frame: self.max_reply_frame,
+            request_timeout: self.request_timeout,
+            fail_fast: self.fail_fast,
+            client_side_expiry: self.client_side_expiry,
+            auth: self.auth,
+            resume: self.resume,
+            floor: self.floor,
         };
-        let (shared, tx) = session::start(config).await?;
-        let client = Client::from_parts(shared, tx);
-        for (scheme, credential) in self.auth {
-            client.add_auth(&scheme, &credential).await?;
-        }
-        Ok(client)
+        connect_config(config).await
     }
+}
+
+/// Starts a session from `config` and sends its credentials.
+pub(crate) async fn connect_config(config: SessionConfig) -> Result<Client> {
+    let auth = config.auth.clone();
+    let (shared, tx) = session::start(config).await?;
+    let client = Client::from_parts(shared, tx);
+    for (scheme, credential) in auth {
+        client.add_auth(&scheme, &credential).await?;
+    }
+    Ok(client)
 }

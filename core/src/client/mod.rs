@@ -120,12 +120,56 @@ impl Client {
         self.shared.state.subscribe()
     }
 
+    /// The recipe-level connection events: `Connected`, `Suspended`, `Reconnected`, `Lost`,
+    /// `ReadOnly` (see [`ConnectionState`](crate::ConnectionState) for exactly when each fires and
+    /// what a lock holder must do). The stream starts with the current condition and ends after
+    /// `Lost`.
+    pub fn connection_states(&self) -> crate::session::ConnectionStateStream {
+        self.shared.state.subscribe_connection()
+    }
+
     /// Waits until the session is connected (returns at once if it is), or fails with the
     /// terminal error if it ends first.
     pub async fn wait_connected(&self) -> Result<()> {
         let mut rx = self.shared.state.watch();
         let state = *rx.wait_for(|s| s.is_connected() || s.is_terminal()).await.map_err(|_| Error::Closed)?;
         state.terminal_error().map_or(Ok(()), Err)
+    }
+
+    /// This session's highest-zxid-seen (shared with other clients if one was given to the
+    /// builder).
+    pub fn zxid_floor(&self) -> crate::ZxidFloor {
+        self.shared.zxid_floor()
+    }
+
+    /// What another [`Client`] (or process) needs to take this session over with
+    /// [`ClientBuilder::session`].
+    pub fn credentials(&self) -> crate::SessionCredentials {
+        self.shared.credentials()
+    }
+
+    /// Stops using the session **without closing it** and returns its credentials, so that
+    /// another process can take it over with [`ClientBuilder::session`] (its ephemeral nodes
+    /// stay). This handle ends in state `Moved`; pending requests fail with
+    /// [`Error::SessionMoved`]. Within one process this is not needed: attaching from a second
+    /// client stops the first one by itself.
+    pub async fn detach(&self) -> crate::SessionCredentials {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Command::Detach(tx)).is_ok() {
+            if let Ok(creds) = rx.await {
+                return creds;
+            }
+        }
+        self.credentials()
+    }
+
+    /// A new session built like this one (same servers, chroot, credentials and options): what
+    /// to do once this one has expired. This handle stays as it is (terminal once expired).
+    pub async fn reconnect_new_session(&self) -> Result<Client> {
+        let mut config = self.shared.config.clone();
+        // The new session must not read older state than this one saw either.
+        config.floor = Some(self.shared.zxid_floor());
+        builder::connect_config(config).await
     }
 
     /// Closes the session: sends `closeSession` (so its ephemeral nodes go at once), waits for
@@ -160,15 +204,21 @@ impl Client {
             return Err(Error::DataTooLarge { size: len, limit: self.shared.max_frame });
         }
         let (tx, rx) = oneshot::channel();
-        let out = Outgoing { xid, op, frame: buf.freeze(), responder: Some(tx), effect };
+        let timeout = self.shared.config.request_timeout;
+        let started = tokio::time::Instant::now();
+        let deadline = timeout.map(|t| started + t);
+        let out = Outgoing { xid, op, frame: buf.freeze(), responder: Some(tx), effect, deadline };
         if self.tx.send(Command::Request(out)).is_err() {
             return Err(self.ended());
         }
         let span = tracing::debug_span!("zk_request", op = op.name(), path = req.path().unwrap_or(""), xid);
         let ended = self.clone_ended();
         Ok(async move {
-            let started = tokio::time::Instant::now();
-            let result = rx.await.unwrap_or_else(|_| Err(ended()));
+            let reply = async { rx.await.unwrap_or_else(|_| Err(ended())) };
+            let result = match deadline {
+                Some(d) => tokio::time::timeout_at(d, reply).await.unwrap_or(Err(Error::OperationTimeout)),
+                None => reply.await,
+            };
             tracing::debug!(
                 latency_us = started.elapsed().as_micros() as u64,
                 error = result.as_ref().err().map(tracing::field::display),

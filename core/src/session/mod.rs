@@ -3,53 +3,37 @@
 //! made (batching everything queued into one write), matches replies to requests in FIFO order
 //! (checking every xid), dispatches watch notifications before the replies that follow them,
 //! pings when idle, detects silent servers with a read timeout, reconnects to the same session
-//! after a connection loss (replaying credentials and re-registering watches with `SetWatches`),
-//! and ends everything with a typed error when the session ends. See [`state`] for the state
-//! diagram.
+//! after a connection loss (other servers of the connect string first, with back-off; replaying
+//! credentials and re-registering watches with `SetWatches`), never goes back to a server that
+//! is behind what it has seen, and ends everything with a typed error when the session ends.
+//! See [`state`] for the state diagram and the recipe-level connection states.
 
 mod connect;
 pub(crate) mod state;
+mod task;
 mod watches;
 
-use std::collections::VecDeque;
-use std::future::poll_fn;
-use std::io;
-use std::pin::Pin;
+use std::collections::HashMap;
+use std::fmt;
 use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::AsyncWrite;
+use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::path::Chroot;
-use crate::proto::{
-    frame, xid, AuthPacket, ConnectRequest, Decode, ErrorCode, EventType, OpCode, Reader, ReplyHeader, Request,
-    WatcherEvent, WatcherType, PASSWORD_LEN,
-};
+use crate::proto::{AuthPacket, OpCode, Reader, WatcherType, PASSWORD_LEN};
 
 pub(crate) use connect::{parse_connect_string, shuffle, Endpoints};
 pub use connect::{BoxTransport, Transport, TransportFactory};
-pub use state::{SessionState, StateStream};
+pub use state::{ConnectionState, ConnectionStateStream, SessionState, StateStream};
 pub(crate) use watches::{WatchKind, WatchRegistration, WatchSink, WatcherId};
 
-use connect::{AttemptError, Connection};
+use connect::Connection;
 use state::StateCell;
-use watches::Registry;
-
-/// How much path text one `SetWatches` request carries at most (the Java client's figure).
-const SET_WATCHES_BATCH: usize = 128 * 1024;
-/// The Java client pings at least this often, whatever the session timeout.
-const MAX_PING_INTERVAL: Duration = Duration::from_secs(10);
-/// How long `close()` waits for the server to confirm `closeSession`.
-const CLOSE_WAIT: Duration = Duration::from_secs(3);
-/// Commands handled before the next socket write, so that a burst of requests goes out in one
-/// write without starving the reader.
-const COMMAND_BATCH: usize = 512;
 
 /// A successful reply: the undecoded body.
 #[derive(Debug)]
@@ -89,6 +73,9 @@ pub(crate) struct Outgoing {
     pub(crate) frame: Bytes,
     pub(crate) responder: Option<Responder>,
     pub(crate) effect: Effect,
+    /// When the caller stops waiting (`ClientBuilder::request_timeout`): a request still queued
+    /// for a reconnect by then is never sent.
+    pub(crate) deadline: Option<Instant>,
 }
 
 /// Messages from client handles (and watchers) to the session task.
@@ -105,6 +92,55 @@ pub(crate) enum Command {
     Unwatch(WatcherId),
     /// Close the session; the sender is told when it is done.
     Close(oneshot::Sender<()>),
+    /// Stop using the session without closing it (another client takes it over); the sender
+    /// gets the credentials once the task has let go.
+    Detach(oneshot::Sender<SessionCredentials>),
+}
+
+/// What it takes to attach to a live session from another [`crate::Client`] or process:
+/// [`crate::Client::credentials`] gives them, [`crate::ClientBuilder::session`] uses them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionCredentials {
+    /// The session id.
+    pub session_id: i64,
+    /// The session password.
+    pub password: Bytes,
+    /// The highest zxid the previous owner saw: the new connection refuses servers behind it.
+    pub last_zxid: i64,
+}
+
+impl fmt::Debug for SessionCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionCredentials")
+            .field("session_id", &format_args!("{:#x}", self.session_id))
+            .field("password", &"<redacted>")
+            .field("last_zxid", &self.last_zxid)
+            .finish()
+    }
+}
+
+/// A highest-zxid-seen shared by several clients, so that together they never read older state
+/// than any of them has seen (a monotonic-reads guarantee across sessions, like etcd's ordering
+/// wrapper). Give the same floor to each client with [`crate::ClientBuilder::zxid_floor`]: each
+/// raises it with every reply, refuses to connect to servers behind it, and fails a read whose
+/// reply predates it with [`Error::StaleRead`] (`sync()` and retrying then sees the newer data).
+#[derive(Debug, Clone, Default)]
+pub struct ZxidFloor(Arc<AtomicI64>);
+
+impl ZxidFloor {
+    /// A floor at zxid 0.
+    pub fn new() -> Self {
+        ZxidFloor::default()
+    }
+
+    /// The highest zxid seen so far.
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    fn raise(&self, zxid: i64) {
+        self.0.fetch_max(zxid, Ordering::AcqRel);
+    }
 }
 
 /// State shared between the session task and its client handles.
@@ -113,12 +149,14 @@ pub(crate) struct Shared {
     pub(crate) chroot: Chroot,
     pub(crate) max_frame: usize,
     pub(crate) state: StateCell,
+    /// What the session was built from (for `reconnect_new_session`).
+    pub(crate) config: SessionConfig,
     next_xid: AtomicI32,
     next_watcher: AtomicU64,
     session_id: AtomicI64,
     password: Mutex<Bytes>,
     timeout_ms: AtomicI32,
-    last_zxid: AtomicI64,
+    last_zxid: ZxidFloor,
     /// The server of the current connection (`host:port`, or `in-process`).
     server: Mutex<Option<String>>,
 }
@@ -152,7 +190,15 @@ impl Shared {
     }
 
     pub(crate) fn last_zxid(&self) -> i64 {
-        self.last_zxid.load(Ordering::Acquire)
+        self.last_zxid.get()
+    }
+
+    pub(crate) fn zxid_floor(&self) -> ZxidFloor {
+        self.last_zxid.clone()
+    }
+
+    pub(crate) fn credentials(&self) -> SessionCredentials {
+        SessionCredentials { session_id: self.session_id(), password: self.password(), last_zxid: self.last_zxid() }
     }
 
     pub(crate) fn connected_server(&self) -> Option<String> {
@@ -170,10 +216,6 @@ impl Shared {
         self.timeout_ms.store(r.timeout, Ordering::Release);
         self.session_id.store(r.session_id, Ordering::Release);
     }
-
-    fn seen_zxid(&self, zxid: i64) {
-        self.last_zxid.fetch_max(zxid, Ordering::AcqRel);
-    }
 }
 
 /// What the client asked for when building the session.
@@ -188,540 +230,86 @@ pub(crate) struct SessionConfig {
     pub(crate) max_frame: usize,
     /// Largest reply frame accepted.
     pub(crate) max_reply_frame: usize,
+    /// How long a caller waits for a reply at most (`None`: until the session ends).
+    pub(crate) request_timeout: Option<Duration>,
+    /// Requests made while disconnected fail at once with `ConnectionLoss` instead of waiting.
+    pub(crate) fail_fast: bool,
+    /// Declare the session expired after 4/3 of its timeout without hearing from any server.
+    pub(crate) client_side_expiry: bool,
+    /// Credentials sent after each new session is established (and replayed on reconnects).
+    pub(crate) auth: Vec<(String, Vec<u8>)>,
+    /// A session to attach to instead of creating one.
+    pub(crate) resume: Option<SessionCredentials>,
+    /// A highest-zxid-seen shared with other clients.
+    pub(crate) floor: Option<ZxidFloor>,
+}
+
+/// The sessions of this process, by id, so that attaching to a session from a second `Client`
+/// stops the first one (it would otherwise reconnect and take the session back).
+type LiveSessions = Mutex<HashMap<i64, (u64, mpsc::WeakUnboundedSender<Command>)>>;
+
+fn live_sessions() -> &'static LiveSessions {
+    static LIVE: OnceLock<LiveSessions> = OnceLock::new();
+    LIVE.get_or_init(Default::default)
+}
+
+/// Tells the client of this process that owns `session_id`, if any, that its session is being
+/// taken over, and waits until it has let go.
+async fn take_over(session_id: i64) {
+    let owner = live_sessions().lock().unwrap_or_else(|e| e.into_inner()).remove(&session_id);
+    if let Some(tx) = owner.and_then(|(_, weak)| weak.upgrade()) {
+        let (done, let_go) = oneshot::channel();
+        if tx.send(Command::Detach(done)).is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), let_go).await;
+        }
+    }
 }
 
 /// Connects (trying every server until `connect_timeout`), then spawns the session task.
 pub(crate) async fn start(config: SessionConfig) -> Result<(Arc<Shared>, mpsc::UnboundedSender<Command>)> {
+    static OWNER_IDS: AtomicU64 = AtomicU64::new(1);
+    let floor = config.floor.clone().unwrap_or_default();
+    let (session_id, password) = match &config.resume {
+        Some(creds) => {
+            floor.raise(creds.last_zxid);
+            take_over(creds.session_id).await;
+            (creds.session_id, creds.password.clone())
+        }
+        None => (0, Bytes::from_static(&[0; PASSWORD_LEN])),
+    };
     let shared = Arc::new(Shared {
         chroot: config.chroot.clone(),
         max_frame: config.max_frame,
         state: StateCell::new(SessionState::Connecting),
+        config: SessionConfig { resume: None, ..config.clone() },
         next_xid: AtomicI32::new(1),
         next_watcher: AtomicU64::new(1),
-        session_id: AtomicI64::new(0),
-        password: Mutex::new(Bytes::from_static(&[0; PASSWORD_LEN])),
+        session_id: AtomicI64::new(session_id),
+        password: Mutex::new(password),
         timeout_ms: AtomicI32::new(0),
-        last_zxid: AtomicI64::new(0),
+        last_zxid: floor,
         server: Mutex::new(None),
     });
     let (tx, rx) = mpsc::unbounded_channel();
-    let mut session = Session {
-        shared: shared.clone(),
-        config,
-        rx,
-        pending: VecDeque::new(),
-        auth_pending: VecDeque::new(),
-        queued: VecDeque::new(),
-        registry: Registry::default(),
-        auths: Vec::new(),
-        wbuf: BytesMut::with_capacity(64 * 1024),
-        next_host: 0,
-        close_waiters: Vec::new(),
-    };
-    let deadline = Instant::now() + session.config.connect_timeout;
-    let conn = session.connect_until(Some(deadline)).await.map_err(|e| match e {
-        Outcome::Lost(why) => Error::Connect(why),
-        Outcome::Terminal(state) => state.terminal_error().unwrap_or(Error::Closed),
-    })?;
-    session.connected(&conn);
+    let owner = OWNER_IDS.fetch_add(1, Ordering::Relaxed);
+    let mut session = task::Session::new(shared.clone(), config, rx, owner);
+    let deadline = Instant::now() + session.connect_timeout();
+    let conn = session.first_connection(deadline).await?;
+    live_sessions().lock().unwrap_or_else(|e| e.into_inner()).insert(shared.session_id(), (owner, tx.downgrade()));
     tracing::debug!(session_id = format_args!("{:#x}", shared.session_id()), server = %conn.server, "session established");
     tokio::spawn(session.run(conn));
     Ok((shared, tx))
 }
 
-/// Why serving a connection stopped.
-#[derive(Debug)]
-enum Outcome {
-    /// The connection is gone; the session may live on.
-    Lost(String),
-    /// The session is over.
-    Terminal(SessionState),
-}
-
-/// A request written to the current connection, awaiting its reply.
-#[derive(Debug)]
-struct InFlight {
-    xid: i32,
-    op: OpCode,
-    responder: Option<Responder>,
-    effect: Effect,
-}
-
-/// A request received while disconnected.
-#[derive(Debug)]
-enum Queued {
-    Request(Outgoing),
-    Auth { packet: AuthPacket, frame: Bytes, responder: Responder },
-}
-
-/// Something readable from the transport.
-enum Io {
-    Read(usize),
-    Wrote(usize),
-    Failed(io::Error),
-}
-
-struct Session {
-    shared: Arc<Shared>,
-    config: SessionConfig,
-    rx: mpsc::UnboundedReceiver<Command>,
-    /// Requests written (or in `wbuf`) in order, awaiting replies.
-    pending: VecDeque<InFlight>,
-    /// Auth requests awaiting replies (servers answer auth out of band, in order among themselves).
-    auth_pending: VecDeque<Option<Responder>>,
-    /// Requests received while disconnected, sent after the reconnect.
-    queued: VecDeque<Queued>,
-    registry: Registry,
-    /// Credentials to replay after a reconnect.
-    auths: Vec<AuthPacket>,
-    wbuf: BytesMut,
-    next_host: usize,
-    close_waiters: Vec<oneshot::Sender<()>>,
-}
-
-impl Session {
-    async fn run(mut self, mut conn: Connection) {
-        loop {
-            match self.serve(&mut conn).await {
-                Outcome::Terminal(state) => return self.finish(state),
-                Outcome::Lost(why) => {
-                    tracing::debug!(session_id = format_args!("{:#x}", self.shared.session_id()), server = %conn.server, reason = %why, "connection lost");
-                    self.connection_lost();
-                    drop(conn);
-                    match self.reconnect().await {
-                        Ok(c) => {
-                            conn = c;
-                            self.connected(&conn);
-                            tracing::debug!(server = %conn.server, "session reconnected");
-                        }
-                        Err(state) => return self.finish(state),
-                    }
-                }
-            }
-        }
-    }
-
-    /// Serves one connection until it is lost or the session ends.
-    async fn serve(&mut self, conn: &mut Connection) -> Outcome {
-        let timeout = self.shared.negotiated_timeout();
-        let read_timeout = timeout * 2 / 3;
-        let ping_interval = (read_timeout / 2).min(MAX_PING_INTERVAL);
-        let mut last_recv = Instant::now();
-        let mut last_send = Instant::now();
-        let mut closing: Option<Instant> = None;
-        let mut rx_done = false;
-        let sleep = tokio::time::sleep_until(last_send + ping_interval);
-        tokio::pin!(sleep);
-        // Frames that arrived with the handshake response.
-        if let Err(o) = self.drain_frames(&mut conn.rbuf) {
-            return o;
-        }
-        loop {
-            let Connection { stream, rbuf, .. } = &mut *conn;
-            let wbuf = &self.wbuf;
-            tokio::select! {
-                biased;
-                io = poll_fn(|cx| poll_io(cx, stream, rbuf, wbuf)) => match io {
-                    Io::Wrote(n) => self.wbuf.advance(n),
-                    Io::Read(0) if closing.is_some() => return Outcome::Terminal(SessionState::Closed),
-                    Io::Read(0) => return Outcome::Lost("the server closed the connection".into()),
-                    Io::Read(_) => {
-                        last_recv = Instant::now();
-                        if let Err(o) = self.drain_frames(&mut conn.rbuf) {
-                            return o;
-                        }
-                    }
-                    Io::Failed(e) if closing.is_some() => {
-                        tracing::debug!(error = %e, "connection error while closing");
-                        return Outcome::Terminal(SessionState::Closed);
-                    }
-                    Io::Failed(e) => return Outcome::Lost(e.to_string()),
-                },
-                cmd = self.rx.recv(), if !rx_done => {
-                    rx_done |= cmd.is_none();
-                    self.on_command(cmd, &mut closing);
-                    for _ in 0..COMMAND_BATCH {
-                        match self.rx.try_recv() {
-                            Ok(cmd) => self.on_command(Some(cmd), &mut closing),
-                            Err(mpsc::error::TryRecvError::Empty) => break,
-                            Err(mpsc::error::TryRecvError::Disconnected) => {
-                                rx_done = true;
-                                self.on_command(None, &mut closing);
-                                break;
-                            }
-                        }
-                    }
-                    last_send = Instant::now();
-                    if let Some(deadline) = closing {
-                        let next = deadline.min(sleep.deadline());
-                        sleep.as_mut().reset(next);
-                    }
-                },
-                () = &mut sleep => {
-                    let now = Instant::now();
-                    if closing.is_some_and(|d| now >= d) {
-                        return Outcome::Terminal(SessionState::Closed);
-                    }
-                    if now >= last_recv + read_timeout {
-                        return Outcome::Lost(format!("nothing received for {read_timeout:?} (read timeout)"));
-                    }
-                    if now >= last_send + ping_interval {
-                        frame::write_request_frame(&mut self.wbuf, xid::PING, &Request::Ping);
-                        last_send = now;
-                    }
-                    let mut next = (last_recv + read_timeout).min(last_send + ping_interval);
-                    if let Some(d) = closing {
-                        next = next.min(d);
-                    }
-                    sleep.as_mut().reset(next);
-                },
-            }
-        }
-    }
-
-    /// Decodes every complete frame in `rbuf`.
-    fn drain_frames(&mut self, rbuf: &mut BytesMut) -> std::result::Result<(), Outcome> {
-        loop {
-            match frame::split_frame(rbuf, self.config.max_reply_frame) {
-                Ok(Some(f)) => self.on_frame(f)?,
-                Ok(None) => return Ok(()),
-                Err(e) => return Err(Outcome::Lost(format!("bad frame from server: {e}"))),
-            }
-        }
-    }
-
-    fn on_frame(&mut self, payload: Bytes) -> std::result::Result<(), Outcome> {
-        let protocol = |e: crate::proto::DecodeError| Outcome::Lost(format!("malformed reply: {e}"));
-        let mut r = Reader::new(payload);
-        let h = ReplyHeader::decode(&mut r).map_err(protocol)?;
-        match h.xid {
-            xid::NOTIFICATION => {
-                let ev = WatcherEvent::decode(&mut r).map_err(protocol)?;
-                match EventType::from_i32(ev.event_type) {
-                    Some(t) => self.registry.dispatch(t, &ev.path, h.zxid, &self.shared.chroot),
-                    None => tracing::debug!(event_type = ev.event_type, "unknown watch event type ignored"),
-                }
-            }
-            xid::PING => {}
-            xid::AUTH => {
-                let responder = self.auth_pending.pop_front().flatten();
-                let result =
-                    if h.err == 0 { Ok(RawReply { body: Bytes::new() }) } else { Err(Error::from_code(h.err)) };
-                if let Some(tx) = responder {
-                    let _ = tx.send(result);
-                }
-                if h.err == ErrorCode::AuthFailed.as_i32() {
-                    return Err(Outcome::Terminal(SessionState::AuthFailed));
-                }
-            }
-            got => {
-                let Some(p) = self.pending.pop_front() else {
-                    return Err(Outcome::Lost(format!("reply with xid {got} but no request in flight")));
-                };
-                if p.xid != got {
-                    let expected = p.xid;
-                    self.pending.push_front(p);
-                    return Err(Outcome::Lost(format!("xid out of order: expected {expected}, got {got}")));
-                }
-                if h.zxid > 0 {
-                    self.shared.seen_zxid(h.zxid);
-                }
-                let ok = h.err == 0;
-                match p.effect {
-                    Effect::Watch(mut reg) => {
-                        let announced = reg.kind;
-                        let path = reg.path.clone();
-                        let keep = if ok {
-                            true
-                        } else if h.err == ErrorCode::NoNode.as_i32() && p.op == OpCode::Exists {
-                            reg.kind = WatchKind::Exist;
-                            true
-                        } else {
-                            false
-                        };
-                        self.registry.settle(announced, &path, keep.then_some(reg));
-                    }
-                    Effect::RemoveLocal { path, watcher_type, client_path } if ok => {
-                        self.registry.remove_local(&path, watcher_type, client_path)
-                    }
-                    Effect::RemoveLocal { .. } | Effect::None => {}
-                }
-                if let Some(tx) = p.responder {
-                    let _ =
-                        tx.send(if ok { Ok(RawReply { body: r.into_rest() }) } else { Err(Error::from_code(h.err)) });
-                }
-                if p.op == OpCode::CloseSession {
-                    return Err(Outcome::Terminal(SessionState::Closed));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Handles a command while connected (`None`: every client handle is gone).
-    fn on_command(&mut self, cmd: Option<Command>, closing: &mut Option<Instant>) {
-        match cmd {
-            None => self.begin_close(closing),
-            Some(Command::Close(done)) => {
-                self.close_waiters.push(done);
-                self.begin_close(closing);
-            }
-            Some(cmd) if closing.is_some() => fail_command(cmd, Error::Closed),
-            Some(Command::Request(mut out)) => {
-                self.announce(&mut out);
-                self.write_request(out);
-            }
-            Some(Command::Auth { packet, frame, responder }) => self.write_auth(packet, frame, responder),
-            Some(Command::Unwatch(id)) => {
-                if let Some((path, t)) = self.registry.unwatch(id) {
-                    self.write_internal(Request::RemoveWatches { path, watcher_type: t.as_i32() });
-                }
-            }
-        }
-    }
-
-    /// Records the watch a request will register. A one-shot watch that a persistent watch on
-    /// the same path already serves is not requested from the server (see
-    /// `Registry::covered`): the request's watch flag, its last byte, is cleared.
-    fn announce(&mut self, out: &mut Outgoing) {
-        let Effect::Watch(reg) = &out.effect else { return };
-        if self.registry.covered(reg.kind, &reg.path) {
-            let mut frame = BytesMut::from(&out.frame[..]);
-            if let Some(flag) = frame.last_mut() {
-                *flag = 0;
-            }
-            out.frame = frame.freeze();
-        }
-        self.registry.expect(reg.kind, &reg.path);
-    }
-
-    fn write_auth(&mut self, packet: AuthPacket, frame: Bytes, responder: Responder) {
-        self.auths.push(packet);
-        self.auth_pending.push_back(Some(responder));
-        self.wbuf.extend_from_slice(&frame);
-    }
-
-    /// Appends a request whose watch expectation (if any) is already recorded.
-    fn write_request(&mut self, out: Outgoing) {
-        self.wbuf.extend_from_slice(&out.frame);
-        self.pending.push_back(InFlight { xid: out.xid, op: out.op, responder: out.responder, effect: out.effect });
-    }
-
-    /// Sends a request of the session's own whose reply nobody waits for.
-    fn write_internal(&mut self, req: Request) {
-        let xid = self.shared.next_xid();
-        frame::write_request_frame(&mut self.wbuf, xid, &req);
-        self.pending.push_back(InFlight { xid, op: req.op_code(), responder: None, effect: Effect::None });
-    }
-
-    fn begin_close(&mut self, closing: &mut Option<Instant>) {
-        if closing.is_none() {
-            self.write_internal(Request::CloseSession);
-            *closing = Some(Instant::now() + CLOSE_WAIT);
-        }
-    }
-
-    fn connected(&mut self, conn: &Connection) {
-        self.shared.adopt(conn);
-        let state = if conn.response.read_only == Some(true) {
-            SessionState::ConnectedReadOnly
-        } else {
-            SessionState::Connected
-        };
-        self.shared.state.set(state);
-    }
-
-    /// Fails what was in flight on the lost connection; watches stay registered locally and are
-    /// re-registered after the reconnect.
-    fn connection_lost(&mut self) {
-        self.shared.set_server(None);
-        self.shared.state.set(SessionState::Disconnected);
-        self.wbuf.clear();
-        for p in self.pending.drain(..) {
-            if let Effect::Watch(reg) = p.effect {
-                self.registry.settle(reg.kind, &reg.path, None);
-            }
-            if let Some(tx) = p.responder {
-                let _ = tx.send(Err(Error::ConnectionLoss));
-            }
-        }
-        for tx in self.auth_pending.drain(..).flatten() {
-            let _ = tx.send(Err(Error::ConnectionLoss));
-        }
-    }
-
-    /// Reconnects to the same session, queueing commands meanwhile. Returns the terminal state
-    /// if the session ended instead.
-    async fn reconnect(&mut self) -> std::result::Result<Connection, SessionState> {
-        match self.connect_until(None).await {
-            Ok(conn) => {
-                self.prime();
-                Ok(conn)
-            }
-            Err(Outcome::Terminal(state)) => Err(state),
-            // Without a deadline only a terminal state ends the attempts.
-            Err(Outcome::Lost(_)) => Err(SessionState::Closed),
-        }
-    }
-
-    /// After a reconnect: replay credentials, re-register watches, then send what was queued.
-    fn prime(&mut self) {
-        for packet in &self.auths {
-            frame::write_request_frame(&mut self.wbuf, xid::AUTH, &Request::Auth(packet.clone()));
-            self.auth_pending.push_back(None);
-        }
-        let last_zxid = self.shared.last_zxid();
-        for sw in self.registry.set_watches(last_zxid, SET_WATCHES_BATCH) {
-            let v2 = !sw.persistent_watches.is_empty() || !sw.persistent_recursive_watches.is_empty();
-            self.write_internal(if v2 { Request::SetWatches2(sw) } else { Request::SetWatches(sw) });
-        }
-        while let Some(q) = self.queued.pop_front() {
-            match q {
-                // The watch expectation was recorded when the request was queued.
-                Queued::Request(out) => self.write_request(out),
-                Queued::Auth { packet, frame, responder } => self.write_auth(packet, frame, responder),
-            }
-        }
-    }
-
-    /// Tries the servers round-robin until one accepts the session or `deadline` (if any)
-    /// passes. While waiting, commands are queued (or, for close, end the session).
-    async fn connect_until(&mut self, deadline: Option<Instant>) -> std::result::Result<Connection, Outcome> {
-        let hosts = self.config.endpoints.len().max(1);
-        let mut failures_in_row = 0u32;
-        let mut last_error = String::from("no server tried");
-        let remaining = |last_error: &str| match deadline {
-            Some(d) if Instant::now() >= d => Err(Outcome::Lost(last_error.to_string())),
-            Some(d) => Ok(d - Instant::now()),
-            None => Ok(Duration::MAX),
-        };
-        loop {
-            // A full cycle without success: back off (exponential, capped at 1 s, with jitter).
-            if failures_in_row > 0 && (failures_in_row as usize).is_multiple_of(hosts) {
-                let round = (failures_in_row as usize / hosts).min(7) as u32;
-                let pause = Duration::from_millis(10 << round).min(Duration::from_secs(1));
-                let pause = (pause / 2 + connect::jitter(pause / 2)).min(remaining(&last_error)?);
-                self.wait_queueing(Instant::now() + pause).await?;
-            }
-            let limit = remaining(&last_error)?.min(self.attempt_limit());
-            let i = self.next_host;
-            self.next_host = (self.next_host + 1) % hosts;
-            let request = ConnectRequest {
-                protocol_version: 0,
-                last_zxid_seen: self.shared.last_zxid(),
-                timeout: self.config.session_timeout.as_millis().min(i32::MAX as u128) as i32,
-                session_id: self.shared.session_id(),
-                passwd: self.shared.password(),
-                read_only: Some(self.config.read_only),
-            };
-            let endpoints = self.config.endpoints.clone();
-            let max_frame = self.config.max_reply_frame;
-            let attempt = connect::attempt(&endpoints, i, &request, max_frame, limit);
-            tokio::pin!(attempt);
-            let result = loop {
-                tokio::select! {
-                    r = &mut attempt => break r,
-                    cmd = self.rx.recv() => self.queue_command(cmd)?,
-                }
-            };
-            match result {
-                Ok(conn) => return Ok(conn),
-                Err(AttemptError::Expired) => return Err(Outcome::Terminal(SessionState::Expired)),
-                Err(AttemptError::Failed(why)) => {
-                    tracing::debug!(reason = %why, "connection attempt failed");
-                    last_error = why;
-                    failures_in_row += 1;
-                }
-            }
-        }
-    }
-
-    /// One attempt may take a fair share of the session timeout (as the Java client's
-    /// `connectTimeout = sessionTimeout / hostCount`), but never less than a second.
-    fn attempt_limit(&self) -> Duration {
-        let base =
-            if self.shared.session_id() == 0 { self.config.session_timeout } else { self.shared.negotiated_timeout() };
-        (base / self.config.endpoints.len().max(1) as u32).max(Duration::from_secs(1))
-    }
-
-    /// Sleeps until `until`, queueing commands that arrive meanwhile.
-    async fn wait_queueing(&mut self, until: Instant) -> std::result::Result<(), Outcome> {
-        let sleep = tokio::time::sleep_until(until);
-        tokio::pin!(sleep);
-        loop {
-            tokio::select! {
-                () = &mut sleep => return Ok(()),
-                cmd = self.rx.recv() => self.queue_command(cmd)?,
-            }
-        }
-    }
-
-    /// Handles a command while no connection is up.
-    fn queue_command(&mut self, cmd: Option<Command>) -> std::result::Result<(), Outcome> {
-        match cmd {
-            // Nobody can reach this session any more, or it was asked to close: without a
-            // connection closeSession cannot be sent, so the server expires the session later.
-            None => Err(Outcome::Terminal(SessionState::Closed)),
-            Some(Command::Close(done)) => {
-                self.close_waiters.push(done);
-                Err(Outcome::Terminal(SessionState::Closed))
-            }
-            Some(Command::Unwatch(id)) => {
-                // Not re-registered after the reconnect, so nothing to remove on the server.
-                self.registry.unwatch(id);
-                Ok(())
-            }
-            Some(Command::Request(mut out)) => {
-                self.announce(&mut out);
-                self.queued.push_back(Queued::Request(out));
-                Ok(())
-            }
-            Some(Command::Auth { packet, frame, responder }) => {
-                self.queued.push_back(Queued::Auth { packet, frame, responder });
-                Ok(())
-            }
-        }
-    }
-
-    /// Ends the session: every pending request, queued command, watcher and stream gets the
-    /// terminal error.
-    fn finish(mut self, state: SessionState) {
-        self.shared.set_server(None);
-        self.shared.state.set(state);
-        let err = self.shared.state.get().terminal_error().unwrap_or(Error::Closed);
-        tracing::debug!(session_id = format_args!("{:#x}", self.shared.session_id()), state = ?state, "session ended");
-        self.rx.close();
-        for p in self.pending.drain(..) {
-            if let Some(tx) = p.responder {
-                let _ = tx.send(Err(err.clone()));
-            }
-        }
-        for tx in self.auth_pending.drain(..).flatten() {
-            let _ = tx.send(Err(err.clone()));
-        }
-        for q in self.queued.drain(..) {
-            let responder = match q {
-                Queued::Request(out) => out.responder,
-                Queued::Auth { responder, .. } => Some(responder),
-            };
-            if let Some(tx) = responder {
-                let _ = tx.send(Err(err.clone()));
-            }
-        }
-        while let Ok(cmd) = self.rx.try_recv() {
-            if let Command::Close(done) = cmd {
-                self.close_waiters.push(done);
-            } else {
-                fail_command(cmd, err.clone());
-            }
-        }
-        self.registry.terminate(&err);
-        for done in self.close_waiters.drain(..) {
-            let _ = done.send(());
-        }
+/// Forgets `session_id` in the registry of live sessions if `owner` still holds it.
+fn forget_session(session_id: i64, owner: u64) {
+    let mut live = live_sessions().lock().unwrap_or_else(|e| e.into_inner());
+    if live.get(&session_id).is_some_and(|(o, _)| *o == owner) {
+        live.remove(&session_id);
     }
 }
 
+/// Ends a command that can no longer be carried out with `err`.
 fn fail_command(cmd: Command, err: Error) {
     match cmd {
         Command::Request(out) => {
@@ -735,26 +323,6 @@ fn fail_command(cmd: Command, err: Error) {
         Command::Close(done) => {
             let _ = done.send(());
         }
-        Command::Unwatch(_) => {}
-    }
-}
-
-/// Writes pending bytes if the transport accepts them, otherwise reads what arrived.
-fn poll_io(cx: &mut Context<'_>, stream: &mut BoxTransport, rbuf: &mut BytesMut, wbuf: &BytesMut) -> Poll<Io> {
-    if !wbuf.is_empty() {
-        match Pin::new(&mut *stream).poll_write(cx, wbuf) {
-            Poll::Ready(Ok(0)) => return Poll::Ready(Io::Failed(io::ErrorKind::WriteZero.into())),
-            Poll::Ready(Ok(n)) => return Poll::Ready(Io::Wrote(n)),
-            Poll::Ready(Err(e)) => return Poll::Ready(Io::Failed(e)),
-            Poll::Pending => {}
-        }
-    }
-    if rbuf.capacity() - rbuf.len() < 4096 {
-        rbuf.reserve(64 * 1024);
-    }
-    match tokio_util::io::poll_read_buf(Pin::new(&mut *stream), cx, rbuf) {
-        Poll::Ready(Ok(n)) => Poll::Ready(Io::Read(n)),
-        Poll::Ready(Err(e)) => Poll::Ready(Io::Failed(e)),
-        Poll::Pending => Poll::Pending,
+        Command::Detach(_) | Command::Unwatch(_) => {}
     }
 }

@@ -1,5 +1,5 @@
-//! Session states and the cell that publishes them: a current-value getter plus a stream per
-//! subscriber that sees every transition, in order, starting with the state at subscription.
+//! Session states and the cell that publishes them: a current-value getter, a stream of every
+//! [`SessionState`] transition, and the recipe-level [`ConnectionState`] stream derived from it.
 //!
 //! ```text
 //!                 connect()
@@ -13,16 +13,35 @@
 //!   |   |             | read timeout, protocol error)    |
 //!   |   | same        v                                  |
 //!   |   | session  Disconnected ---- reconnecting ----+  |
-//!   |   +-------------+                               |  |
+//!   |   +-------------+      (other servers, back-off)|  |
 //!   |                                                 |  |
-//!   |   server answers "expired" (timeout 0) ---------+--+--> Expired    (terminal)
+//!   |   server answers "expired" (timeout 0), or no --+--+--> Expired    (terminal)
+//!   |     server heard for 4/3 of the session timeout
 //!   |   addAuth refused --------------------------------------> AuthFailed (terminal)
-//!   |   close() / last Client dropped ------------------------> Closed     (terminal)
+//!   |   another Client took the session over -----------------> Moved      (terminal)
+//!   |   close() / detach() / last Client dropped -------------> Closed     (terminal)
 //! ```
 //!
 //! Requests in flight when the connection is lost fail with `ConnectionLoss` (they may or may not
-//! have been applied); requests made while `Disconnected` wait for the reconnect. On a terminal
-//! state every pending request, watcher and stream ends with the matching error.
+//! have been applied); requests made while `Disconnected` wait for the reconnect (or fail at
+//! once, or after a deadline, as the client was configured). On a terminal state every pending
+//! request, watcher and stream ends with the matching error (`SessionExpired`, `AuthFailed`,
+//! `SessionMoved`, `Closed`).
+//!
+//! # Connection states for recipes
+//!
+//! [`ConnectionState`] is the view recipes act on, after Apache Curator's `ConnectionState`:
+//!
+//! | event | fires when | what a holder of a lock or leadership must do |
+//! | --- | --- | --- |
+//! | `Connected` | the first connection of the session is established | — |
+//! | `Suspended` | an established connection is lost; the client is reconnecting and the session may still live on the server | assume the lock may be lost: stop acting on it until `Reconnected` |
+//! | `Reconnected` | the client is connected again to the **same** session after `Suspended` | resume: nothing was lost |
+//! | `Lost` | the session is over: expired (said by the server, or 4/3 of the session timeout without hearing from any server), closed, moved to another client, or refused authentication | everything tied to the session is gone: ephemeral nodes, watches, locks |
+//! | `ReadOnly` | connected to a read-only server (only when read-only mode was allowed) | reads only |
+//!
+//! A stream from [`crate::Client::connection_states`] starts with the current condition
+//! (`Connected`, `Suspended` or `Lost`) and ends after `Lost`.
 
 use std::pin::Pin;
 use std::sync::Mutex;
@@ -50,6 +69,9 @@ pub enum SessionState {
     Expired,
     /// The server refused the client's credentials. Terminal.
     AuthFailed,
+    /// Another [`crate::Client`] took the session over with its credentials; this handle no
+    /// longer owns it. Terminal.
+    Moved,
     /// The client closed the session. Terminal.
     Closed,
 }
@@ -57,7 +79,7 @@ pub enum SessionState {
 impl SessionState {
     /// Whether the session can never be used again.
     pub fn is_terminal(self) -> bool {
-        matches!(self, SessionState::Expired | SessionState::AuthFailed | SessionState::Closed)
+        matches!(self, SessionState::Expired | SessionState::AuthFailed | SessionState::Moved | SessionState::Closed)
     }
 
     /// Whether requests are currently flowing.
@@ -70,17 +92,69 @@ impl SessionState {
         match self {
             SessionState::Expired => Some(Error::SessionExpired),
             SessionState::AuthFailed => Some(Error::AuthFailed),
+            SessionState::Moved => Some(Error::SessionMoved),
             SessionState::Closed => Some(Error::Closed),
             _ => None,
         }
     }
 }
 
+/// The connection condition recipes act on (see the [module docs](self) for exactly when each
+/// fires).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConnectionState {
+    /// The session's first connection is up.
+    Connected,
+    /// The connection is lost; the session may still be alive. Stop acting on locks and
+    /// leadership until `Reconnected`.
+    Suspended,
+    /// Connected again to the same session after `Suspended`.
+    Reconnected,
+    /// The session is over (expired, closed, moved or refused); ends the stream.
+    Lost,
+    /// Connected to a read-only server.
+    ReadOnly,
+}
+
+impl ConnectionState {
+    /// The connection event a session state transition means, if any.
+    pub(crate) fn of_transition(old: SessionState, new: SessionState) -> Option<ConnectionState> {
+        use SessionState as S;
+        Some(match (old, new) {
+            (_, n) if n.is_terminal() => ConnectionState::Lost,
+            (_, S::ConnectedReadOnly) => ConnectionState::ReadOnly,
+            (S::Connecting, S::Connected) => ConnectionState::Connected,
+            (_, S::Connected) => ConnectionState::Reconnected,
+            (S::Connected | S::ConnectedReadOnly, S::Disconnected) => ConnectionState::Suspended,
+            _ => return None,
+        })
+    }
+
+    /// The event a new subscriber starts with, given the current session state.
+    fn initial(now: SessionState) -> Option<ConnectionState> {
+        match now {
+            SessionState::Connecting => None,
+            SessionState::Connected => Some(ConnectionState::Connected),
+            SessionState::ConnectedReadOnly => Some(ConnectionState::ReadOnly),
+            SessionState::Disconnected => Some(ConnectionState::Suspended),
+            _ => Some(ConnectionState::Lost),
+        }
+    }
+}
+
+/// A subscriber of a [`StateCell`].
+#[derive(Debug)]
+enum Subscriber {
+    Session(mpsc::UnboundedSender<SessionState>),
+    Connection(mpsc::UnboundedSender<ConnectionState>),
+}
+
 /// Publishes session state: the current value, a `watch` for waiters, and a lossless stream per
 /// subscriber.
 #[derive(Debug)]
 pub(crate) struct StateCell {
-    inner: Mutex<Vec<mpsc::UnboundedSender<SessionState>>>,
+    inner: Mutex<Vec<Subscriber>>,
     current: watch::Sender<SessionState>,
 }
 
@@ -101,7 +175,11 @@ impl StateCell {
             return;
         }
         self.current.send_replace(state);
-        subs.retain(|tx| tx.send(state).is_ok());
+        let event = ConnectionState::of_transition(old, state);
+        subs.retain(|sub| match sub {
+            Subscriber::Session(tx) => tx.send(state).is_ok(),
+            Subscriber::Connection(tx) => event.is_none_or(|e| tx.send(e).is_ok()),
+        });
         if state.is_terminal() {
             subs.clear();
         }
@@ -113,9 +191,22 @@ impl StateCell {
         let now = self.get();
         let _ = tx.send(now);
         if !now.is_terminal() {
-            subs.push(tx);
+            subs.push(Subscriber::Session(tx));
         }
         StateStream { rx }
+    }
+
+    pub(crate) fn subscribe_connection(&self) -> ConnectionStateStream {
+        let mut subs = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let (tx, rx) = mpsc::unbounded_channel();
+        let now = self.get();
+        if let Some(first) = ConnectionState::initial(now) {
+            let _ = tx.send(first);
+        }
+        if !now.is_terminal() {
+            subs.push(Subscriber::Connection(tx));
+        }
+        ConnectionStateStream { rx }
     }
 
     pub(crate) fn watch(&self) -> watch::Receiver<SessionState> {
@@ -134,6 +225,21 @@ impl Stream for StateStream {
     type Item = SessionState;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<SessionState>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+/// The recipe-level connection events ([`ConnectionState`]), starting with the current
+/// condition; ends after `Lost`. Created by [`crate::Client::connection_states`].
+#[derive(Debug)]
+pub struct ConnectionStateStream {
+    rx: mpsc::UnboundedReceiver<ConnectionState>,
+}
+
+impl Stream for ConnectionStateStream {
+    type Item = ConnectionState;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<ConnectionState>> {
         self.rx.poll_recv(cx)
     }
 }
@@ -158,5 +264,32 @@ mod tests {
         assert_eq!(cell.get(), Expired);
         let late: Vec<_> = cell.subscribe().collect().await;
         assert_eq!(late, vec![Expired]);
+    }
+
+    #[tokio::test]
+    async fn connection_events_follow_curator() {
+        use ConnectionState as C;
+        let cell = StateCell::new(SessionState::Connecting);
+        let mut early = cell.subscribe_connection();
+        cell.set(SessionState::Connected);
+        let mut late = cell.subscribe_connection();
+        cell.set(SessionState::Disconnected);
+        cell.set(SessionState::Connected);
+        cell.set(SessionState::Disconnected);
+        let mut during = cell.subscribe_connection();
+        cell.set(SessionState::Expired);
+        let seen: Vec<_> = (&mut early).collect().await;
+        assert_eq!(seen, vec![C::Connected, C::Suspended, C::Reconnected, C::Suspended, C::Lost]);
+        let seen: Vec<_> = (&mut late).collect().await;
+        assert_eq!(seen, vec![C::Connected, C::Suspended, C::Reconnected, C::Suspended, C::Lost]);
+        let seen: Vec<_> = (&mut during).collect().await;
+        assert_eq!(seen, vec![C::Suspended, C::Lost]);
+        let seen: Vec<_> = cell.subscribe_connection().collect().await;
+        assert_eq!(seen, vec![C::Lost]);
+        assert_eq!(
+            ConnectionState::of_transition(SessionState::Connecting, SessionState::ConnectedReadOnly),
+            Some(C::ReadOnly)
+        );
+        assert_eq!(ConnectionState::of_transition(SessionState::Connected, SessionState::Moved), Some(C::Lost));
     }
 }

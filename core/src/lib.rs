@@ -10,6 +10,7 @@ pub mod client;
 pub mod error;
 pub mod path;
 pub mod proto;
+pub mod retry;
 pub mod server;
 pub mod session;
 #[cfg(feature = "testing")]
@@ -21,5 +22,6 @@ pub use client::{
 };
 pub use error::{Error, Result};
 pub use proto::{Acl, AddWatchMode, ClientInfo, CreateMode, ErrorCode, EventType, Id, Perms, Stat, WatcherType};
+pub use retry::RetryPolicy;
 pub use server::{Faults, Server, ServerBuilder, ServerHandle};
 pub use session::{ConnectionState, ConnectionStateStream, SessionCredentials, SessionState, StateStream, ZxidFloor};

@@ -102,6 +102,25 @@ pub fn sequence_number(name: &str) -> Option<i32> {
     tail(11).filter(|t| t.starts_with('-') && digits(&t[1..])).and_then(|t| t.parse().ok())
 }
 
+/// The prefix of a protected node name (Curator's `ProtectedUtils.PROTECTED_PREFIX`).
+pub const PROTECTED_PREFIX: &str = "_c_";
+
+/// A protected node name: `_c_<id>-<name>`, as Curator's `ProtectedUtils.toProtectedZNode`
+/// writes it (the id is a UUID in its usual 36-character text form).
+pub fn protected_name(id: &str, name: &str) -> String {
+    format!("{PROTECTED_PREFIX}{id}-{name}")
+}
+
+/// The name without its protected prefix (`_c_<36-char id>-`), or the name itself if it has
+/// none.
+pub fn strip_protection(name: &str) -> &str {
+    const ID_LEN: usize = 36;
+    match name.strip_prefix(PROTECTED_PREFIX) {
+        Some(rest) if rest.len() > ID_LEN && rest.as_bytes()[ID_LEN] == b'-' => &rest[ID_LEN + 1..],
+        _ => name,
+    }
+}
+
 /// A client-side path prefix that the server knows nothing about (the `/chroot` part of a
 /// connect string). `/` means none.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -217,6 +236,16 @@ mod tests {
         assert_eq!(sequence_number("lock-"), None);
         assert_eq!(sequence_number("abc"), None);
         assert_eq!(sequence_number("ab-c0000000001"), Some(1));
+    }
+
+    #[test]
+    fn protected_names() {
+        let id = "0f8fad5b-d9cb-469f-a165-70867728950e";
+        let n = protected_name(id, "lock-");
+        assert_eq!(n, "_c_0f8fad5b-d9cb-469f-a165-70867728950e-lock-");
+        assert_eq!(strip_protection(&format!("{n}0000000007")), "lock-0000000007");
+        assert_eq!(strip_protection("lock-0000000007"), "lock-0000000007");
+        assert_eq!(strip_protection("_c_short-x"), "_c_short-x");
     }
 
     #[test]

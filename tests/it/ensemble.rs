@@ -58,13 +58,26 @@ async fn session_survives_server_and_leader_loss() -> Result<()> {
     let session = c.session_id();
     c.create("/ens", b"v0", CreateMode::Persistent).await?;
     c.create("/ens/eph", b"", CreateMode::Ephemeral).await?;
-    let (_, _, watch) = c.get_data_and_watch("/ens").await?;
+    c.create("/ens/w", b"", CreateMode::Persistent).await?;
+    let (_, _, watch) = c.get_data_and_watch("/ens/w").await?;
 
     // Kill the server the client is attached to.
     let attached = c.connected_server().expect("connected");
     let victim = with(&ens, move |e| e.index_of(&attached)).await.expect("a member");
     let states = c.state_stream();
+    // 100 requests in flight when the server dies: each ends, applied or ConnectionLoss.
+    let inflight: Vec<_> = (0..100).map(|i| c.set_data("/ens", format!("w{i}").as_bytes(), None)).collect();
     with(&ens, move |e| e.kill(victim)).await;
+    let results = within(30, futures::future::join_all(inflight)).await;
+    assert!(
+        results.iter().all(|r| r.is_ok() || r.as_ref().err() == Some(&conclave::Error::ConnectionLoss)),
+        "{results:?}"
+    );
+    eprintln!(
+        "killed the client's server with 100 requests in flight: {} applied, {} ConnectionLoss",
+        results.iter().filter(|r| r.is_ok()).count(),
+        results.iter().filter(|r| r.is_err()).count()
+    );
     reconnects(states).await;
     assert_eq!(c.session_id(), session, "same session after failover");
     let now = c.connected_server().expect("connected");
@@ -73,7 +86,7 @@ async fn session_survives_server_and_leader_loss() -> Result<()> {
     // Writes resume once there is a leader; the watch set before the failover fires.
     with(&ens, |e| e.wait_for_leader(Duration::from_secs(30))).await?;
     within(30, async {
-        while other.set_data("/ens", b"v1", None).await.is_err() {
+        while other.set_data("/ens/w", b"v1", None).await.is_err() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     })

@@ -8,6 +8,8 @@ mod acl;
 mod cli;
 mod ensemble;
 mod external;
+mod fault_run;
+mod faults;
 mod harness;
 mod limits;
 mod multi;

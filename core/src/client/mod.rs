@@ -8,6 +8,7 @@ mod builder;
 mod multi;
 mod ops;
 mod options;
+mod protected;
 mod watcher;
 
 use std::fmt;

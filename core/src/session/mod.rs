@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::path::Chroot;
 use crate::proto::{AuthPacket, OpCode, Reader, WatcherType, PASSWORD_LEN};
 
-pub(crate) use connect::{parse_connect_string, shuffle, Endpoints};
+pub(crate) use connect::{jitter, parse_connect_string, shuffle, Endpoints};
 pub use connect::{BoxTransport, Transport, TransportFactory};
 pub use state::{ConnectionState, ConnectionStateStream, SessionState, StateStream};
 pub(crate) use watches::{WatchKind, WatchRegistration, WatchSink, WatcherId};

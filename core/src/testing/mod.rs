@@ -9,6 +9,9 @@
 //! - [`expire_session`]: ends a client's session on the server the way Curator's `KillSession`
 //!   does (a second connection with the same session id and password, then `closeSession`), so
 //!   tests need not wait out a session timeout.
+//! - [`Proxy`]: a loopback TCP proxy in front of any server that cuts, stalls or black-holes
+//!   connections, refuses new ones, loses a reply, or switches servers: network partitions and
+//!   faults for the real server too.
 //!
 //! The installation is found through `ZOOKEEPER_HOME` (an Apache tarball layout: `lib/*.jar`),
 //! else in the jars of Debian's `zookeeper` package (`/usr/share/java`). [`ZooKeeperInstall::find`]
@@ -23,11 +26,13 @@
 mod ensemble;
 mod expire;
 mod process;
+mod proxy;
 mod server;
 
 pub use ensemble::{EnsembleBuilder, ZooKeeperEnsemble};
 pub use expire::{expire_session, expire_session_over};
 pub use process::{four_letter_word, ZooKeeperInstall, INSTALL_HINT};
+pub use proxy::Proxy;
 pub use server::{ZooKeeperServer, ZooKeeperServerBuilder};
 
 /// Whether tests that need a real ZooKeeper must fail (rather than be skipped) when it is not

@@ -155,6 +155,26 @@ impl Env {
         }
     }
 
+    /// The backend's TCP address (`host:port`).
+    pub fn tcp_address(&self) -> String {
+        match &self.backend {
+            Backend::Embedded(server) => server.connect_string(),
+            Backend::Real(hosts) => hosts.split(',').next().expect("a host").to_string(),
+        }
+    }
+
+    /// A fault-injecting proxy in front of the backend, and a client (built from `builder`,
+    /// chrooted at this test's root) connected through it.
+    pub async fn proxied(&self, builder: ClientBuilder) -> (conclave_core::testing::Proxy, Client) {
+        let proxy = conclave_core::testing::Proxy::start(&self.tcp_address()).await.expect("start the proxy");
+        let client = builder
+            .chroot(self.root.clone())
+            .connect(&proxy.connect_string())
+            .await
+            .expect("connect through the proxy");
+        (proxy, client)
+    }
+
     /// Whether the backend is the embedded server.
     pub fn is_embedded(&self) -> bool {
         matches!(self.backend, Backend::Embedded(_))
@@ -221,6 +241,17 @@ macro_rules! conformance {
             }
         }
     };
+}
+
+/// Cuts the client's connection at the proxy and waits until it is connected again (to the same
+/// session).
+pub async fn cut_and_reconnect(proxy: &conclave_core::testing::Proxy, client: &Client) {
+    use futures::StreamExt;
+    let mut states = client.connection_states();
+    assert_eq!(states.next().await, Some(conclave::ConnectionState::Connected));
+    proxy.cut();
+    assert_eq!(within(30, states.next()).await, Some(conclave::ConnectionState::Suspended));
+    assert_eq!(within(30, states.next()).await, Some(conclave::ConnectionState::Reconnected));
 }
 
 /// Waits for `fut` at most `secs` seconds (so a broken test fails instead of hanging, naming

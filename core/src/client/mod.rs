@@ -45,9 +45,20 @@ pub use watcher::{OneshotWatcher, PersistentWatcher, WatchedEvent};
 ///
 /// # Connection loss
 /// If the connection breaks, requests in flight fail with [`Error::ConnectionLoss`]: they may or
-/// may not have been applied. The client reconnects to the same session on its own (state
-/// `Disconnected`, then `Connected` again); requests made meanwhile wait and are sent after the
-/// reconnect, and watches are re-registered so that changes made meanwhile still fire.
+/// may not have been applied (see [`crate::retry`] for what is safe to repeat, and
+/// [`Client::create_protected`] for sequential nodes). The client reconnects to the same
+/// session on its own, trying the other servers of the connect string with back-off (state
+/// `Disconnected`, then `Connected` again; [`Client::connection_states`] reports `Suspended`
+/// and `Reconnected`). Requests made meanwhile wait and are sent after the reconnect, unless the
+/// client was built with [`ClientBuilder::fail_fast_when_disconnected`] or a
+/// [`ClientBuilder::request_timeout`]. Credentials are replayed and watches re-registered, so
+/// that changes made meanwhile still fire, once.
+///
+/// # Session end
+/// When the server says the session expired (or no server was heard from for 4/3 of the session
+/// timeout), when it is closed, moved to another client or refused authentication, every
+/// pending request, watcher and stream ends with the matching error and the handle is done:
+/// [`Client::reconnect_new_session`] builds a fresh session with the same settings.
 #[derive(Clone)]
 pub struct Client {
     shared: Arc<Shared>,

@@ -1,5 +1,5 @@
 //! The session task: one background task per client that owns the connection and all of its
-//! state. Client handles only send it [`Command`]s; it writes requests in the order they were
+//! state. Client handles only send it commands; it writes requests in the order they were
 //! made (batching everything queued into one write), matches replies to requests in FIFO order
 //! (checking every xid), dispatches watch notifications before the replies that follow them,
 //! pings when idle, detects silent servers with a read timeout, reconnects to the same session
@@ -9,7 +9,7 @@
 //! See [`state`] for the state diagram and the recipe-level connection states.
 
 mod connect;
-pub(crate) mod state;
+pub mod state;
 mod task;
 mod watches;
 

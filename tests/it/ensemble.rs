@@ -5,11 +5,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use conclave::{Client, CreateMode, EventType, Result, SessionState};
+use conclave::{Client, CreateMode, EventType, Result};
 use conclave_core::testing::{zookeeper_required, ZooKeeperEnsemble, ZooKeeperInstall, INSTALL_HINT};
-use futures::StreamExt;
 
-use crate::support::within;
+use crate::support::{reconnects, within};
 
 type Shared = Arc<Mutex<ZooKeeperEnsemble>>;
 
@@ -30,23 +29,6 @@ async fn launch() -> Option<Shared> {
         .expect("launch task")
         .expect("launch the ensemble");
     Some(Arc::new(Mutex::new(ens)))
-}
-
-/// Waits for the next `Disconnected` then `Connected` in `states` (subscribed before the fault,
-/// so no transition is missed).
-async fn reconnects(mut states: conclave::StateStream) {
-    within(30, async {
-        let mut was_disconnected = false;
-        while let Some(s) = states.next().await {
-            match s {
-                SessionState::Disconnected => was_disconnected = true,
-                SessionState::Connected if was_disconnected => return,
-                SessionState::Expired | SessionState::Closed => panic!("session ended: {s:?}"),
-                _ => {}
-            }
-        }
-    })
-    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,30 +3,13 @@
 
 use std::time::{Duration, Instant};
 
-use conclave::{Client, CreateMode, Result, SessionState};
+use conclave::{Client, CreateMode, Result};
 use conclave_core::testing::{zookeeper_required, ZooKeeperInstall, ZooKeeperServer, INSTALL_HINT};
-use futures::StreamExt;
 
-use crate::support::within;
+use crate::support::reconnects;
 
 /// Something to do to the server off the async threads.
 type ServerOp = Box<dyn FnOnce(&mut ZooKeeperServer) -> Result<()> + Send>;
-
-/// Waits until the stream shows `Disconnected` and then `Connected`.
-async fn round_trip(mut states: conclave::StateStream) {
-    within(60, async {
-        let mut down = false;
-        while let Some(s) = states.next().await {
-            match s {
-                SessionState::Disconnected => down = true,
-                SessionState::Connected if down => return,
-                SessionState::Expired | SessionState::Closed => panic!("session ended: {s:?}"),
-                _ => {}
-            }
-        }
-    })
-    .await;
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standalone_server_lifecycle() -> Result<()> {
@@ -63,7 +46,7 @@ async fn standalone_server_lifecycle() -> Result<()> {
     }))
     .await
     .expect("restart task")?;
-    round_trip(states).await;
+    reconnects(states).await;
     assert_eq!(c.session_id(), session);
     assert_eq!(c.get_data("/kept").await?.0.as_ref(), b"data");
     assert!(c.exists("/eph").await?.is_some(), "the session and its ephemeral node survived");
@@ -76,7 +59,7 @@ async fn standalone_server_lifecycle() -> Result<()> {
     }))
     .await
     .expect("kill task")?;
-    round_trip(states).await;
+    reconnects(states).await;
     assert_eq!(c.session_id(), session);
     assert_eq!(c.get_data("/kept").await?.0.as_ref(), b"data");
     c.close().await;

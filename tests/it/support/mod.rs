@@ -243,6 +243,24 @@ macro_rules! conformance {
     };
 }
 
+/// Waits for the next `Disconnected` and then `Connected` in `states` (subscribed before the
+/// fault, so no transition is missed); fails if the session ends instead.
+pub async fn reconnects(mut states: conclave::StateStream) {
+    use futures::StreamExt;
+    within(60, async {
+        let mut down = false;
+        while let Some(s) = states.next().await {
+            match s {
+                conclave::SessionState::Disconnected => down = true,
+                conclave::SessionState::Connected if down => return,
+                s if s.is_terminal() => panic!("session ended: {s:?}"),
+                _ => {}
+            }
+        }
+    })
+    .await;
+}
+
 /// Cuts the client's connection at the proxy and waits until it is connected again (to the same
 /// session).
 pub async fn cut_and_reconnect(proxy: &conclave_core::testing::Proxy, client: &Client) {

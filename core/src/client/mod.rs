@@ -184,6 +184,17 @@ impl Client {
         builder::connect_config(config).await
     }
 
+    /// Runs `op` again while it fails with an unknown outcome (`ConnectionLoss`,
+    /// `OperationTimeout`) and `policy` allows; see [`crate::retry`] for which operations are
+    /// safe to repeat.
+    pub async fn retry<T, F, Fut>(&self, policy: &crate::RetryPolicy, op: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        crate::retry::retry(policy, op).await
+    }
+
     /// Closes the session: sends `closeSession` (so its ephemeral nodes go at once), waits for
     /// the server's confirmation (up to a few seconds), and ends every request, watcher and
     /// stream of the session with [`Error::Closed`]. Closing a session that already ended is a

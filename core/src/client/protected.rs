@@ -79,15 +79,4 @@ impl Client {
             Some(stat) => Ok(Some((found, stat))),
         }
     }
-
-    /// Runs `op` again while it fails with an unknown outcome (`ConnectionLoss`,
-    /// `OperationTimeout`) and `policy` allows; see [`crate::retry`] for which operations are
-    /// safe to repeat.
-    pub async fn retry<T, F, Fut>(&self, policy: &RetryPolicy, op: F) -> Result<T>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T>>,
-    {
-        crate::retry::retry(policy, op).await
-    }
 }

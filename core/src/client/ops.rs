@@ -36,7 +36,7 @@ impl Client {
         options: impl Into<CreateOptions>,
     ) -> impl Future<Output = Result<(String, Stat)>> + Send + 'static {
         let reply = self.create_request(path, data, &options.into()).map(|req| self.call(req));
-        let client = self.clone_for_paths();
+        let client = self.path_mapper();
         async move {
             match reply?.await? {
                 Response::Created { path, stat } => Ok((client.client_path(path)?, stat)),
@@ -370,7 +370,7 @@ impl Client {
         } else {
             Err(Error::InvalidPath { path: prefix.to_string(), reason: "path must start with /" })
         };
-        let client = self.clone_for_paths();
+        let client = self.path_mapper();
         async move {
             match reply?.await? {
                 Response::Names(paths) => Ok(paths.into_iter().filter_map(|p| client.client_path(p).ok()).collect()),
@@ -401,11 +401,6 @@ impl Client {
             }
         }
     }
-
-    /// What returned paths need: the chroot, without keeping the session alive.
-    fn clone_for_paths(&self) -> PathMapper {
-        PathMapper { chroot: self.shared.chroot.clone() }
-    }
 }
 
 /// Maps server paths in replies back to client paths.
@@ -423,8 +418,9 @@ impl PathMapper {
 }
 
 impl Client {
+    /// What returned paths need: the chroot, without keeping the session alive.
     pub(crate) fn path_mapper(&self) -> PathMapper {
-        self.clone_for_paths()
+        PathMapper { chroot: self.shared.chroot.clone() }
     }
 }
 

@@ -9,9 +9,6 @@
 
 use std::net::IpAddr;
 
-use base64::Engine as _;
-use sha1::{Digest as _, Sha1};
-
 use super::jhash::{string_hash, JavaSet};
 use crate::proto::{Acl, ErrorCode, Id, Perms};
 
@@ -50,13 +47,9 @@ impl AuthIds {
     }
 }
 
-/// `DigestAuthenticationProvider.generateDigest`: `user:base64(sha1("user:password"))`, where
-/// `user` is the part of the credential before the first `:` (the whole string if none).
-pub(crate) fn digest(credential: &str) -> String {
-    let user = credential.split(':').next().unwrap_or_default();
-    let hash = Sha1::digest(credential.as_bytes());
-    format!("{user}:{}", base64::engine::general_purpose::STANDARD.encode(hash))
-}
+/// `DigestAuthenticationProvider.generateDigest`: `user:base64(sha1("user:password"))` (the
+/// same computation clients use to build digest ACLs).
+pub(crate) use crate::proto::records::digest_id as digest;
 
 /// Handles an `auth` packet: on success adds the resulting ids to `ids` and returns true. An
 /// unknown scheme, or a null scheme or credential, fails (the caller then answers `AUTHFAILED`

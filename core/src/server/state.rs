@@ -244,6 +244,18 @@ impl State {
         }
     }
 
+    /// Fires NodeChildrenChanged on the parent of `path` (filtered by the parent's ACL).
+    fn notify_parent(&mut self, path: &str) {
+        let parent = parent_trigger_path(path);
+        let parent_acl = self.acl_of(parent);
+        self.notify(Table::Child, parent, EventType::NodeChildrenChanged, &parent_acl, &[]);
+    }
+
+    /// A node's ACL (the open ACL for a node that is gone).
+    fn acl_of(&self, path: &str) -> Arc<[Acl]> {
+        self.tree.get(path).map(|n| n.acl.clone()).unwrap_or_else(|| self.open_acl.clone())
+    }
+
     /// Creates a checked node and fires NodeCreated and the parent's NodeChildrenChanged.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn apply_create(
@@ -260,9 +272,7 @@ impl State {
         let data = data.map(|d| Bytes::copy_from_slice(&d));
         let stat = self.tree.create(path, data, acl.clone(), owner, parent_cversion, zxid, time);
         self.notify(Table::Data, path, EventType::NodeCreated, &acl, &[]);
-        let parent = parent_trigger_path(path);
-        let parent_acl = self.tree.get(parent).map(|n| n.acl.clone()).unwrap_or_else(|| self.open_acl.clone());
-        self.notify(Table::Child, parent, EventType::NodeChildrenChanged, &parent_acl, &[]);
+        self.notify_parent(path);
         stat
     }
 
@@ -273,9 +283,7 @@ impl State {
         self.notify(Table::Data, path, EventType::NodeDeleted, &node.acl, &[]);
         let told = std::mem::take(&mut self.fired);
         self.notify(Table::Child, path, EventType::NodeDeleted, &node.acl, &told);
-        let parent = parent_trigger_path(path);
-        let parent_acl = self.tree.get(parent).map(|n| n.acl.clone()).unwrap_or_else(|| self.open_acl.clone());
-        self.notify(Table::Child, parent, EventType::NodeChildrenChanged, &parent_acl, &[]);
+        self.notify_parent(path);
     }
 
     /// Replaces a node's data and fires NodeDataChanged.
@@ -289,7 +297,7 @@ impl State {
     ) -> Stat {
         let data = data.map(|d| Bytes::copy_from_slice(&d));
         let stat = self.tree.set_data(path, data, version, zxid, time);
-        let acl = self.tree.get(path).map(|n| n.acl.clone()).unwrap_or_else(|| self.open_acl.clone());
+        let acl = self.acl_of(path);
         self.notify(Table::Data, path, EventType::NodeDataChanged, &acl, &[]);
         stat
     }

@@ -74,8 +74,11 @@ impl ConnectOpts {
     /// credentials, 9 for a malformed connect string.
     pub async fn connect(&self) -> Result<Client, CliError> {
         let target = self.target();
+        // A reply that takes longer than the session timeout is not coming: the request fails
+        // with OPERATIONTIMEOUT (exit code 8) instead of waiting for a reconnect forever.
         let mut builder = Client::builder()
             .session_timeout(self.session_timeout())
+            .request_timeout(self.session_timeout())
             .connect_timeout(Duration::from_millis(self.connect_timeout_ms));
         for auth in &self.auth {
             builder = builder.auth(auth.scheme.as_str(), auth.credential.as_bytes());

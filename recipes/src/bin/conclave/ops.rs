@@ -17,7 +17,7 @@ use conclave_core::path::{validate_path, validate_sequential_path};
 use conclave_core::{Client, CreateMode, CreateOptions, Error};
 
 use crate::connect::ConnectOpts;
-use crate::exit::{CliError, ExitClass};
+use crate::exit::CliError;
 use crate::output::{Output, Reply};
 use crate::watch::{self, WatchArgs};
 
@@ -147,16 +147,10 @@ pub async fn run(cmd: ClientCommand, opts: &ConnectOpts, out: &mut Output) -> Re
         ClientCommand::Watch(args) => return watch::run(&args, opts, out).await,
     };
     let client = opts.connect().await?;
-    let result = tokio::time::timeout(opts.session_timeout(), op.execute(&client)).await;
+    // The client bounds the wait (its request timeout is the session timeout).
+    let result = op.execute(&client).await;
     client.close().await;
-    let reply = match result {
-        Ok(Ok(reply)) => reply,
-        Ok(Err(e)) => return Err(CliError::zk(op.context(), &e)),
-        Err(_) => {
-            let why = format!("no reply within {} ms (connection lost?)", opts.session_timeout_ms);
-            return Err(CliError::new(op.context(), why, ExitClass::Connection));
-        }
-    };
+    let reply = result.map_err(|e| CliError::zk(op.context(), &e))?;
     out.reply(&reply)
 }
 

@@ -4,19 +4,17 @@
 //!
 //! The signal handlers are installed before connecting, so a signal at any point ends the
 //! command cleanly, and the session is closed before exiting. A client that cannot reach any
-//! server keeps its session and reconnects by itself; if it stays disconnected for longer than
-//! the negotiated session timeout, the server has surely expired the session (and its watch),
-//! so the command fails with exit code 8 rather than wait forever.
-
-use std::time::Duration;
+//! server keeps its session and reconnects by itself; if it hears from no server for 4/3 of the
+//! session timeout it declares the session expired (the client's own client-side expiry), the
+//! watch stream ends with SESSIONEXPIRED, and the command fails with exit code 8 rather than
+//! wait forever.
 
 use clap::Args;
-use conclave_core::{AddWatchMode, Client, Error, SessionState};
+use conclave_core::{AddWatchMode, Client, Error};
 use futures::StreamExt;
-use tokio::time::Instant;
 
 use crate::connect::ConnectOpts;
-use crate::exit::{CliError, ExitClass};
+use crate::exit::CliError;
 use crate::output::Output;
 use crate::signal::Shutdown;
 
@@ -48,7 +46,6 @@ pub async fn run(args: &WatchArgs, opts: &ConnectOpts, out: &mut Output) -> Resu
     };
     let result = tokio::select! {
         r = follow(&client, args, &context, out) => r,
-        e = session_lost(&client, &context) => Err(e),
         signal = shutdown.requested() => {
             tracing::debug!(signal, "stopped");
             Ok(())
@@ -73,33 +70,6 @@ async fn follow(client: &Client, args: &WatchArgs, context: &str, out: &mut Outp
             }
             Some(Err(e)) => return Err(CliError::zk(context, &e)),
             None => return Err(CliError::zk(context, &Error::Closed)),
-        }
-    }
-}
-
-/// Resolves with an error once the client has been disconnected for longer than the session
-/// timeout (by then the server has expired the session); never resolves otherwise.
-async fn session_lost(client: &Client, context: &str) -> CliError {
-    let mut states = client.state_stream();
-    let limit = client.negotiated_timeout().max(Duration::from_millis(1));
-    let mut deadline: Option<Instant> = None;
-    loop {
-        let next = match deadline {
-            Some(at) => match tokio::time::timeout_at(at, states.next()).await {
-                Ok(next) => next,
-                Err(_) => {
-                    let why = format!("disconnected for more than {} ms; the session has expired", limit.as_millis());
-                    return CliError::new(context, why, ExitClass::Connection);
-                }
-            },
-            None => states.next().await,
-        };
-        match next {
-            Some(state) if state.is_connected() => deadline = None,
-            Some(SessionState::Disconnected) => deadline = deadline.or(Some(Instant::now() + limit)),
-            Some(_) => {}
-            // The session ended: the watcher reports why.
-            None => std::future::pending::<()>().await,
         }
     }
 }

@@ -2,10 +2,14 @@
 //!
 //! ## This crate
 //!
-//! `conclave` will hold the coordination recipes (locks, leader election, barriers, queues,
-//! counters, caches, membership). Until they land it re-exports the whole of
-//! [`conclave_core`]: the client, the embedded server and the wire protocol.
+//! `conclave` holds the coordination recipes, built only on the public API of
+//! [`conclave_core`] (which it re-exports whole: the client, the embedded server and the wire
+//! protocol):
+//! - [`lock`]: distributed locks ([`lock::Mutex`], [`lock::RwLock`], [`lock::Semaphore`],
+//!   [`lock::MultiLock`]) with fencing tokens and loss signals.
 
 #![deny(missing_docs)]
 
 pub use conclave_core::*;
+
+pub mod lock;

@@ -219,6 +219,17 @@ impl Client {
 
     /// Encodes `req` and queues it. The returned future resolves with the raw reply.
     fn send(&self, req: Request, effect: Effect) -> Result<impl Future<Output = Result<RawReply>> + Send + 'static> {
+        self.send_as(req, effect, false)
+    }
+
+    /// As [`Client::send`]; a `guaranteed` request has no deadline and is sent again after a
+    /// reconnect until it is answered or the session ends.
+    fn send_as(
+        &self,
+        req: Request,
+        effect: Effect,
+        guaranteed: bool,
+    ) -> Result<impl Future<Output = Result<RawReply>> + Send + 'static> {
         let op = req.op_code();
         let xid = self.shared.next_xid();
         let mut buf = BytesMut::with_capacity(64 + req.path().map_or(0, str::len));
@@ -229,8 +240,8 @@ impl Client {
         let (tx, rx) = oneshot::channel();
         let timeout = self.shared.config.request_timeout;
         let started = tokio::time::Instant::now();
-        let deadline = timeout.map(|t| started + t);
-        let out = Outgoing { xid, op, frame: buf.freeze(), responder: Some(tx), effect, deadline };
+        let deadline = if guaranteed { None } else { timeout.map(|t| started + t) };
+        let out = Outgoing { xid, op, frame: buf.freeze(), responder: Some(tx), effect, deadline, guaranteed };
         if self.tx.send(Command::Request(out)).is_err() {
             return Err(self.ended());
         }

@@ -83,6 +83,31 @@ impl Client {
         empty(OpCode::Delete, reply)
     }
 
+    /// Deletes a node like [`Client::delete`], but the session keeps trying: if the connection
+    /// breaks before the reply, the delete is sent again after the reconnect (ahead of anything
+    /// queued meanwhile), until the server answers or the session ends. Curator calls this a
+    /// *guaranteed* delete; it is how a lock is released from `Drop`: the request is queued
+    /// before this method returns, so the returned future may be dropped unawaited.
+    ///
+    /// Repeating a delete is only safe for a node that cannot be re-created under the same name
+    /// meanwhile (a protected `_c_<uuid>-` name, or an explicit `version`): a repeat then finds
+    /// `NoNode`, which is reported as is.
+    ///
+    /// # Errors
+    /// As [`Client::delete`], except that `ConnectionLoss` and a request timeout never happen;
+    /// the terminal error if the session ends first (its ephemeral nodes are then gone anyway).
+    pub fn delete_guaranteed(
+        &self,
+        path: &str,
+        version: Option<i32>,
+    ) -> impl Future<Output = Result<()>> + Send + 'static {
+        let reply = self.server_path(path).and_then(|path| {
+            let sent = self.send_as(Request::Delete { path, version: version.unwrap_or(-1) }, Effect::None, true)?;
+            Ok(async move { decode(OpCode::Delete, sent.await?) })
+        });
+        empty(OpCode::Delete, reply)
+    }
+
     /// The node's stat, or `None` if it does not exist.
     pub fn exists(&self, path: &str) -> impl Future<Output = Result<Option<Stat>>> + Send + 'static {
         let reply = self.server_path(path).map(|path| self.call(Request::Exists { path, watch: false }));

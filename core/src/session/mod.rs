@@ -76,6 +76,9 @@ pub(crate) struct Outgoing {
     /// When the caller stops waiting (`ClientBuilder::request_timeout`): a request still queued
     /// for a reconnect by then is never sent.
     pub(crate) deadline: Option<Instant>,
+    /// Sent again after a reconnect if the connection breaks before the reply (only for requests
+    /// that are safe to repeat: [`crate::Client::delete_guaranteed`]). Never failed fast.
+    pub(crate) guaranteed: bool,
 }
 
 /// Messages from client handles (and watchers) to the session task.

@@ -66,6 +66,8 @@ struct InFlight {
     /// For reads: the highest zxid seen when the request was written; a reply from an older
     /// state is stale.
     floor: i64,
+    /// The frame of a guaranteed request, to send again after a reconnect.
+    resend: Option<Bytes>,
 }
 
 /// A request received while disconnected.
@@ -414,6 +416,7 @@ impl Session {
             responder: out.responder,
             effect: out.effect,
             floor,
+            resend: out.guaranteed.then_some(out.frame),
         });
     }
 
@@ -421,7 +424,14 @@ impl Session {
     fn write_internal(&mut self, req: Request) {
         let xid = self.shared.next_xid();
         frame::write_request_frame(&mut self.wbuf, xid, &req);
-        self.pending.push_back(InFlight { xid, op: req.op_code(), responder: None, effect: Effect::None, floor: 0 });
+        self.pending.push_back(InFlight {
+            xid,
+            op: req.op_code(),
+            responder: None,
+            effect: Effect::None,
+            floor: 0,
+            resend: None,
+        });
     }
 
     fn begin_close(&mut self, closing: &mut Option<Instant>) {
@@ -443,18 +453,36 @@ impl Session {
     }
 
     /// Fails what was in flight on the lost connection; watches stay registered locally and are
-    /// re-registered after the reconnect.
+    /// re-registered after the reconnect. Guaranteed requests are queued again, ahead of what
+    /// was queued meanwhile, to be sent after the reconnect.
     fn connection_lost(&mut self) {
         self.shared.set_server(None);
         self.shared.state.set(SessionState::Disconnected);
         self.wbuf.clear();
+        let mut again = Vec::new();
         for p in self.pending.drain(..) {
+            if let Some(frame) = p.resend {
+                let out = Outgoing {
+                    xid: p.xid,
+                    op: p.op,
+                    frame,
+                    responder: p.responder,
+                    effect: p.effect,
+                    deadline: None,
+                    guaranteed: true,
+                };
+                again.push(Queued::Request(out));
+                continue;
+            }
             if let Effect::Watch(reg) = p.effect {
                 self.registry.settle(reg.kind, &reg.path, None);
             }
             if let Some(tx) = p.responder {
                 let _ = tx.send(Err(Error::ConnectionLoss));
             }
+        }
+        for q in again.into_iter().rev() {
+            self.queued.push_front(q);
         }
         for tx in self.auth_pending.drain(..).flatten() {
             let _ = tx.send(Err(Error::ConnectionLoss));
@@ -609,7 +637,7 @@ impl Session {
                 self.registry.unwatch(id);
                 Ok(())
             }
-            Some(Command::Request(out)) if self.config.fail_fast => {
+            Some(Command::Request(out)) if self.config.fail_fast && !out.guaranteed => {
                 if let Some(tx) = out.responder {
                     let _ = tx.send(Err(Error::ConnectionLoss));
                 }

@@ -1,0 +1,391 @@
+//! The contention engine every lock of this module runs on: each contender creates a protected
+//! ephemeral-sequential node under the lock directory and waits, watching only the node it
+//! depends on, until a [`Rule`] says it holds the lock.
+//!
+//! Round trips: the `create` and the `getChildren` that follows it are sent back to back. A
+//! session's requests are answered in order, so the listing already contains the new node and
+//! an uncontended acquire costs one round trip. A waiter sets one `getData` watch (Curator's
+//! choice: unlike `exists`, it leaves no watch behind on a node that is already gone) and lists
+//! the directory again when it fires.
+//!
+//! Faults: a create whose reply is lost is found again by its protected `_c_<uuid>-` prefix (so
+//! there is never a second node); a read that meets a connection loss is repeated once the
+//! session is back; the session's end fails the acquire. Dropping the acquire future deletes
+//! the node it created (in the background, through the session).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use conclave_core::path::{self, protected_name};
+use conclave_core::{Client, CreateMode, Error, Result, Stat};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::order::{self, Contender, Kind};
+
+/// When a contender holds the lock, given the contenders in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rule {
+    /// Holds when fewer than `n` contenders are ahead (a mutex: 1); otherwise waits for the one
+    /// `n` places ahead to go.
+    Ahead(usize),
+    /// Holds when no writer is ahead; otherwise waits for the first writer to go (Curator's read
+    /// lock).
+    Reader,
+}
+
+impl Rule {
+    /// The contender to wait for, or `None` when the one at `index` holds.
+    pub(crate) fn blocker(self, sorted: &[Contender], index: usize) -> Option<&Contender> {
+        match self {
+            Rule::Ahead(n) => index.checked_sub(n).map(|i| &sorted[i]),
+            Rule::Reader => sorted[..index].iter().find(|c| c.kind == order::WRITE),
+        }
+    }
+}
+
+/// One kind of contender on one lock directory.
+#[derive(Debug, Clone)]
+pub(crate) struct Spec {
+    pub(crate) client: Client,
+    /// The lock directory.
+    pub(crate) dir: String,
+    /// Our node's marker.
+    pub(crate) kind: Kind,
+    /// The markers of every contender that counts.
+    pub(crate) kinds: &'static [Kind],
+    pub(crate) rule: Rule,
+    /// Our node's data.
+    pub(crate) data: Bytes,
+}
+
+/// How long an acquire may wait.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Wait {
+    /// Give up at once if the lock is held (`try_lock`).
+    pub(crate) once: bool,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) cancel: Option<CancellationToken>,
+}
+
+impl Wait {
+    /// Wait as long as it takes.
+    pub(crate) fn forever() -> Wait {
+        Wait::default()
+    }
+
+    /// One attempt, no waiting.
+    pub(crate) fn once() -> Wait {
+        Wait { once: true, ..Wait::default() }
+    }
+
+    /// Up to `d`.
+    pub(crate) fn timeout(d: Duration) -> Wait {
+        Wait { deadline: Some(Instant::now() + d), ..Wait::default() }
+    }
+
+    /// Until `token` is cancelled.
+    pub(crate) fn cancel(token: &CancellationToken) -> Wait {
+        Wait { cancel: Some(token.clone()), ..Wait::default() }
+    }
+
+    /// Resolves when the wait is over (never, for `forever`).
+    async fn over(&self) {
+        let deadline = async {
+            match self.deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        let cancelled = async {
+            match &self.cancel {
+                Some(t) => t.cancelled().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = deadline => {}
+            () = cancelled => {}
+        }
+    }
+
+    fn is_over(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d) || self.cancel.as_ref().is_some_and(|t| t.is_cancelled())
+    }
+}
+
+/// A node we hold.
+#[derive(Debug, Clone)]
+pub(crate) struct Acquired {
+    pub(crate) path: String,
+    /// The stat the create returned (its `czxid` is the fencing token).
+    pub(crate) stat: Stat,
+}
+
+/// Runs one contender until it holds the lock (`Some`), the wait is over (`None`; its node is
+/// deleted), or an error ends it (its node is deleted too).
+pub(crate) async fn acquire(spec: &Spec, wait: &Wait) -> Result<Option<Acquired>> {
+    let mut pending = Pending::new(spec);
+    if wait.is_over() {
+        return Ok(None);
+    }
+    'create: loop {
+        let Some((own, stat, mut listing)) = create(spec, &mut pending, wait).await? else { return Ok(None) };
+        let own_name = path::name(&own).to_string();
+        let Some(own_contender) = order::parse(&own_name, spec.kinds) else {
+            return Err(Error::Protocol(format!("created lock node {own} carries no sequence suffix")));
+        };
+        if stat.ephemeral_owner != spec.client.session_id() {
+            // Cannot happen for a node this session created; refuse rather than hold a lock
+            // that dies with someone else's session (CURATOR-696).
+            return Err(Error::Protocol(format!("lock node {own} is owned by session {:#x}", stat.ephemeral_owner)));
+        }
+        loop {
+            let children = match listing.take() {
+                Some(children) => children,
+                None => list(spec).await?.unwrap_or_default(),
+            };
+            let sorted = order::sorted(&children, spec.kinds, own_contender.seq);
+            let Some(index) = sorted.iter().position(|c| c.name == own_name) else {
+                // The listing was answered, so the session is alive, but our node is gone:
+                // someone deleted it. Queue up again with a new node.
+                tracing::warn!(node = %own, "lock node deleted by someone else while waiting; contending again");
+                pending.forget();
+                continue 'create;
+            };
+            let Some(blocker) = spec.rule.blocker(&sorted, index) else {
+                // Our node is in a listing answered after it was created, in this session:
+                // it exists and is ours.
+                pending.forget();
+                return Ok(Some(Acquired { path: own, stat }));
+            };
+            if wait.once {
+                return Ok(None);
+            }
+            let blocker = path::join(&spec.dir, &blocker.name);
+            match spec.client.get_data_and_watch(&blocker).await {
+                Ok((_, _, watcher)) => {
+                    tokio::select! {
+                        fired = watcher => { fired?; }
+                        () = wait.over() => return Ok(None),
+                    }
+                }
+                // Gone between the listing and the watch: look again.
+                Err(Error::NoNode) => {}
+                Err(e) if e.is_retryable() => spec.client.wait_connected().await?,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Creates our node, returning its path and stat, and the directory listing sent right after
+/// the create when there is one. `None` if the wait ran out first.
+async fn create(
+    spec: &Spec,
+    pending: &mut Pending,
+    wait: &Wait,
+) -> Result<Option<(String, Stat, Option<Vec<String>>)>> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let prefix = protected_name(&id, "");
+    let path = path::join(&spec.dir, &protected_name(&id, spec.kind.0));
+    let mut stuck = 0u32;
+    loop {
+        pending.in_flight(&prefix);
+        let created = spec.client.create(&path, &spec.data, CreateMode::EphemeralSequential);
+        let listing = spec.client.get_children(&spec.dir);
+        match created.await {
+            Ok((own, stat)) => {
+                pending.created(&own);
+                return Ok(Some((own, stat, listing.await.ok())));
+            }
+            Err(Error::NoNode) => {
+                pending.clear();
+                ensure_dir(&spec.client, &spec.dir).await?;
+            }
+            Err(Error::NodeExists) => {
+                // ZooKeeper 3.8's sequence counter sticks at i32::MAX: the suffix is taken
+                // until that contender leaves. Back off and try again.
+                pending.clear();
+                stuck += 1;
+                let pause = Duration::from_millis(5 << stuck.min(7));
+                tracing::warn!(dir = %spec.dir, "sequence counter exhausted (NODEEXISTS on a sequential create); retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    () = wait.over() => return Ok(None),
+                }
+            }
+            Err(e) if e.is_retryable() => {
+                spec.client.wait_connected().await?;
+                if let Some((own, stat)) = find(spec, &prefix).await? {
+                    pending.created(&own);
+                    return Ok(Some((own, stat, None)));
+                }
+                pending.clear();
+            }
+            Err(e) => {
+                pending.clear();
+                return Err(e);
+            }
+        }
+        if wait.is_over() {
+            return Ok(None);
+        }
+    }
+}
+
+/// Lists the lock directory, riding out connection losses. `None` if it does not exist.
+async fn list(spec: &Spec) -> Result<Option<Vec<String>>> {
+    loop {
+        match spec.client.get_children(&spec.dir).await {
+            Ok(children) => return Ok(Some(children)),
+            Err(Error::NoNode) => return Ok(None),
+            Err(e) if e.is_retryable() => spec.client.wait_connected().await?,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The node of ours named with `prefix`, if the create that lost its reply took effect. The
+/// listing is sent after the create, so it shows the node if the create was applied.
+async fn find(spec: &Spec, prefix: &str) -> Result<Option<(String, Stat)>> {
+    loop {
+        let Some(children) = list(spec).await? else { return Ok(None) };
+        let Some(name) = children.iter().find(|c| c.starts_with(prefix)) else { return Ok(None) };
+        let found = path::join(&spec.dir, name);
+        match spec.client.exists(&found).await {
+            Ok(None) => return Ok(None),
+            Ok(Some(stat)) if stat.ephemeral_owner == spec.client.session_id() => return Ok(Some((found, stat))),
+            Ok(Some(_)) => return Err(Error::NodeExists),
+            Err(e) if e.is_retryable() => spec.client.wait_connected().await?,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Creates `dir` and its missing ancestors as container nodes (which ZooKeeper removes once
+/// they are empty), as Curator's `creatingParentContainersIfNeeded` does.
+pub(crate) async fn ensure_dir(client: &Client, dir: &str) -> Result<()> {
+    let mut at = 0;
+    while at < dir.len() {
+        let end = dir[at + 1..].find('/').map_or(dir.len(), |i| at + 1 + i);
+        let ancestor = &dir[..end];
+        loop {
+            match client.create(ancestor, b"", CreateMode::Container).await {
+                Ok(_) | Err(Error::NodeExists) => break,
+                Err(e) if e.is_retryable() => client.wait_connected().await?,
+                Err(e) => return Err(e),
+            }
+        }
+        at = end;
+    }
+    Ok(())
+}
+
+/// What an acquire has put on the server, so that dropping it (or failing) takes it away.
+#[derive(Debug)]
+struct Pending {
+    client: Client,
+    dir: String,
+    state: PendingState,
+}
+
+#[derive(Debug)]
+enum PendingState {
+    Nothing,
+    /// A create with this protected prefix may or may not have been applied.
+    InFlight(String),
+    Created(String),
+}
+
+impl Pending {
+    fn new(spec: &Spec) -> Pending {
+        Pending { client: spec.client.clone(), dir: spec.dir.clone(), state: PendingState::Nothing }
+    }
+
+    fn in_flight(&mut self, prefix: &str) {
+        self.state = PendingState::InFlight(prefix.to_string());
+    }
+
+    fn created(&mut self, path: &str) {
+        self.state = PendingState::Created(path.to_string());
+    }
+
+    fn clear(&mut self) {
+        self.state = PendingState::Nothing;
+    }
+
+    /// The node is kept (held) or already gone: nothing to clean up.
+    fn forget(&mut self) {
+        self.clear();
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        match std::mem::replace(&mut self.state, PendingState::Nothing) {
+            PendingState::Nothing => {}
+            // Queued on the session before this returns; sent again after a reconnect.
+            PendingState::Created(path) => drop(self.client.delete_guaranteed(&path, None)),
+            PendingState::InFlight(prefix) => {
+                // The create's name is not known yet. A listing queued now is answered after
+                // the create, so it shows the node if there is one. That takes a task; without
+                // a runtime the process is going down, and the node with its session.
+                let (client, dir) = (self.client.clone(), self.dir.clone());
+                if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                    rt.spawn(remove_by_prefix(client, dir, prefix));
+                }
+            }
+        }
+    }
+}
+
+/// Deletes the child of `dir` named with `prefix`, if any (cleanup of a dropped acquire).
+async fn remove_by_prefix(client: Client, dir: String, prefix: String) {
+    loop {
+        match client.get_children(&dir).await {
+            Ok(children) => {
+                if let Some(name) = children.iter().find(|c| c.starts_with(&prefix)) {
+                    let _ = client.delete_guaranteed(&path::join(&dir, name), None).await;
+                }
+                return;
+            }
+            Err(e) if e.is_retryable() => {
+                if client.wait_connected().await.is_err() {
+                    return;
+                }
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lock::order::{LOCK, READ, WRITE};
+
+    fn c(kind: Kind, seq: i32) -> Contender {
+        Contender { name: format!("{}{seq:010}", kind.0), kind, seq }
+    }
+
+    #[test]
+    fn mutex_waits_for_its_immediate_predecessor() {
+        let s = [c(LOCK, 1), c(LOCK, 2), c(LOCK, 3)];
+        assert_eq!(Rule::Ahead(1).blocker(&s, 0), None);
+        assert_eq!(Rule::Ahead(1).blocker(&s, 2), Some(&s[1]));
+        assert_eq!(Rule::Ahead(2).blocker(&s, 1), None);
+        assert_eq!(Rule::Ahead(2).blocker(&s, 2), Some(&s[0]));
+    }
+
+    #[test]
+    fn readers_share_until_the_first_writer() {
+        let s = [c(READ, 1), c(READ, 2), c(WRITE, 3), c(READ, 4), c(WRITE, 5), c(READ, 6)];
+        assert_eq!(Rule::Reader.blocker(&s, 1), None);
+        assert_eq!(Rule::Reader.blocker(&s, 3), Some(&s[2]));
+        assert_eq!(Rule::Reader.blocker(&s, 5), Some(&s[2]), "the first writer, not the nearest");
+        // A writer waits for whoever is immediately ahead, reader or writer.
+        assert_eq!(Rule::Ahead(1).blocker(&s, 2), Some(&s[1]));
+        assert_eq!(Rule::Ahead(1).blocker(&s, 4), Some(&s[3]));
+    }
+}

@@ -90,7 +90,7 @@ impl Wait {
     }
 
     /// Resolves when the wait is over (never, for `forever`).
-    async fn over(&self) {
+    pub(crate) async fn over(&self) {
         let deadline = async {
             match self.deadline {
                 Some(d) => tokio::time::sleep_until(d).await,
@@ -109,7 +109,8 @@ impl Wait {
         }
     }
 
-    fn is_over(&self) -> bool {
+    /// Whether the wait is over already.
+    pub(crate) fn is_over(&self) -> bool {
         self.deadline.is_some_and(|d| Instant::now() >= d) || self.cancel.as_ref().is_some_and(|t| t.is_cancelled())
     }
 }
@@ -181,7 +182,7 @@ pub(crate) async fn acquire(spec: &Spec, wait: &Wait) -> Result<Option<Acquired>
 
 /// Creates our node, returning its path and stat, and the directory listing sent right after
 /// the create when there is one. `None` if the wait ran out first.
-async fn create(
+pub(crate) async fn create(
     spec: &Spec,
     pending: &mut Pending,
     wait: &Wait,
@@ -284,7 +285,7 @@ pub(crate) async fn ensure_dir(client: &Client, dir: &str) -> Result<()> {
 
 /// What an acquire has put on the server, so that dropping it (or failing) takes it away.
 #[derive(Debug)]
-struct Pending {
+pub(crate) struct Pending {
     client: Client,
     dir: String,
     state: PendingState,
@@ -299,7 +300,7 @@ enum PendingState {
 }
 
 impl Pending {
-    fn new(spec: &Spec) -> Pending {
+    pub(crate) fn new(spec: &Spec) -> Pending {
         Pending { client: spec.client.clone(), dir: spec.dir.clone(), state: PendingState::Nothing }
     }
 
@@ -316,7 +317,7 @@ impl Pending {
     }
 
     /// The node is kept (held) or already gone: nothing to clean up.
-    fn forget(&mut self) {
+    pub(crate) fn forget(&mut self) {
         self.clear();
     }
 }

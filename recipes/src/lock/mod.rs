@@ -28,14 +28,14 @@ mod mutex;
 mod order;
 mod participants;
 mod rwlock;
-// mod semaphore;
+mod semaphore;
 
 pub use guard::{FencedTransaction, LockGuard, LossPolicy, LossReason};
 pub use multi::{MultiGuard, MultiLock};
 pub use mutex::Mutex;
 pub use participants::{participants, Participant};
 pub use rwlock::RwLock;
-// pub use semaphore::{Lease, Semaphore};
+pub use semaphore::{Lease, Semaphore};
 
 /// The guard of a [`Mutex`].
 pub type MutexGuard = LockGuard;

@@ -14,6 +14,8 @@ pub(crate) struct Kind(pub(crate) &'static str);
 
 /// Curator's `InterProcessMutex` marker (also the semaphore's internal lock).
 pub(crate) const LOCK: Kind = Kind("lock-");
+/// Curator's `InterProcessSemaphoreV2` lease marker.
+pub(crate) const LEASE: Kind = Kind("lease-");
 /// Curator's `InterProcessReadWriteLock` read marker.
 pub(crate) const READ: Kind = Kind("__READ__");
 /// Curator's `InterProcessReadWriteLock` write marker.

@@ -14,7 +14,8 @@ pub struct Participant {
     pub path: String,
     /// The node's sequence suffix (signed: ZooKeeper's counter is a 32-bit `int`).
     pub sequence: i32,
-    /// Its kind: `"lock-"` (mutex), `"__READ__"` or `"__WRIT__"` (read-write lock).
+    /// Its kind: `"lock-"` (mutex), `"__READ__"` or `"__WRIT__"` (read-write lock), `"lease-"`
+    /// (semaphore lease).
     pub kind: &'static str,
     /// Whether it holds the lock (for a read lock, several readers can).
     pub holder: bool,

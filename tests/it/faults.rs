@@ -23,6 +23,7 @@ conformance!(
     expiry_ends_a_children_watch_loop,
     protected_create_survives_a_lost_reply,
     request_deadlines_and_fail_fast,
+    guaranteed_delete_is_sent_again_after_a_reconnect,
 );
 
 /// Collects `n` items of a stream (or fails after 30 s).
@@ -194,6 +195,32 @@ async fn protected_create_survives_a_lost_reply(env: Env) -> Result<()> {
     assert_eq!(c.create("/q/plain-", b"", CreateMode::PersistentSequential).await, Err(Error::ConnectionLoss));
     c.wait_connected().await?;
     assert_eq!(c.get_children("/q").await?.len(), 2, "applied although its reply was lost");
+    Ok(())
+}
+
+/// A guaranteed delete caught by a connection loss is sent again after the reconnect (a plain
+/// delete fails with ConnectionLoss); one whose reply was lost after it was applied finds
+/// NoNode on the repeat. A dropped future does not stop it.
+async fn guaranteed_delete_is_sent_again_after_a_reconnect(env: Env) -> Result<()> {
+    let (proxy, c) = env.proxied(env.builder().fail_fast_when_disconnected(true)).await;
+    for path in ["/gd", "/plain", "/dropped", "/applied"] {
+        c.create(path, b"", CreateMode::Ephemeral).await?;
+    }
+    proxy.stall(Duration::from_secs(60));
+    let guaranteed = c.delete_guaranteed("/gd", None);
+    let plain = c.delete("/plain", None);
+    drop(c.delete_guaranteed("/dropped", None));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    proxy.cut();
+    proxy.heal();
+    assert_eq!(within(30, plain).await, Err(Error::ConnectionLoss));
+    within(30, guaranteed).await?;
+    c.wait_connected().await?;
+    assert_eq!(c.exists("/gd").await?, None);
+    assert_eq!(c.exists("/dropped").await?, None);
+    assert!(c.exists("/plain").await?.is_some(), "the plain delete never reached the server");
+    proxy.drop_next_reply();
+    assert_eq!(within(30, c.delete_guaranteed("/applied", None)).await, Err(Error::NoNode));
     Ok(())
 }
 

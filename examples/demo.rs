@@ -1,7 +1,7 @@
 //! A short tour of Conclave's ZooKeeper client on the embedded ZooKeeper-compatible server: no
 //! install needed. It creates nodes, reads them back, watches data and children, makes
-//! sequential nodes, commits an atomic transaction, and shows an ephemeral node vanishing when its
-//! session closes.
+//! sequential nodes, commits an atomic transaction, hands a distributed lock from one session to
+//! another, and shows an ephemeral node vanishing when its session closes.
 //!
 //! ```text
 //! cargo run --example demo                              # embedded server on a free port
@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use conclave::lock::Mutex;
 use conclave::{AddWatchMode, Client, CreateMode, EventType, Result};
 use futures::StreamExt;
 
@@ -99,12 +100,41 @@ async fn main() -> Result<()> {
         .await;
     println!("   a failing one applied nothing: {} ({:?})", failed.unwrap_err(), bob.exists("/demo/never").await?);
 
-    // 6. Closing a session removes its ephemeral nodes at once; watchers are told.
+    // 6. A distributed lock: bob waits while alice holds it; writes fenced by the lock are applied
+    //    only while the holder's lock node exists; each holder gets a larger fencing token.
+    let alices = Mutex::new(alice.clone(), "/demo/lock").with_data("alice").lock().await?;
+    let bobs = Mutex::new(bob.clone(), "/demo/lock").with_data("bob");
+    let waiting = {
+        let bobs = bobs.clone();
+        tokio::spawn(async move { bobs.lock().await })
+    };
+    while bobs.participants().await?.len() < 2 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let line: Vec<String> = bobs
+        .participants()
+        .await?
+        .iter()
+        .map(|p| format!("{} ({})", String::from_utf8_lossy(&p.data), if p.holder { "holds" } else { "waits" }))
+        .collect();
+    println!(
+        "\n6. alice holds /demo/lock with fencing token {:#x}; in line: {}",
+        alices.fencing_token(),
+        line.join(", ")
+    );
+    alices.fenced().set_data("/demo/config", "written under the lock", None).commit().await?;
+    let alices_token = alices.fencing_token();
+    alices.release().await?;
+    let bobs_guard = waiting.await.expect("lock task")?;
+    println!("   alice released; bob holds it now with token {:#x} > {alices_token:#x}", bobs_guard.fencing_token());
+    bobs_guard.release().await?;
+
+    // 7. Closing a session removes its ephemeral nodes at once; watchers are told.
     alice.close().await;
     let event = members.next().await.expect("watch stream")?;
     assert_eq!(event.event_type, EventType::NodeChildrenChanged);
     println!(
-        "\n6. alice closed her session; bob saw {:?} and the members are now {:?}",
+        "\n7. alice closed her session; bob saw {:?} and the members are now {:?}",
         event.event_type,
         bob.get_children("/demo/members").await?
     );

@@ -8,6 +8,11 @@
 //! choice: unlike `exists`, it leaves no watch behind on a node that is already gone) and lists
 //! the directory again when it fires.
 //!
+//! Confirmation (the CURATOR-696 lesson): a contender reports "acquired" only on a listing that
+//! contains its own node and was answered after the node's create, on the same session; the
+//! create's stat shows that session as the node's `ephemeralOwner`. A [`Client`] never changes
+//! session, so the node cannot be a leftover of an earlier, expired one.
+//!
 //! Faults: a create whose reply is lost is found again by its protected `_c_<uuid>-` prefix (so
 //! there is never a second node); a read that meets a connection loss is repeated once the
 //! session is back; the session's end fails the acquire. Dropping the acquire future deletes

@@ -5,12 +5,13 @@
 //! Each needs its package (`zookeeper`, `python3-kazoo`, `libcurator-recipes-java`); without it
 //! the test says so in one line and passes, unless `CONCLAVE_REQUIRE_ZOOKEEPER=1`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use conclave::{Client, Server};
 
+use crate::support::clients::{available, run, CuratorProgram};
 use crate::support::{real_zookeeper, TICK};
 
 /// Where a standard client connects: a fresh embedded server (over TCP) or the shared real one.
@@ -48,52 +49,12 @@ async fn targets() -> Vec<Target> {
     t
 }
 
-/// Whether a prerequisite is there; if not, says so (or fails under CONCLAVE_REQUIRE_ZOOKEEPER=1).
-fn available(ok: bool, what: &str, install: &str) -> bool {
-    if !ok {
-        if conclave_core::testing::zookeeper_required() {
-            panic!("CONCLAVE_REQUIRE_ZOOKEEPER=1 but {what} is missing: {install}");
-        }
-        eprintln!("skipped: {what} is missing: {install}");
-    }
-    ok
-}
-
 fn unique(name: &str) -> String {
     format!("/ext-{name}-{}-{}", std::process::id(), uuid_like())
 }
 
 fn uuid_like() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
-}
-
-/// Runs a command with a deadline, returning (success, stdout, stderr).
-async fn run(mut cmd: Command, stdin: Option<String>, limit: Duration) -> (bool, String, String) {
-    tokio::task::spawn_blocking(move || {
-        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn the client");
-        if let Some(input) = stdin {
-            use std::io::Write;
-            let mut pipe = child.stdin.take().expect("stdin");
-            pipe.write_all(input.as_bytes()).expect("write the client's input");
-        }
-        let pid = child.id();
-        let killer = std::thread::spawn(move || {
-            std::thread::sleep(limit);
-            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
-        });
-        let out = child.wait_with_output().expect("wait for the client");
-        drop(killer);
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    })
-    .await
-    .expect("client runner")
 }
 
 /// The official CLI creates, reads, updates, lists, stats and deletes nodes, makes an ephemeral
@@ -163,53 +124,12 @@ async fn kazoo() {
 /// two participants elects exactly one leader and hands over when it closes.
 #[tokio::test]
 async fn curator() {
-    let jars = Path::new("/usr/share/java");
-    let classpath: Vec<PathBuf> = [
-        "curator-recipes.jar",
-        "curator-framework.jar",
-        "curator-client.jar",
-        "zookeeper.jar",
-        "zookeeper-jute.jar",
-        "guava.jar",
-        "slf4j-api.jar",
-        "slf4j-simple.jar",
-    ]
-    .iter()
-    .map(|j| jars.join(j))
-    .collect();
-    let has_javac = Command::new("javac")
-        .arg("-version")
-        .stderr(Stdio::null())
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !available(
-        has_javac && classpath.iter().all(|j| j.is_file()),
-        "Apache Curator (or javac)",
-        "apt-get install -y libcurator-recipes-java libslf4j-java openjdk-17-jdk-headless",
-    ) {
+    let Some(program) = CuratorProgram::compile("CuratorCheck").await else {
         return;
-    }
-    let classpath = classpath.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
-    let build = Path::new(env!("CARGO_TARGET_TMPDIR")).join("curator-check");
-    std::fs::create_dir_all(&build).expect("build dir");
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/CuratorCheck.java");
-    let mut javac = Command::new("javac");
-    javac
-        .args(["-implicit:none", "-sourcepath", "", "-nowarn", "-d"])
-        .arg(&build)
-        .arg("-cp")
-        .arg(&classpath)
-        .arg(&source);
-    let (ok, out, err) = run(javac, None, Duration::from_secs(120)).await;
-    assert!(ok, "javac CuratorCheck.java failed:\n{out}\n{err}");
+    };
     for target in targets().await {
-        let mut cmd = Command::new("java");
-        cmd.args(["-Xmx256m", "-XX:TieredStopAtLevel=1", "-Dorg.slf4j.simpleLogger.defaultLogLevel=error", "-cp"])
-            .arg(format!("{classpath}:{}", build.display()))
-            .arg("CuratorCheck")
-            .arg(target.hosts())
-            .arg(unique("curator"));
+        let mut cmd = program.command();
+        cmd.arg(target.hosts()).arg(unique("curator"));
         let (ok, out, err) = run(cmd, None, Duration::from_secs(120)).await;
         assert!(ok && out.contains("ok done"), "Curator on the {}:\nstdout:\n{out}\nstderr:\n{err}", target.name());
     }

@@ -17,6 +17,8 @@
 
 #![allow(dead_code)]
 
+pub mod clients;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 

@@ -1,0 +1,138 @@
+//! Running clients we did not write (the ZooKeeper CLI, kazoo, Curator programs) as processes:
+//! checking their prerequisites, compiling the Java programs in `tests/clients/` against the
+//! Debian Curator jars, and running a process with a deadline.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Whether a prerequisite is there; if not, says so (or fails under CONCLAVE_REQUIRE_ZOOKEEPER=1).
+pub fn available(ok: bool, what: &str, install: &str) -> bool {
+    if !ok {
+        if conclave_core::testing::zookeeper_required() {
+            panic!("CONCLAVE_REQUIRE_ZOOKEEPER=1 but {what} is missing: {install}");
+        }
+        eprintln!("skipped: {what} is missing: {install}");
+    }
+    ok
+}
+
+/// Runs a command with a deadline, returning (success, stdout, stderr).
+pub async fn run(mut cmd: Command, stdin: Option<String>, limit: Duration) -> (bool, String, String) {
+    tokio::task::spawn_blocking(move || {
+        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn the client");
+        if let Some(input) = stdin {
+            use std::io::Write;
+            let mut pipe = child.stdin.take().expect("stdin");
+            pipe.write_all(input.as_bytes()).expect("write the client's input");
+        }
+        let pid = child.id();
+        let killer = std::thread::spawn(move || {
+            std::thread::sleep(limit);
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+        });
+        let out = child.wait_with_output().expect("wait for the client");
+        drop(killer);
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    })
+    .await
+    .expect("client runner")
+}
+
+/// The Debian jars a Curator program needs (`libcurator-recipes-java`, `libslf4j-java`).
+const CURATOR_JARS: [&str; 8] = [
+    "curator-recipes.jar",
+    "curator-framework.jar",
+    "curator-client.jar",
+    "zookeeper.jar",
+    "zookeeper-jute.jar",
+    "guava.jar",
+    "slf4j-api.jar",
+    "slf4j-simple.jar",
+];
+
+/// A Java program of `tests/clients/`, compiled against Apache Curator.
+#[derive(Debug, Clone)]
+pub struct CuratorProgram {
+    class: String,
+    classpath: String,
+}
+
+impl CuratorProgram {
+    /// Compiles `tests/clients/<class>.java` (once per test binary), or `None` after one line
+    /// on stderr when javac or the Curator jars are missing (a panic instead under
+    /// CONCLAVE_REQUIRE_ZOOKEEPER=1, or when javac fails).
+    pub async fn compile(class: &str) -> Option<CuratorProgram> {
+        let jars: Vec<PathBuf> = CURATOR_JARS.iter().map(|j| Path::new("/usr/share/java").join(j)).collect();
+        let has_javac = Command::new("javac")
+            .arg("-version")
+            .stderr(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !available(
+            has_javac && jars.iter().all(|j| j.is_file()),
+            "Apache Curator (or javac)",
+            "apt-get install -y libcurator-recipes-java libslf4j-java openjdk-17-jdk-headless",
+        ) {
+            return None;
+        }
+        let jars = jars.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
+        let build = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("java-{class}"));
+        // Tests of this binary run in parallel: the first compiles, the others wait for it.
+        static COMPILED: Mutex<Option<HashMap<String, Result<(), String>>>> = Mutex::new(None);
+        let (class_name, classpath, dir) = (class.to_string(), jars.clone(), build.clone());
+        let compiled = tokio::task::spawn_blocking(move || {
+            let mut compiled = COMPILED.lock().unwrap_or_else(|e| e.into_inner());
+            let map = compiled.get_or_insert_with(HashMap::new);
+            map.entry(class_name.clone())
+                .or_insert_with(|| {
+                    std::fs::create_dir_all(&dir).map_err(|e| format!("build dir {}: {e}", dir.display()))?;
+                    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/clients/{class_name}.java"));
+                    let out = Command::new("javac")
+                        .args(["-implicit:none", "-sourcepath", "", "-nowarn", "-d"])
+                        .arg(&dir)
+                        .arg("-cp")
+                        .arg(&classpath)
+                        .arg(&source)
+                        .output()
+                        .map_err(|e| format!("run javac: {e}"))?;
+                    if out.status.success() {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "{}\n{}",
+                            String::from_utf8_lossy(&out.stdout),
+                            String::from_utf8_lossy(&out.stderr)
+                        ))
+                    }
+                })
+                .clone()
+        })
+        .await
+        .expect("javac runner");
+        if let Err(e) = compiled {
+            panic!("javac {class}.java failed:\n{e}");
+        }
+        Some(CuratorProgram { class: class.to_string(), classpath: format!("{jars}:{}", build.display()) })
+    }
+
+    /// A `java` command running the program (small heap, quick start, Curator's logging at
+    /// error level); the caller appends the program's arguments.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new("java");
+        cmd.args(["-Xmx256m", "-XX:TieredStopAtLevel=1", "-Dorg.slf4j.simpleLogger.defaultLogLevel=error", "-cp"])
+            .arg(&self.classpath)
+            .arg(&self.class);
+        cmd
+    }
+}

@@ -12,6 +12,7 @@ mod fault_run;
 mod faults;
 mod harness;
 mod limits;
+mod lock;
 mod lock_interop;
 mod multi;
 mod nodes;

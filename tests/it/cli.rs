@@ -33,6 +33,11 @@ mod code {
     pub const AUTH: i32 = 7;
     pub const CONNECTION: i32 = 8;
     pub const INVALID: i32 = 9;
+    pub const LOCK_TIMEOUT: i32 = 10;
+    pub const LOCK_LOST: i32 = 11;
+    pub const NOT_FOUND: i32 = 127;
+    /// 128 + SIGTERM.
+    pub const SIGTERM: i32 = 143;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -96,6 +101,13 @@ impl Zk {
     /// Runs `conclave --connect <chroot> args...` to completion.
     async fn cli(&self, args: &[&str]) -> Run {
         run(self.command(args), None).await
+    }
+
+    /// Starts `conclave --connect <chroot> args...` with stdout and stderr piped.
+    fn spawn(&self, args: &[&str]) -> Guard {
+        let mut cmd = self.command(args);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        Guard::spawn(cmd)
     }
 
     /// As [`Zk::cli`], with `input` on stdin.
@@ -487,6 +499,234 @@ async fn watch_json_until_sigterm(zk: &Zk) {
     assert!(status.success(), "SIGTERM ends watch with exit 0: {status:?} {err}");
 }
 
+// ---------------------------------------------------------------------------------------------
+// lock and locks
+// ---------------------------------------------------------------------------------------------
+
+/// The next line of a child's stdout, failing the test after [`PATIENCE`].
+async fn next_line(lines: &mpsc::Receiver<String>) -> String {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match lines.try_recv() {
+            Ok(line) => return line,
+            Err(mpsc::TryRecvError::Disconnected) => panic!("stdout closed before the expected line"),
+            Err(mpsc::TryRecvError::Empty) => {}
+        }
+        assert!(Instant::now() < deadline, "no line on stdout within {PATIENCE:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The `locks` lines of `path` once there are `n` of them.
+async fn wait_for_contenders(zk: &Zk, path: &str, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let out = zk.cli(&["locks", path]).await.ok();
+        let lines: Vec<String> = out.lines().map(str::to_string).collect();
+        if lines.len() == n {
+            return lines;
+        }
+        assert!(Instant::now() < deadline, "never {n} contenders on {path}: {lines:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A fresh file name in the temporary directory.
+fn temp_file(name: &str) -> std::path::PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("conclave-cli-{name}-{}-{n}", std::process::id()))
+}
+
+both!(lock_runs_the_command_under_the_lock);
+/// `lock` runs the command with the fencing token and the lock node in its environment, while
+/// the node exists (seen by a nested `locks`), releases it afterwards, and exits with the
+/// command's status: its code, 128+N for a death by signal N, 127 for a missing command.
+async fn lock_runs_the_command_under_the_lock(zk: &Zk) {
+    let script = r#"echo "$CONCLAVE_FENCING_TOKEN $CONCLAVE_LOCK_NODE"; "$BIN" --connect "$CONNECT" locks /l; exit 7"#;
+    let mut cmd = zk.command(&["lock", "/l", "--", "sh", "-c", script]);
+    cmd.env("BIN", env!("CARGO_BIN_EXE_conclave")).env("CONNECT", zk.connect());
+    let r = run(cmd, None).await;
+    assert_eq!((r.code, r.stderr.as_str()), (7, ""), "the command's status, nothing else: {r:?}");
+    let out = r.out();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    let (token, node) = lines[0].split_once(' ').expect("token and node");
+    assert!(token.parse::<u64>().is_ok_and(|t| t > 0), "a decimal token: {out}");
+    let name = node.strip_prefix("/l/").expect("a node under the lock path");
+    assert!(name.starts_with("_c_") && name.ends_with("-lock-0000000000"), "Curator's node name: {name}");
+    let holder: Vec<&str> = lines[1].splitn(7, ' ').collect();
+    assert_eq!(holder[..3], ["holder", "0", name], "{out}");
+    assert!(holder[3].starts_with("0x"), "session: {out}");
+    assert_eq!(holder[4], token, "locks shows the token the command got");
+    assert!(holder[6].ends_with(&format!(" sh -c {script}")), "node data is HOST PID COMMAND: {out}");
+    assert_eq!(zk.cli(&["locks", "/l"]).await.ok(), "", "released after the command");
+
+    let r = zk.cli(&["lock", "/l", "--", "sh", "-c", "kill -TERM $$"]).await;
+    assert_eq!((r.code, r.stderr.as_str()), (code::SIGTERM, ""), "death by SIGTERM is 143, as in shells: {r:?}");
+    zk.cli(&["lock", "/l", "--", "conclave-no-such-command", "x"])
+        .await
+        .fails(code::NOT_FOUND, "lock /l: conclave-no-such-command: command not found");
+    assert_eq!(zk.cli(&["lock", "/l", "true"]).await.ok(), "", "`--` is optional");
+    assert_eq!(zk.cli(&["--json", "locks", "/l"]).await.json(), serde_json::json!([]));
+}
+
+both!(lock_serializes_commands);
+/// Commands under the same lock never overlap: each one's start and end lines are adjacent in
+/// the shared log, whatever order they got the lock in.
+async fn lock_serializes_commands(zk: &Zk) {
+    let log = temp_file("serial");
+    let script = r#"echo "start $NAME" >> "$LOG"; sleep 0.2; echo "end $NAME" >> "$LOG""#;
+    let children: Vec<Guard> = ["a", "b", "c"]
+        .iter()
+        .map(|name| {
+            let mut cmd = zk.command(&["lock", "/s", "--", "sh", "-c", script]);
+            cmd.env("NAME", name).env("LOG", &log).stdout(Stdio::piped()).stderr(Stdio::piped());
+            Guard::spawn(cmd)
+        })
+        .collect();
+    for child in children {
+        let (status, _, err) = finished(child).await;
+        assert!(status.success(), "{status:?}: {err}");
+    }
+    let text = std::fs::read_to_string(&log).expect("read the log");
+    let _ = std::fs::remove_file(&log);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 6, "{text}");
+    let mut seen = Vec::new();
+    for pair in lines.chunks(2) {
+        let name = pair[0].strip_prefix("start ").unwrap_or_else(|| panic!("interleaved: {text}"));
+        assert_eq!(pair[1], format!("end {name}"), "interleaved: {text}");
+        seen.push(name);
+    }
+    seen.sort();
+    assert_eq!(seen, ["a", "b", "c"]);
+}
+
+both!(lock_timeout_and_signals);
+/// `--timeout` gives up with exit 10 naming the holder (`0`: at once) and leaves no waiting
+/// node; a signal to a waiting `lock` ends the wait (128+N); a signal to the holder is passed
+/// on to its command (its whole process group), and the lock is released once it has exited.
+async fn lock_timeout_and_signals(zk: &Zk) {
+    let mut holder = zk.spawn(&["lock", "/t", "--", "sh", "-c", "sleep 30; echo not-stopped"]);
+    wait_for_contenders(zk, "/t", 1).await;
+    let started = Instant::now();
+    let r = zk.cli(&["lock", "--timeout", "300ms", "/t", "--", "true"]).await;
+    r.fails(code::LOCK_TIMEOUT, "lock /t: not acquired within 300ms: held by session 0x");
+    assert!(r.stderr.contains(&format!(" {} sh -c sleep 30", holder.0.id())), "names the holder: {r:?}");
+    assert!(started.elapsed() >= Duration::from_millis(300), "waited {:?}", started.elapsed());
+    zk.cli(&["lock", "--timeout", "0", "/t", "true"]).await.fails(code::LOCK_TIMEOUT, "--timeout 0");
+    assert_eq!(wait_for_contenders(zk, "/t", 1).await[0].split(' ').next(), Some("holder"), "no waiter left");
+
+    let waiter = zk.spawn(&["lock", "/t", "--", "true"]);
+    wait_for_contenders(zk, "/t", 2).await;
+    waiter.terminate();
+    let (status, out, err) = finished(waiter).await;
+    assert_eq!(status.code(), Some(code::SIGTERM), "{err}");
+    assert_eq!(
+        (out.as_str(), err.as_str()),
+        ("", "conclave: lock /t: stopped by SIGTERM while waiting for the lock\n")
+    );
+    wait_for_contenders(zk, "/t", 1).await;
+
+    assert!(!holder.exited());
+    holder.terminate();
+    let (status, out, err) = finished(holder).await;
+    assert_eq!(status.code(), Some(code::SIGTERM), "the command (sh and its sleep) died of the relayed SIGTERM: {err}");
+    assert_eq!((out.as_str(), err.as_str()), ("", ""));
+    assert_eq!(zk.cli(&["lock", "--timeout", "0", "/t", "true"]).await.ok(), "", "released");
+}
+
+both!(lock_lost_stops_the_command);
+/// When the lock node is deleted under a running command (an operator breaking the lock), the
+/// command gets SIGTERM and conclave exits 11 saying why.
+async fn lock_lost_stops_the_command(zk: &Zk) {
+    let script = r#"trap "echo got-term; exit 0" TERM; echo ready; sleep 30 & wait"#;
+    let mut holder = zk.spawn(&["lock", "/x", "--", "sh", "-c", script]);
+    let lines = holder.lines();
+    assert_eq!(next_line(&lines).await, "ready");
+    let children = zk.client.get_children("/x").await.expect("list the lock");
+    assert_eq!(children.len(), 1, "{children:?}");
+    zk.client.delete(&format!("/x/{}", children[0]), None).await.expect("break the lock");
+    let (status, _, err) = finished(holder).await;
+    let rest: Vec<String> = lines.iter().collect();
+    assert_eq!(rest, ["got-term"], "the command got SIGTERM");
+    assert_eq!(status.code(), Some(code::LOCK_LOST), "{err}");
+    assert_eq!(
+        err,
+        "conclave: lock /x: the lock was lost while the command ran: the lock node was deleted; the command was \
+         sent SIGTERM and exited with status 0\n"
+    );
+}
+
+/// When the holder's session expires, a command that ignores SIGTERM is killed after `--grace`,
+/// and conclave exits 11. Embedded only: it expires the session from the server's side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lock_lost_with_the_session_escalates_to_sigkill() {
+    let zk = Zk::embedded("lock-expiry").await;
+    let mut holder =
+        zk.spawn(&["lock", "--grace", "300ms", "/e", "--", "sh", "-c", r#"trap "" TERM; echo ready; exec sleep 30"#]);
+    let lines = holder.lines();
+    assert_eq!(next_line(&lines).await, "ready");
+    let listed = zk.cli(&["--json", "locks", "/e"]).await.json();
+    let session = listed[0]["session"].as_str().expect("the holder's session");
+    let session = u64::from_str_radix(session.trim_start_matches("0x"), 16).expect("hex") as i64;
+    let server = zk.server.as_ref().expect("embedded");
+    let expired_at = Instant::now();
+    assert!(server.faults().expire_session(session), "the session was live");
+    let (status, _, err) = finished(holder).await;
+    assert!(expired_at.elapsed() >= Duration::from_millis(300), "SIGKILL only after the grace period");
+    assert_eq!(status.code(), Some(code::LOCK_LOST), "{err}");
+    assert!(err.starts_with("conclave: lock /e: the lock was lost while the command ran: "), "{err}");
+    // The expiry deletes the node (its notification may come first), closes the connection and
+    // ends the session: whichever the client hears of first is the reason.
+    let reasons = ["the ZooKeeper session ended", "the connection to ZooKeeper was lost", "the lock node was deleted"];
+    assert!(reasons.iter().any(|r| err.contains(r)), "says why: {err}");
+    assert!(err.ends_with("the command did not exit within 300ms of SIGTERM and was killed with SIGKILL\n"), "{err}");
+    zk.finish().await;
+}
+
+both!(locks_lists_holder_then_waiters);
+/// `locks` prints the holder, then the waiters in order, with session, fencing token and node
+/// data; `--json` the same as an array; nothing (`[]`) for a free or missing lock.
+async fn locks_lists_holder_then_waiters(zk: &Zk) {
+    assert_eq!(zk.cli(&["locks", "/never"]).await.ok(), "");
+    assert_eq!(zk.cli(&["--json", "locks", "/never"]).await.json(), serde_json::json!([]));
+
+    let mut holder = zk.spawn(&["lock", "/q", "--", "sh", "-c", r#"echo "$CONCLAVE_FENCING_TOKEN"; exec sleep 30"#]);
+    let token = next_line(&holder.lines()).await;
+    let waiter = zk.spawn(&["lock", "/q", "--", "true"]);
+    let lines = wait_for_contenders(zk, "/q", 2).await;
+    let first: Vec<&str> = lines[0].splitn(7, ' ').collect();
+    let second: Vec<&str> = lines[1].splitn(7, ' ').collect();
+    assert_eq!((first[0], second[0]), ("holder", "waiting"), "{lines:?}");
+    assert!(first[1].parse::<i32>().expect("seq") < second[1].parse::<i32>().expect("seq"), "{lines:?}");
+    assert!(first[2].ends_with(&format!("lock-{:010}", first[1].parse::<i32>().expect("seq"))), "{lines:?}");
+    assert!(first[3].starts_with("0x") && first[3] != second[3], "sessions: {lines:?}");
+    assert_eq!(first[4], token, "{lines:?}");
+    assert!(second[4].parse::<u64>().expect("token") > token.parse::<u64>().expect("token"), "tokens grow");
+    assert_eq!(first[6], format!("{} sh -c echo \"$CONCLAVE_FENCING_TOKEN\"; exec sleep 30", holder.0.id()));
+    assert_eq!(second[6], format!("{} true", waiter.0.id()));
+
+    let listed = zk.cli(&["--json", "locks", "/q"]).await.json();
+    let entries = listed.as_array().expect("an array");
+    assert_eq!(entries.len(), 2, "{listed}");
+    assert_eq!((entries[0]["role"].as_str(), entries[0]["holder"].as_bool()), (Some("holder"), Some(true)));
+    assert_eq!((entries[1]["role"].as_str(), entries[1]["holder"].as_bool()), (Some("waiting"), Some(false)));
+    assert_eq!(entries[0]["fencing_token"], token.as_str());
+    assert_eq!(entries[0]["session"], first[3]);
+    assert_eq!(entries[0]["node"], first[2]);
+    assert_eq!(entries[0]["path"], format!("/q/{}", first[2]));
+    assert_eq!(entries[0]["kind"], "lock-");
+    assert!(entries[1]["data"].as_str().is_some_and(|d| d.ends_with(" true")), "{listed}");
+
+    holder.terminate();
+    let (status, _, err) = finished(holder).await;
+    assert_eq!(status.code(), Some(code::SIGTERM), "{err}");
+    let (status, _, err) = finished(waiter).await;
+    assert!(status.success(), "the waiter ran once the holder let go: {status:?} {err}");
+    assert_eq!(zk.cli(&["locks", "/q"]).await.ok(), "");
+}
+
 /// `--ttl` and `--container` create ZooKeeper's TTL and container nodes; a server without TTL
 /// support answers UNIMPLEMENTED, which has no class of its own: exit 1 (Programmer's Guide,
 /// "Container Nodes" and "TTL Nodes"). Embedded only: it needs a server with TTL nodes off.
@@ -540,6 +780,8 @@ async fn invalid_input_exits_9_without_connecting() {
         (vec!["create", "/a/"], "create /a/: invalid path"),
         (vec!["delete", "/a//b"], "delete /a//b: invalid path"),
         (vec!["watch", "/a/."], "watch /a/.: invalid path"),
+        (vec!["lock", "rel", "--", "true"], "lock rel: invalid path"),
+        (vec!["locks", "/a/"], "locks /a/: invalid path"),
     ] {
         let mut full = vec!["--connect", &target];
         full.extend(args);
@@ -561,12 +803,16 @@ async fn usage_errors_exit_2() {
         vec!["--auth", "nocolon", "ls", "/"],
         vec!["set", "/a"],
         vec!["frobnicate"],
+        vec!["lock", "/a"],
+        vec!["lock", "--timeout", "5", "/a", "true"],
+        vec!["lock", "--grace", "soon", "/a", "true"],
     ] {
         let r = run(conclave(&args), None).await;
         assert_eq!(r.code, code::USAGE, "{args:?}: {r:?}");
     }
     let help = run(conclave(&["--help"]), None).await.ok();
     assert!(help.contains("Exit status:") && help.contains("9  invalid path"), "{help}");
+    assert!(help.contains(" 10  lock: ") && help.contains(" 11  lock: the lock was lost"), "{help}");
 }
 
 /// `serve --port 0` prints its address, serves other CLI calls, and exits 0 on SIGTERM.

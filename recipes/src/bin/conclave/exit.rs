@@ -23,6 +23,12 @@ Exit status:
   7  not authorized or authentication failed (NOAUTH, AUTHFAILED)
   8  cannot connect, connection lost, session expired, or no reply in time
   9  invalid path or argument, data too large, or rejected by the server (BADARGUMENTS)
+ 10  lock: the lock was not acquired within --timeout
+ 11  lock: the lock was lost while the command ran (the command was stopped)
+126  lock: the command could not be started
+127  lock: the command was not found
+`lock` otherwise exits with its command's status, 128+N if the command died of signal N (also
+when conclave is stopped by signal N while waiting for the lock).
 
 Environment:
   CONCLAVE_CONNECT  default for --connect (else 127.0.0.1:2181)
@@ -32,26 +38,59 @@ Environment:
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitClass {
     /// 0: not a failure to report (stdout was closed by its reader).
-    Quiet = 0,
+    Quiet,
     /// 1: anything without a class of its own.
-    Other = 1,
+    Other,
     /// 3: `NONODE`.
-    NoNode = 3,
+    NoNode,
     /// 4: `NODEEXISTS`.
-    NodeExists = 4,
+    NodeExists,
     /// 5: `BADVERSION`.
-    BadVersion = 5,
+    BadVersion,
     /// 6: `NOTEMPTY`.
-    NotEmpty = 6,
+    NotEmpty,
     /// 7: `NOAUTH`, `AUTHFAILED`, SASL required.
-    Auth = 7,
+    Auth,
     /// 8: no connection, lost connection, expired session, timeout.
-    Connection = 8,
+    Connection,
     /// 9: a request that is invalid before or at the server.
-    Invalid = 9,
+    Invalid,
+    /// 10: `lock --timeout` ran out before the lock was acquired.
+    LockTimeout,
+    /// 11: the lock was lost while its command ran.
+    LockLost,
+    /// 126: the command of `lock` could not be started.
+    CannotRun,
+    /// 127: the command of `lock` was not found.
+    CommandNotFound,
+    /// 128+N: stopped by signal N (`lock`, while waiting for the lock).
+    Signal(u8),
+    /// The exit status of the command `lock` ran, passed on as it is: nothing is printed.
+    Status(u8),
 }
 
 impl ExitClass {
+    /// The exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            ExitClass::Quiet => 0,
+            ExitClass::Other => 1,
+            ExitClass::NoNode => 3,
+            ExitClass::NodeExists => 4,
+            ExitClass::BadVersion => 5,
+            ExitClass::NotEmpty => 6,
+            ExitClass::Auth => 7,
+            ExitClass::Connection => 8,
+            ExitClass::Invalid => 9,
+            ExitClass::LockTimeout => 10,
+            ExitClass::LockLost => 11,
+            ExitClass::CannotRun => 126,
+            ExitClass::CommandNotFound => 127,
+            ExitClass::Signal(n) => 128u8.saturating_add(n),
+            ExitClass::Status(code) => code,
+        }
+    }
+
     /// The class of a client or server error.
     pub fn of(e: &Error) -> ExitClass {
         match e {
@@ -134,17 +173,23 @@ impl CliError {
         }
     }
 
+    /// Exit with `code` (the status of the command `lock` ran) and print nothing.
+    pub fn status(code: u8) -> CliError {
+        CliError::new("", "", ExitClass::Status(code))
+    }
+
     /// The exit class.
     pub fn class(&self) -> ExitClass {
         self.class
     }
 
-    /// Prints the error line (unless the class is quiet) and gives the exit code.
+    /// Prints the error line (unless the class is quiet or a passed-on status) and gives the
+    /// exit code.
     pub fn report(&self) -> ExitCode {
-        if self.class != ExitClass::Quiet {
+        if !matches!(self.class, ExitClass::Quiet | ExitClass::Status(_)) {
             eprintln!("conclave: {self}");
         }
-        ExitCode::from(self.class as u8)
+        ExitCode::from(self.class.code())
     }
 }
 
@@ -183,5 +228,28 @@ mod tests {
         assert_eq!(ExitClass::of(&Error::DataTooLarge { size: 2, limit: 1 }), ExitClass::Invalid);
         assert_eq!(ExitClass::of(&Error::Unimplemented), ExitClass::Other);
         assert_eq!(CliError::stdout(io::ErrorKind::BrokenPipe.into()).class(), ExitClass::Quiet);
+    }
+
+    #[test]
+    fn codes_are_those_of_the_help() {
+        for class in [
+            ExitClass::Other,
+            ExitClass::NoNode,
+            ExitClass::NodeExists,
+            ExitClass::BadVersion,
+            ExitClass::NotEmpty,
+            ExitClass::Auth,
+            ExitClass::Connection,
+            ExitClass::Invalid,
+            ExitClass::LockTimeout,
+            ExitClass::LockLost,
+            ExitClass::CannotRun,
+            ExitClass::CommandNotFound,
+        ] {
+            let line = format!("\n{:>3}  ", class.code());
+            assert!(EXIT_CODES_HELP.contains(&line), "{class:?} ({}) is documented", class.code());
+        }
+        assert_eq!(ExitClass::Signal(15).code(), 143);
+        assert_eq!(ExitClass::Status(42).code(), 42);
     }
 }

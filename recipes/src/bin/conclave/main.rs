@@ -1,18 +1,20 @@
 //! `conclave`: the command line of Conclave. It runs the embedded ZooKeeper-compatible server
 //! (`conclave serve`) and talks to any ZooKeeper ensemble with one command per operation (`ls`,
 //! `get`, `stat`, `create`, `set`, `delete`, `watch`), in plain text for people and shell
-//! scripts, or as JSON with `--json`.
+//! scripts, or as JSON with `--json`. `lock` runs a command under a distributed lock (flock(1)
+//! across machines) and `locks` shows who holds and who waits.
 //!
 //! # Layout
 //! - `main.rs`: the argument grammar (clap derive), the runtime and the dispatch.
 //! - `connect.rs`: the connection flags and opening a session.
-//! - `ops.rs`: the one-shot commands; `watch.rs`: the `watch` command.
+//! - `ops.rs`: the one-shot commands (`locks` too); `watch.rs`: the `watch` command; `lock.rs`:
+//!   the `lock` command.
 //! - `output.rs`: plain and JSON rendering; `exit.rs`: errors and exit codes.
-//! - `serve.rs`: `conclave serve`; `signal.rs`: Ctrl-C and SIGTERM.
+//! - `serve.rs`: `conclave serve`; `signal.rs`: Ctrl-C and SIGTERM, and sending signals.
 //!
-//! A new command (such as `lock` or `elect`) is a variant of [`ops::ClientCommand`] (or of its
+//! A new command (such as `elect`) is a variant of [`ops::ClientCommand`] (or of its
 //! own `Subcommand` enum flattened into [`Command`]) plus a function that returns a
-//! [`ops::Reply`] or writes through [`output::Output`].
+//! [`output::Reply`] or writes through [`output::Output`].
 //!
 //! # Output
 //! Plain output is meant for scripts: `ls` prints one child per line (sorted), `get` writes the
@@ -20,7 +22,8 @@
 //! new data version, `delete` nothing, `watch` one `EventType path` line per event. With
 //! `--json`, every command prints one JSON document (`watch`: one per line); node data is a
 //! string when it is valid UTF-8 and an array of byte values otherwise; zxids and session ids are
-//! `0x` hex strings (they do not fit a JSON number safely).
+//! `0x` hex strings (they do not fit a JSON number safely). `lock` prints nothing: stdout is its
+//! command's. `locks` prints `holder|waiting SEQUENCE NODE SESSION FENCING_TOKEN DATA` lines.
 //!
 //! # Exit codes
 //! Every failure prints one line to stderr, `conclave: <what failed>: <why>`, and exits with a
@@ -38,9 +41,17 @@
 //! | 7 | not authorized or authentication failed (`NOAUTH`, `AUTHFAILED`) |
 //! | 8 | cannot connect, connection lost, session expired, or no reply in time |
 //! | 9 | invalid path or argument, data too large, or rejected by the server (`BADARGUMENTS`) |
+//! | 10 | `lock`: the lock was not acquired within `--timeout` |
+//! | 11 | `lock`: the lock was lost while the command ran (the command was stopped) |
+//! | 126 | `lock`: the command could not be started |
+//! | 127 | `lock`: the command was not found |
+//!
+//! `lock` otherwise exits with its command's status, 128+N if the command died of signal N (also
+//! when conclave itself is stopped by signal N while waiting for the lock).
 
 mod connect;
 mod exit;
+mod lock;
 mod ops;
 mod output;
 mod serve;
@@ -62,7 +73,7 @@ use crate::output::Output;
 #[command(
     name = "conclave",
     version,
-    about = "Conclave: run a ZooKeeper-compatible server, or read, write and watch znodes",
+    about = "Conclave: run a ZooKeeper-compatible server; read, write and watch znodes; run commands under locks",
     after_help = exit::EXIT_CODES_HELP
 )]
 pub struct Cli {

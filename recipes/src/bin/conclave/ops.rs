@@ -1,7 +1,8 @@
 //! The client commands: their arguments ([`ClientCommand`]) and how each runs. A one-shot
 //! command checks its arguments and reads its input first (a bad path fails with exit code 9
 //! without touching the network), then opens a session, sends one request, closes the session
-//! (so ephemeral nodes go at once) and prints the [`Reply`]. `watch` lives in `watch.rs`.
+//! (so ephemeral nodes go at once) and prints the [`Reply`]. `watch` lives in `watch.rs`, `lock`
+//! in `lock.rs`.
 //!
 //! Adding a command: add a variant to [`ClientCommand`], turn it into a checked [`OneShot`] in
 //! [`run`] and send its request in [`OneShot::execute`]; a long-running command gets a module of
@@ -18,6 +19,7 @@ use conclave_core::{Client, CreateMode, CreateOptions, Error};
 
 use crate::connect::ConnectOpts;
 use crate::exit::CliError;
+use crate::lock::{self, LockArgs};
 use crate::output::{Output, Reply};
 use crate::watch::{self, WatchArgs};
 
@@ -80,6 +82,38 @@ pub enum ClientCommand {
     /// that happen while the client is reconnecting are not replayed. With --json, one
     /// {"event", "path", "zxid"} object per line.
     Watch(WatchArgs),
+    /// Run a command while holding a lock, like flock(1) across machines.
+    ///
+    /// Waits for the lock on PATH (fair: first come, first served; the same lock as Apache
+    /// Curator's InterProcessMutex on PATH), runs COMMAND with CONCLAVE_FENCING_TOKEN (a number
+    /// that grows with every new holder; a resource can refuse writes carrying a smaller one)
+    /// and CONCLAVE_LOCK_NODE (the holder's lock node, as seen through --connect) in its
+    /// environment, releases the lock once it exits, and exits with its status (128+N if it
+    /// died of signal N). The lock node's data is `HOST PID COMMAND`, shown by `conclave locks`.
+    ///
+    /// If the lock may be lost while the command runs (the connection to ZooKeeper is lost, the
+    /// session ends, or someone deletes the lock node), the command gets SIGTERM, then SIGKILL
+    /// after --grace, and conclave exits 11 saying why. SIGINT, SIGTERM and SIGHUP sent to
+    /// conclave are passed on to the command (SIGKILL follows after --grace), and the lock is
+    /// released once it has exited. The command runs in a process group of its own, and the
+    /// signals go to the whole group (see --foreground). stdin, stdout and stderr are the
+    /// command's; conclave writes only its own errors, to stderr.
+    ///
+    /// Exit codes: 10 not acquired within --timeout, 11 lock lost, 126 command not runnable,
+    /// 127 command not found, 128+N stopped by signal N while waiting; otherwise the command's.
+    Lock(LockArgs),
+    /// List who holds a lock and who waits for it, one line each.
+    ///
+    /// The holder first, then the waiters in the order they will get the lock:
+    /// `holder|waiting SEQUENCE NODE SESSION FENCING_TOKEN DATA` (the session in 0x hex, the
+    /// fencing token in decimal as `lock` passes it on, the node's data with control characters
+    /// escaped). Works for `conclave lock`, Curator's InterProcessMutex and read-write locks.
+    /// Prints nothing (exit 0) if nobody holds the lock. With --json, one array of {"role",
+    /// "holder", "sequence", "node", "path", "kind", "session", "fencing_token", "data"}.
+    Locks {
+        /// The lock path.
+        path: String,
+    },
 }
 
 /// Arguments of `create`.
@@ -145,6 +179,8 @@ pub async fn run(cmd: ClientCommand, opts: &ConnectOpts, out: &mut Output) -> Re
         }
         ClientCommand::Delete { version, path } => OneShot::Delete { path: checked("delete", path)?, version },
         ClientCommand::Watch(args) => return watch::run(&args, opts, out).await,
+        ClientCommand::Lock(args) => return lock::run(args, opts).await,
+        ClientCommand::Locks { path } => OneShot::Locks(checked("locks", path)?),
     };
     let client = opts.connect().await?;
     // The client bounds the wait (its request timeout is the session timeout).
@@ -188,6 +224,7 @@ enum OneShot {
     Create { path: String, data: Bytes, options: CreateOptions },
     Set { path: String, data: Bytes, version: Option<i32> },
     Delete { path: String, version: Option<i32> },
+    Locks(String),
 }
 
 impl OneShot {
@@ -200,6 +237,7 @@ impl OneShot {
             OneShot::Create { path, .. } => format!("create {path}"),
             OneShot::Set { path, .. } => format!("set {path}"),
             OneShot::Delete { path, .. } => format!("delete {path}"),
+            OneShot::Locks(path) => format!("locks {path}"),
         }
     }
 
@@ -230,6 +268,10 @@ impl OneShot {
             OneShot::Delete { path, version } => {
                 client.delete(path, *version).await?;
                 Reply::Deleted { path: path.clone() }
+            }
+            OneShot::Locks(path) => {
+                let participants = conclave::lock::participants(client, path).await?;
+                Reply::Locks { path: path.clone(), participants }
             }
         })
     }

@@ -11,14 +11,21 @@
 //!   the epoch.
 //! - `create`: the created path; `set`: the new data version; `delete`: nothing.
 //! - `watch`: `EventType path`, such as `NodeDataChanged /a`.
+//! - `locks`: one line per contender, holder first, then the waiters in the order they will get
+//!   the lock: `holder|waiting SEQUENCE NODE SESSION FENCING_TOKEN DATA` (session in `0x` hex,
+//!   the fencing token in decimal as `lock` hands it to its command, the data with control
+//!   characters escaped so that it stays on its line); nothing if nobody holds the lock.
 //!
 //! JSON data is a string when it is valid UTF-8, otherwise an array of byte values; zxids and
 //! session ids are `0x` hex strings, since 64-bit ids do not survive a JSON number in every
-//! reader. A watch event's `zxid` is null when the server did not send one.
+//! reader. A watch event's `zxid` is null when the server did not send one. `locks` prints one
+//! array of `{"role", "holder", "sequence", "node", "path", "kind", "session",
+//! "fencing_token", "data"}` objects, the fencing token as a decimal string.
 
 use std::io::{self, IsTerminal, Write};
 
 use bytes::Bytes;
+use conclave::lock::Participant;
 use conclave_core::{EventType, Stat, WatchedEvent};
 use serde_json::{json, Value};
 
@@ -69,6 +76,13 @@ pub enum Reply {
         /// The deleted node.
         path: String,
     },
+    /// `locks`: the contenders on a lock, holder first.
+    Locks {
+        /// The lock path.
+        path: String,
+        /// Holder(s), then waiters in order.
+        participants: Vec<Participant>,
+    },
 }
 
 /// Writes replies and events to stdout, plain or JSON.
@@ -110,6 +124,12 @@ impl Output {
             Reply::Created { path, .. } => text.extend_from_slice(format!("{path}\n").as_bytes()),
             Reply::Set { stat, .. } => text.extend_from_slice(format!("{}\n", stat.version).as_bytes()),
             Reply::Deleted { .. } => {}
+            Reply::Locks { participants, .. } => {
+                for p in participants {
+                    text.extend_from_slice(participant_line(p).as_bytes());
+                    text.push(b'\n');
+                }
+            }
         }
         self.write(&text)
     }
@@ -155,7 +175,62 @@ fn reply_json(reply: &Reply) -> Value {
         Reply::Created { path, stat } => json!({ "path": path, "stat": stat_json(stat) }),
         Reply::Set { path, stat } => json!({ "path": path, "version": stat.version, "stat": stat_json(stat) }),
         Reply::Deleted { path } => json!({ "path": path, "deleted": true }),
+        Reply::Locks { participants, .. } => Value::from(participants.iter().map(participant_json).collect::<Vec<_>>()),
     }
+}
+
+/// Whether the contender holds the lock, as `locks` prints it.
+fn role(p: &Participant) -> &'static str {
+    if p.holder {
+        "holder"
+    } else {
+        "waiting"
+    }
+}
+
+/// The last component of a path.
+fn node_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// One `locks` line: `role sequence node session token data`.
+fn participant_line(p: &Participant) -> String {
+    let data: String = String::from_utf8_lossy(&p.data)
+        .chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() { c.escape_default().collect() } else { vec![c] };
+            escaped
+        })
+        .collect();
+    let mut line = format!(
+        "{} {} {} {:#x} {}",
+        role(p),
+        p.sequence,
+        node_name(&p.path),
+        p.stat.ephemeral_owner,
+        p.stat.czxid as u64
+    );
+    if !data.is_empty() {
+        line.push(' ');
+        line.push_str(&data);
+    }
+    line
+}
+
+/// One `locks` entry as JSON.
+fn participant_json(p: &Participant) -> Value {
+    json!({
+        "role": role(p),
+        "holder": p.holder,
+        "sequence": p.sequence,
+        "node": node_name(&p.path),
+        "path": p.path,
+        "kind": p.kind,
+        "session": hex(p.stat.ephemeral_owner),
+        // As `lock` puts it in CONCLAVE_FENCING_TOKEN; a string, like every 64-bit id here.
+        "fencing_token": (p.stat.czxid as u64).to_string(),
+        "data": data_json(&p.data),
+    })
 }
 
 /// Data as a JSON string when it is UTF-8, else as an array of byte values.
@@ -233,5 +308,23 @@ mod tests {
         assert_eq!(v["ephemeralOwner"], json!("0xffffffffffffffff"));
         assert_eq!(v["version"], json!(3));
         assert_eq!(v.as_object().map(|o| o.len()), Some(11));
+    }
+
+    #[test]
+    fn participants_stay_on_one_line() {
+        let p = Participant {
+            path: "/l/_c_u-lock-0000000007".into(),
+            sequence: 7,
+            kind: "lock-",
+            holder: false,
+            data: Bytes::from_static(b"host 12 sh -c 'a\nb'"),
+            stat: Stat { czxid: 0x1_0000_002a, ephemeral_owner: 0x77, ..Stat::default() },
+        };
+        assert_eq!(participant_line(&p), "waiting 7 _c_u-lock-0000000007 0x77 4294967338 host 12 sh -c 'a\\nb'");
+        let v = participant_json(&p);
+        assert_eq!((v["role"].as_str(), v["fencing_token"].as_str()), (Some("waiting"), Some("4294967338")));
+        assert_eq!(v["data"], json!("host 12 sh -c 'a\nb'"));
+        let empty = Participant { data: Bytes::new(), holder: true, ..p };
+        assert_eq!(participant_line(&empty), "holder 7 _c_u-lock-0000000007 0x77 4294967338");
     }
 }

@@ -132,9 +132,6 @@ pub(crate) struct Acquired {
 /// deleted), or an error ends it (its node is deleted too).
 pub(crate) async fn acquire(spec: &Spec, wait: &Wait) -> Result<Option<Acquired>> {
     let mut pending = Pending::new(spec);
-    if wait.is_over() {
-        return Ok(None);
-    }
     'create: loop {
         let Some((own, stat, mut listing)) = create(spec, &mut pending, wait).await? else { return Ok(None) };
         let own_name = path::name(&own).to_string();
@@ -165,7 +162,8 @@ pub(crate) async fn acquire(spec: &Spec, wait: &Wait) -> Result<Option<Acquired>
                 pending.forget();
                 return Ok(Some(Acquired { path: own, stat }));
             };
-            if wait.once {
+            // A wait that is already over (a zero timeout) still made one attempt, like `once`.
+            if wait.once || wait.is_over() {
                 return Ok(None);
             }
             let blocker = path::join(&spec.dir, &blocker.name);

@@ -38,7 +38,8 @@ pub enum LossReason {
     Suspended,
     /// The session ended (expired, closed, moved, refused): its nodes are gone.
     SessionLost,
-    /// The lock node was deleted by someone else (an operator, or a revoking process).
+    /// The lock node was deleted: by someone else (an operator, a revoking process), or by the
+    /// server expiring the session, when that deletion is seen before the expiry itself.
     NodeDeleted,
 }
 

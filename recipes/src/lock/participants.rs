@@ -52,20 +52,27 @@ pub(crate) async fn participants_of(
     let sorted = order::sorted(&children, kinds, anchor);
     // All reads are queued at once: one round trip for the lot.
     let reads: Vec<_> = sorted.iter().map(|c| client.get_data(&path::join(dir, &c.name))).collect();
-    let mut out = Vec::with_capacity(sorted.len());
-    for (index, (contender, read)) in sorted.iter().zip(reads).enumerate() {
-        let (data, stat) = match read.await {
-            Ok(found) => found,
-            // Left meanwhile.
-            Err(Error::NoNode) => continue,
+    let mut present = Vec::with_capacity(sorted.len());
+    let mut found = Vec::with_capacity(sorted.len());
+    for (contender, read) in sorted.into_iter().zip(reads) {
+        match read.await {
+            Ok(node) => {
+                present.push(contender);
+                found.push(node);
+            }
+            // Left meanwhile: the holder is decided among those still there.
+            Err(Error::NoNode) => {}
             Err(e) => return Err(e),
-        };
+        }
+    }
+    let mut out = Vec::with_capacity(present.len());
+    for (index, (contender, (data, stat))) in present.iter().zip(found).enumerate() {
         let rule = if contender.kind == order::READ { Rule::Reader } else { rule };
         out.push(Participant {
             path: path::join(dir, &contender.name),
             sequence: contender.seq,
             kind: contender.kind.0,
-            holder: rule.blocker(&sorted, index).is_none(),
+            holder: rule.blocker(&present, index).is_none(),
             data,
             stat,
         });

@@ -5,18 +5,39 @@
 //! ```text
 //! cargo run --release --example bench                         # fresh embedded server, in-process
 //! cargo run --release --example bench -- --tcp                # fresh embedded server over loopback TCP
-//! cargo run --release --example bench -- --hosts 127.0.0.1:2181 [--only raw_sync,raw_async]
+//! cargo run --release --example bench -- --hosts 127.0.0.1:2181 [--only raw_sync,lock_contended]
 //! ```
 //!
 //! - `raw_sync`: 5000 sequential ops on one session, cycles of create / getData / setData /
 //!   delete of 16-byte nodes, after a warm-up of 2000 ops; ops/s and per-op p50/p99 (µs).
 //! - `raw_async`: 20 000 getData of one node with at most 1000 in flight on one session; the
 //!   median of 3 repetitions after a 5000-request warm-up.
+//! - `lock_uncontended`: 2000 acquire + release cycles of one [`Mutex`] by one client after 300
+//!   warm-up cycles, the release awaited (`guard.release().await`); cycles/s and per-cycle
+//!   p50/p99 (µs). Then 500 more cycles count the requests a cycle costs, on the client (every
+//!   request the session sends, by op, split between acquire and release) and on the server
+//!   (its `srvr` "Received" counter, pings included): `lock_uncontended_requests_per_cycle`
+//!   is the server's count.
+//! - `lock_contended`: 8 sessions loop acquire / hold ≈ 0 / release on one lock path for 10 s;
+//!   acq/s, handoff p50/p99 (from the releaser's timestamp taken just before its release to the
+//!   next holder's acquire returning), violations of mutual exclusion seen by a shared holder
+//!   counter, errors (an acquire that failed or gave up after 15 s, a release that failed) and
+//!   min_client_share (the smallest per-client count ÷ the mean).
+//! - `lock_many` (ours only): 1000 distinct lock paths acquired at once on one session (all
+//!   1000 acquires in flight together), timed until all are held, then all released together;
+//!   acquisitions/s, the median of 5 repetitions after one warm-up on the same paths.
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use conclave::lock::Mutex;
 use conclave::{Client, CreateMode, Result};
 use futures::stream::{self, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Every benchmark, in the order they run by default.
+const ALL: [&str; 5] = ["raw_sync", "raw_async", "lock_uncontended", "lock_contended", "lock_many"];
 
 /// Every benchmark stops after this long, whatever its count.
 const LIMIT: Duration = Duration::from_secs(60);
@@ -162,17 +183,359 @@ async fn raw_async(target: &Target, root: &str, n: usize, window: usize, warm: u
     Ok(())
 }
 
-/// Deletes `path` and everything below it.
+/// Counts the requests clients send, by op, from the client's per-request `zk_request` span,
+/// while switched on. Installed as the global subscriber; it enables nothing else, and while
+/// off the span costs one atomic load per request.
+struct RequestCounter {
+    on: AtomicBool,
+    counts: std::sync::Mutex<BTreeMap<String, u64>>,
+}
+
+static REQUESTS: RequestCounter =
+    RequestCounter { on: AtomicBool::new(false), counts: std::sync::Mutex::new(BTreeMap::new()) };
+
+impl RequestCounter {
+    fn install() {
+        struct Global;
+        impl tracing::Subscriber for Global {
+            fn register_callsite(&self, meta: &'static tracing::Metadata<'static>) -> tracing::subscriber::Interest {
+                if meta.is_span() && meta.name() == "zk_request" {
+                    tracing::subscriber::Interest::sometimes()
+                } else {
+                    tracing::subscriber::Interest::never()
+                }
+            }
+            fn enabled(&self, meta: &tracing::Metadata<'_>) -> bool {
+                meta.name() == "zk_request" && REQUESTS.on.load(Ordering::Relaxed)
+            }
+            fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+                struct Op(String);
+                impl tracing::field::Visit for Op {
+                    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+                        if field.name() == "op" {
+                            self.0 = value.to_string();
+                        }
+                    }
+                    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                        if field.name() == "op" {
+                            self.0 = format!("{value:?}");
+                        }
+                    }
+                }
+                let mut op = Op(String::new());
+                span.record(&mut op);
+                *REQUESTS.counts.lock().unwrap().entry(op.0).or_default() += 1;
+                tracing::span::Id::from_u64(1)
+            }
+            fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+            fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+            fn event(&self, _: &tracing::Event<'_>) {}
+            fn enter(&self, _: &tracing::span::Id) {}
+            fn exit(&self, _: &tracing::span::Id) {}
+        }
+        if tracing::subscriber::set_global_default(Global).is_err() {
+            println!("# a tracing subscriber was already installed: client-side request counts unavailable");
+        }
+    }
+
+    /// Starts counting from zero.
+    fn start() {
+        REQUESTS.counts.lock().unwrap().clear();
+        REQUESTS.on.store(true, Ordering::SeqCst);
+    }
+
+    /// The requests counted so far, by op.
+    fn snapshot() -> BTreeMap<String, u64> {
+        REQUESTS.counts.lock().unwrap().clone()
+    }
+
+    fn stop() -> BTreeMap<String, u64> {
+        REQUESTS.on.store(false, Ordering::SeqCst);
+        Self::snapshot()
+    }
+}
+
+fn total(counts: &BTreeMap<String, u64>) -> u64 {
+    counts.values().sum()
+}
+
+/// Adds `after - before`, by op, to `acc`.
+fn add_diff(acc: &mut BTreeMap<String, u64>, before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) {
+    for (op, n) in after {
+        let d = n - before.get(op).copied().unwrap_or(0);
+        if d > 0 {
+            *acc.entry(op.clone()).or_default() += d;
+        }
+    }
+}
+
+/// Counts by op as `op=count/per` text.
+fn per_op(counts: &BTreeMap<String, u64>, per: usize) -> String {
+    let parts: Vec<String> = counts.iter().map(|(op, n)| format!("{op}={:.2}", *n as f64 / per as f64)).collect();
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(" ")
+    }
+}
+
+/// The server's `Received` request counter (`srvr`; pings and handshakes included), if it
+/// answers four-letter words.
+async fn server_received(target: &Target) -> Option<u64> {
+    let addr = match target {
+        Target::Hosts(h) => {
+            let first = h.split(',').next()?;
+            first.split('/').next()?.to_string()
+        }
+        Target::Embedded(server, _) => server.local_addr()?.to_string(),
+    };
+    let ask = async {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.ok()?;
+        s.write_all(b"srvr").await.ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.ok()?;
+        out.lines().find_map(|l| l.strip_prefix("Received: ")).and_then(|v| v.trim().parse().ok())
+    };
+    tokio::time::timeout(Duration::from_secs(5), ask).await.ok().flatten()
+}
+
+async fn lock_uncontended(target: &Target, root: &str, n: usize, warm: usize, counted: usize) -> Result<()> {
+    let c = target.connect().await?;
+    let m = Mutex::new(c.clone(), &format!("{root}/lock_u"));
+    for _ in 0..warm {
+        m.lock().await?.release().await?;
+    }
+    let mut lat = Vec::with_capacity(n);
+    let t0 = Instant::now();
+    while lat.len() < n && t0.elapsed() < LIMIT {
+        let t = Instant::now();
+        let guard = m.lock().await?;
+        guard.release().await?;
+        lat.push(t.elapsed());
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    emit("lock_uncontended_cycles_per_s", lat.len() as f64 / elapsed, "cycles/s");
+    emit("lock_uncontended_p50", micros(percentile(&mut lat, 50.0)), "us");
+    emit("lock_uncontended_p99", micros(percentile(&mut lat, 99.0)), "us");
+
+    // Requests per cycle, outside the timed part: the client's count by op, split between
+    // acquire and release, and the server's count.
+    let server_before = server_received(target).await;
+    RequestCounter::start();
+    let (mut acquire, mut release) = (BTreeMap::new(), BTreeMap::new());
+    let (mut acquire_lat, mut release_lat) = (Vec::with_capacity(counted), Vec::with_capacity(counted));
+    let t1 = Instant::now();
+    for _ in 0..counted {
+        let a = RequestCounter::snapshot();
+        let t = Instant::now();
+        let guard = m.lock().await?;
+        let locked = Instant::now();
+        let b = RequestCounter::snapshot();
+        guard.release().await?;
+        let released = Instant::now();
+        acquire_lat.push(locked - t);
+        release_lat.push(released - locked);
+        let r = RequestCounter::snapshot();
+        add_diff(&mut acquire, &a, &b);
+        add_diff(&mut release, &b, &r);
+    }
+    let window = t1.elapsed();
+    let client = RequestCounter::stop();
+    let server_after = server_received(target).await;
+    println!(
+        "# lock_uncontended requests sent per cycle (client side, {counted} cycles): acquire {:.2} [{}], release {:.2} [{}]",
+        total(&acquire) as f64 / counted as f64,
+        per_op(&acquire, counted),
+        total(&release) as f64 / counted as f64,
+        per_op(&release, counted),
+    );
+    println!(
+        "# lock_uncontended in those cycles: acquire p50 {:.0} us, release p50 {:.0} us (one round trip each if pipelined)",
+        micros(percentile(&mut acquire_lat, 50.0)),
+        micros(percentile(&mut release_lat, 50.0))
+    );
+    if total(&client) > 0 {
+        emit("lock_uncontended_client_requests_per_acquire", total(&acquire) as f64 / counted as f64, "requests");
+        emit("lock_uncontended_client_requests_per_release", total(&release) as f64 / counted as f64, "requests");
+    }
+    match (server_before, server_after) {
+        (Some(before), Some(after)) => {
+            println!(
+                "# lock_uncontended server received {} requests in {counted} cycles ({:.0} ms, pings of every open session included)",
+                after - before,
+                window.as_secs_f64() * 1e3
+            );
+            emit("lock_uncontended_requests_per_cycle", (after - before) as f64 / counted as f64, "requests");
+        }
+        _ => {
+            println!(
+                "# lock_uncontended: the server's srvr counter is unavailable; requests per cycle from the client side"
+            );
+            emit("lock_uncontended_requests_per_cycle", total(&client) as f64 / counted as f64, "requests");
+        }
+    }
+    c.close().await;
+    Ok(())
+}
+
+/// The state the contending clients share, to check what the lock promises.
+#[derive(Default)]
+struct Shared {
+    holders: i32,
+    violations: u64,
+    last_release: Option<Instant>,
+    handoffs: Vec<Duration>,
+}
+
+async fn lock_contended(target: &Target, root: &str, clients: usize, secs: f64) -> Result<()> {
+    let path = format!("{root}/lock_c");
+    let mut sessions = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        sessions.push(target.connect().await?);
+    }
+    let shared = std::sync::Arc::new(std::sync::Mutex::new(Shared::default()));
+    let errors = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(clients + 1));
+    let t_end = Instant::now() + Duration::from_secs_f64(secs);
+    let mut tasks = Vec::with_capacity(clients);
+    for c in &sessions {
+        let m = Mutex::new(c.clone(), &path);
+        let (shared, errors, start) = (shared.clone(), errors.clone(), start.clone());
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            let mut mine = 0u64;
+            while Instant::now() < t_end {
+                let guard = match m.lock_timeout(Duration::from_secs(15)).await {
+                    Ok(Some(g)) => g,
+                    Ok(None) | Err(_) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                };
+                let t = Instant::now();
+                {
+                    let mut s = shared.lock().unwrap();
+                    s.holders += 1;
+                    if s.holders != 1 {
+                        s.violations += 1;
+                    }
+                    if t < t_end {
+                        if let Some(r) = s.last_release {
+                            s.handoffs.push(t - r);
+                        }
+                        mine += 1;
+                    }
+                }
+                // Hold ≈ 0, but let the other tasks run: a second holder would be counted above.
+                tokio::task::yield_now().await;
+                {
+                    let mut s = shared.lock().unwrap();
+                    s.holders -= 1;
+                    s.last_release = Some(Instant::now());
+                }
+                if guard.release().await.is_err() {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            mine
+        }));
+    }
+    start.wait().await;
+    let mut per = Vec::with_capacity(clients);
+    for t in tasks {
+        per.push(t.await.map_err(|e| conclave::Error::Io(format!("lock_contended task failed: {e}")))?);
+    }
+    let total: u64 = per.iter().sum();
+    let min = per.iter().copied().min().unwrap_or(0);
+    {
+        let mut s = shared.lock().unwrap();
+        emit("lock_contended_acq_per_s", total as f64 / secs, "acq/s");
+        emit("lock_contended_handoff_p50", micros(percentile(&mut s.handoffs, 50.0)), "us");
+        emit("lock_contended_handoff_p99", micros(percentile(&mut s.handoffs, 99.0)), "us");
+        emit("lock_contended_violations", s.violations as f64, "count");
+        emit("lock_contended_errors", errors.load(Ordering::Relaxed) as f64, "count");
+        emit("lock_contended_min_client_share", min as f64 / total.max(1) as f64 * clients as f64, "ratio");
+    }
+    for c in &sessions {
+        c.close().await;
+    }
+    Ok(())
+}
+
+async fn lock_many(target: &Target, root: &str, n: usize, reps: usize) -> Result<()> {
+    let c = target.connect().await?;
+    let locks: Vec<Mutex> = (0..n).map(|i| Mutex::new(c.clone(), &format!("{root}/lock_m/l{i}"))).collect();
+    let (mut rates, mut release_rates) = (Vec::new(), Vec::new());
+    let mut errors = 0usize;
+    // Round 0 is the warm-up (it also creates the lock directories), then `reps` measured
+    // rounds, then one untimed round counting the requests sent.
+    for round in 0..=reps + 1 {
+        let counting = round == reps + 1;
+        if counting {
+            RequestCounter::start();
+        }
+        let t0 = Instant::now();
+        let acquired = futures::future::join_all(locks.iter().map(Mutex::lock)).await;
+        let took = t0.elapsed();
+        let acquire_requests = if counting { total(&RequestCounter::snapshot()) } else { 0 };
+        let mut guards = Vec::with_capacity(n);
+        for a in acquired {
+            match a {
+                Ok(g) => guards.push(g),
+                Err(_) => errors += 1,
+            }
+        }
+        let held = guards.len();
+        let t1 = Instant::now();
+        let released = futures::future::join_all(guards.into_iter().map(|g| g.release())).await;
+        let release_took = t1.elapsed();
+        errors += released.iter().filter(|r| r.is_err()).count();
+        if counting {
+            let all = total(&RequestCounter::stop());
+            println!(
+                "# lock_many requests sent (client side): {:.2} per acquire, {:.2} per release",
+                acquire_requests as f64 / n as f64,
+                (all - acquire_requests) as f64 / held.max(1) as f64
+            );
+        } else if round == 0 {
+            println!(
+                "# lock_many warm-up (creates the lock directories): {:.0} acq/s",
+                held as f64 / took.as_secs_f64()
+            );
+        } else {
+            rates.push(held as f64 / took.as_secs_f64());
+            release_rates.push(held as f64 / release_took.as_secs_f64());
+        }
+    }
+    rates.sort_by(f64::total_cmp);
+    release_rates.sort_by(f64::total_cmp);
+    println!("# lock_many acq/s per repetition (sorted): {rates:.0?}");
+    emit("lock_many_acq_per_s", rates[rates.len() / 2], "acq/s");
+    emit("lock_many_release_per_s", release_rates[release_rates.len() / 2], "releases/s");
+    emit("lock_many_errors", errors as f64, "count");
+    c.close().await;
+    Ok(())
+}
+
+/// Deletes `path` and everything below it. Nodes that vanish meanwhile are fine: the lock
+/// directories are containers, which the server removes once they are empty.
 async fn delete_tree(c: &Client, path: &str) -> Result<()> {
     let mut stack = vec![(path.to_string(), false)];
     while let Some((p, expanded)) = stack.pop() {
         if expanded {
-            c.delete(&p, None).await?;
+            match c.delete(&p, None).await {
+                Ok(()) | Err(conclave::Error::NoNode) => {}
+                Err(e) => return Err(e),
+            }
             continue;
         }
         stack.push((p.clone(), true));
-        for child in c.get_children(&p).await? {
-            stack.push((conclave::path::join(&p, &child), false));
+        match c.get_children(&p).await {
+            Ok(children) => {
+                stack.extend(children.iter().map(|child| (conclave::path::join(&p, child), false)));
+            }
+            Err(conclave::Error::NoNode) => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(())
@@ -183,7 +546,7 @@ async fn main() -> Result<()> {
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("bench: {e}\nusage: bench [--hosts host:port] [--only raw_sync,raw_async] [--tcp]");
+            eprintln!("bench: {e}\nusage: bench [--hosts host:port] [--only {}] [--tcp]", ALL.join(","));
             std::process::exit(2);
         }
     };
@@ -201,7 +564,8 @@ async fn main() -> Result<()> {
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let root = format!("/conclave-bench-{}-{stamp}", std::process::id());
     admin.create(&root, b"", CreateMode::Persistent).await?;
-    let only = args.only.unwrap_or_else(|| vec!["raw_sync".into(), "raw_async".into()]);
+    let only = args.only.unwrap_or_else(|| ALL.iter().map(|s| s.to_string()).collect());
+    RequestCounter::install();
     for name in &only {
         let t = Instant::now();
         let (target, root) = (target.clone(), root.clone());
@@ -210,6 +574,9 @@ async fn main() -> Result<()> {
         let run = match name.as_str() {
             "raw_sync" => tokio::spawn(async move { raw_sync(&target, &root, 5000, 2000).await }),
             "raw_async" => tokio::spawn(async move { raw_async(&target, &root, 20_000, 1000, 5000, 3).await }),
+            "lock_uncontended" => tokio::spawn(async move { lock_uncontended(&target, &root, 2000, 300, 500).await }),
+            "lock_contended" => tokio::spawn(async move { lock_contended(&target, &root, 8, 10.0).await }),
+            "lock_many" => tokio::spawn(async move { lock_many(&target, &root, 1000, 5).await }),
             other => {
                 println!("# unknown bench {other}");
                 continue;

@@ -67,7 +67,7 @@ pub fn until_children(client: &Client, dir: &str, n: usize) -> impl std::future:
 }
 
 /// The last path segment.
-fn name(path: &str) -> &str {
+pub fn name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 

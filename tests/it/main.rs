@@ -13,6 +13,7 @@ mod faults;
 mod harness;
 mod limits;
 mod lock;
+mod lock_faults;
 mod lock_interop;
 mod multi;
 mod nodes;

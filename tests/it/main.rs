@@ -15,6 +15,7 @@ mod limits;
 mod lock;
 mod lock_faults;
 mod lock_interop;
+mod lock_stress;
 mod multi;
 mod nodes;
 mod ops;

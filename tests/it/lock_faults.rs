@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use conclave::lock::{LossPolicy, LossReason, Mutex};
 use conclave::proto::OpCode;
-use conclave::{Client, CreateMode, Error, Result};
+use conclave::{Client, CreateMode, Error, Result, SessionState};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -25,6 +25,7 @@ conformance!(
     waiter_session_expiry_ends_its_acquire,
     lost_create_reply_makes_one_node,
     waiters_whose_predecessors_leave_keep_their_place,
+    waiter_whose_node_is_deleted_queues_again,
     release_in_flight_survives_a_cut,
     dropped_guard_release_survives_a_cut,
 );
@@ -73,6 +74,20 @@ async fn loss_policy_decides_what_a_cut_means(env: Env) -> Result<()> {
     pending_for(200, &mut again).await;
     careful.fenced().create("/w", b"".to_vec(), CreateMode::Persistent).commit().await?;
     assert!(within(10, Mutex::new(other.clone(), "/careful").try_lock()).await?.is_none(), "still held");
+    // While the connection is down, a new lost() resolves at once; holding resumes after.
+    proxy.refuse(true);
+    proxy.cut();
+    within(10, async {
+        while a.state() != SessionState::Disconnected {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert_eq!(within(1, careful.lost()).await, LossReason::Suspended);
+    assert!(!careful.is_held() && patient.is_held());
+    proxy.refuse(false);
+    a.wait_connected().await?;
+    assert!(careful.is_held());
     // A node deleted by someone else ends both.
     other.delete(patient.path(), None).await?;
     assert_eq!(within(10, patient_lost).await, LossReason::NodeDeleted);
@@ -93,6 +108,11 @@ async fn waiter_session_expiry_ends_its_acquire(env: Env) -> Result<()> {
     let err = within(30, waiter).await.expect("waiter task").expect_err("the session expired");
     assert_eq!(err, Error::SessionExpired);
     assert_eq!(children(&a, "/l").await, vec![name(ga.path()).to_string()]);
+    // An acquire on the ended session fails at once; so does one on a closed client.
+    assert_eq!(within(5, Mutex::new(b.clone(), "/l").lock()).await.map(drop), Err(Error::SessionExpired));
+    let closed = env.client().await;
+    closed.close().await;
+    assert!(within(5, Mutex::new(closed, "/l").try_lock()).await.is_err());
     ga.release().await?;
     Ok(())
 }
@@ -228,6 +248,45 @@ async fn waiters_whose_predecessors_leave_keep_their_place(env: Env) -> Result<(
         }
     }
     assert_eq!(children(&obs, "/l").await, Vec::<String>::new());
+    Ok(())
+}
+
+/// A waiter whose own node is deleted by someone else (an operator) does not hold on to a place
+/// it no longer has: the one behind it moves up, and it queues again with a new node and gets the
+/// lock after it.
+async fn waiter_whose_node_is_deleted_queues_again(env: Env) -> Result<()> {
+    let obs = env.client().await;
+    let holder = within(10, Mutex::new(obs.clone(), "/l").lock()).await?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut tasks = Vec::new();
+    let mut nodes = Vec::new();
+    for id in ["deleted", "behind"] {
+        let m = Mutex::new(env.client().await, "/l");
+        let tx = tx.clone();
+        let before = children(&obs, "/l").await;
+        tasks.push(tokio::spawn(async move {
+            let g = m.lock().await?;
+            tx.send((id, g.path().to_string())).expect("send");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            g.release().await
+        }));
+        let after = until_children(&obs, "/l", before.len() + 1).await;
+        nodes.push(after.into_iter().find(|n| !before.contains(n)).expect("a new node"));
+    }
+    drop(tx);
+    obs.delete(&format!("/l/{}", nodes[0]), None).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(rx.try_recv().is_err(), "nobody acquired while the holder holds");
+    holder.release().await?;
+    let mut order = Vec::new();
+    while let Some(got) = within(30, rx.recv()).await {
+        order.push(got);
+    }
+    assert_eq!(order.iter().map(|(id, _)| *id).collect::<Vec<_>>(), ["behind", "deleted"]);
+    assert_ne!(name(&order[1].1), nodes[0], "it queued again with a new node");
+    for t in tasks {
+        t.await.expect("task")?;
+    }
     Ok(())
 }
 

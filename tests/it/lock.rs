@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use conclave::lock::{participants, LossReason, MultiLock, Mutex, RwLock};
-use conclave::{Client, CreateMode, Error, OpResult, Result};
+use conclave::{Acl, Client, CreateMode, CreateOptions, Error, Id, OpResult, Perms, Result};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +22,7 @@ use crate::support::{pending_for, within, Env};
 
 conformance!(
     lock_and_release,
+    acquire_errors_are_reported,
     two_clients_exclude_each_other,
     try_lock_does_not_wait_or_leave_a_node,
     lock_timeout_gives_up_and_leaves_no_node,
@@ -92,6 +93,24 @@ async fn lock_and_release(env: Env) -> Result<()> {
     let g = within(10, m.lock()).await?;
     assert!(g.fencing_token() > stat.czxid as u64);
     g.release().await?;
+    Ok(())
+}
+
+/// Errors an acquire reports at once (and leaves nothing behind for): a bad path, and a lock
+/// directory whose ACL forbids creating children; for a read-write lock and a multi-lock too.
+async fn acquire_errors_are_reported(env: Env) -> Result<()> {
+    let c = env.client().await;
+    let err = within(10, Mutex::new(c.clone(), "no-slash").lock()).await;
+    assert!(matches!(err, Err(Error::InvalidPath { .. })), "{err:?}");
+    let read_only = vec![Acl::new(Perms::READ, Id::anyone())];
+    c.create("/sealed", b"", CreateOptions::new(CreateMode::Persistent).acl(read_only)).await?;
+    assert_eq!(within(10, Mutex::new(c.clone(), "/sealed").lock()).await.map(drop), Err(Error::NoAuth));
+    assert_eq!(within(10, Mutex::new(c.clone(), "/sealed").try_lock()).await.map(drop), Err(Error::NoAuth));
+    assert_eq!(within(10, RwLock::new(c.clone(), "/sealed").read()).await.map(drop), Err(Error::NoAuth));
+    let multi = MultiLock::new([Mutex::new(c.clone(), "/a"), Mutex::new(c.clone(), "/sealed")]);
+    assert_eq!(within(10, multi.lock()).await.map(drop), Err(Error::NoAuth));
+    assert_eq!(children(&c, "/a").await, Vec::<String>::new(), "the lock taken first was released");
+    assert_eq!(children(&c, "/sealed").await, Vec::<String>::new());
     Ok(())
 }
 

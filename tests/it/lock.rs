@@ -3,7 +3,7 @@
 //! release and drop, participants, the read-write lock, the multi-lock, cancellation of pending
 //! acquires (also while the create is in flight), and the herd check (a release wakes exactly one
 //! waiter, counted in the server's watch tables). Faults (expiry, lost replies, cuts, the
-//! sequence counter's edges) and the stress run are in `lock_faults`.
+//! sequence counter's edges) are in `lock_faults`, the stress run in `lock_stress`.
 //!
 //! "Leaves no node" is checked through the contender's own client: its cleanup delete is queued
 //! on its session before the acquire returns, so a later read by the same client sees it done.

@@ -17,7 +17,8 @@
 //!   p50/p99 (µs). Then 500 more cycles count the requests a cycle costs, on the client (every
 //!   request the session sends, by op, split between acquire and release) and on the server
 //!   (its `srvr` "Received" counter, pings included): `lock_uncontended_requests_per_cycle`
-//!   is the server's count.
+//!   is the server's count. Last, `lock_uncontended_floor_cycles_per_s`: the same three
+//!   requests sent directly with the client (no recipe), in blocks interleaved with lock cycles.
 //! - `lock_contended`: 8 sessions loop acquire / hold ≈ 0 / release on one lock path for 10 s;
 //!   acq/s, handoff p50/p99 (from the releaser's timestamp taken just before its release to the
 //!   next holder's acquire returning), violations of mutual exclusion seen by a shared holder
@@ -374,6 +375,36 @@ async fn lock_uncontended(target: &Target, root: &str, n: usize, warm: usize, co
             emit("lock_uncontended_requests_per_cycle", total(&client) as f64 / counted as f64, "requests");
         }
     }
+
+    // The floor for this design: the same three requests sent directly (create and getChildren
+    // back to back, then the delete), in blocks alternating with blocks of lock cycles so that
+    // both see the same machine.
+    let dir = format!("{root}/lock_u");
+    let (mut lock_time, mut floor_time) = (Duration::ZERO, Duration::ZERO);
+    let (blocks, per_block) = (10, 100);
+    for _ in 0..blocks {
+        let t = Instant::now();
+        for _ in 0..per_block {
+            m.lock().await?.release().await?;
+        }
+        lock_time += t.elapsed();
+        let t = Instant::now();
+        for _ in 0..per_block {
+            let created = c.create(&format!("{dir}/floor-"), b"", CreateMode::EphemeralSequential);
+            let listing = c.get_children(&dir);
+            let (own, _) = created.await?;
+            listing.await?;
+            c.delete(&own, None).await?;
+        }
+        floor_time += t.elapsed();
+    }
+    let cycles = (blocks * per_block) as f64;
+    println!(
+        "# lock_uncontended vs the same requests sent directly, interleaved blocks: lock {:.0} cycles/s, direct {:.0} cycles/s",
+        cycles / lock_time.as_secs_f64(),
+        cycles / floor_time.as_secs_f64()
+    );
+    emit("lock_uncontended_floor_cycles_per_s", cycles / floor_time.as_secs_f64(), "cycles/s");
     c.close().await;
     Ok(())
 }

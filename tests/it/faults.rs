@@ -200,7 +200,7 @@ async fn protected_create_survives_a_lost_reply(env: Env) -> Result<()> {
 
 /// A guaranteed delete caught by a connection loss is sent again after the reconnect (a plain
 /// delete fails with ConnectionLoss); one whose reply was lost after it was applied finds
-/// NoNode on the repeat. A dropped future does not stop it.
+/// NoNode on the repeat and reports success. A dropped future does not stop it.
 async fn guaranteed_delete_is_sent_again_after_a_reconnect(env: Env) -> Result<()> {
     let (proxy, c) = env.proxied(env.builder().fail_fast_when_disconnected(true)).await;
     for path in ["/gd", "/plain", "/dropped", "/applied"] {
@@ -220,7 +220,9 @@ async fn guaranteed_delete_is_sent_again_after_a_reconnect(env: Env) -> Result<(
     assert_eq!(c.exists("/dropped").await?, None);
     assert!(c.exists("/plain").await?.is_some(), "the plain delete never reached the server");
     proxy.drop_next_reply();
-    assert_eq!(within(30, c.delete_guaranteed("/applied", None)).await, Err(Error::NoNode));
+    within(30, c.delete_guaranteed("/applied", None)).await?;
+    assert_eq!(c.exists("/applied").await?, None);
+    assert_eq!(c.delete_guaranteed("/applied", None).await, Err(Error::NoNode), "not a repeat: reported");
     Ok(())
 }
 

@@ -241,7 +241,8 @@ impl Client {
         let timeout = self.shared.config.request_timeout;
         let started = tokio::time::Instant::now();
         let deadline = if guaranteed { None } else { timeout.map(|t| started + t) };
-        let out = Outgoing { xid, op, frame: buf.freeze(), responder: Some(tx), effect, deadline, guaranteed };
+        let out =
+            Outgoing { xid, op, frame: buf.freeze(), responder: Some(tx), effect, deadline, guaranteed, resent: false };
         if self.tx.send(Command::Request(out)).is_err() {
             return Err(self.ended());
         }

@@ -90,12 +90,14 @@ impl Client {
     /// before this method returns, so the returned future may be dropped unawaited.
     ///
     /// Repeating a delete is only safe for a node that cannot be re-created under the same name
-    /// meanwhile (a protected `_c_<uuid>-` name, or an explicit `version`): a repeat then finds
-    /// `NoNode`, which is reported as is.
+    /// meanwhile (a protected `_c_<uuid>-` name, or an explicit `version`). A repeat that finds
+    /// the node gone reports success: the earlier attempt may have deleted it before its reply
+    /// was lost, and the node is gone either way.
     ///
     /// # Errors
-    /// As [`Client::delete`], except that `ConnectionLoss` and a request timeout never happen;
-    /// the terminal error if the session ends first (its ephemeral nodes are then gone anyway).
+    /// As [`Client::delete`] (`NoNode` only if the first attempt was answered so), except that
+    /// `ConnectionLoss` and a request timeout never happen; the terminal error if the session
+    /// ends first (its ephemeral nodes are then gone anyway).
     pub fn delete_guaranteed(
         &self,
         path: &str,

@@ -79,6 +79,9 @@ pub(crate) struct Outgoing {
     /// Sent again after a reconnect if the connection breaks before the reply (only for requests
     /// that are safe to repeat: [`crate::Client::delete_guaranteed`]). Never failed fast.
     pub(crate) guaranteed: bool,
+    /// A guaranteed request sent again after a connection loss: an earlier attempt may have
+    /// been applied.
+    pub(crate) resent: bool,
 }
 
 /// Messages from client handles (and watchers) to the session task.

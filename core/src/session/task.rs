@@ -68,6 +68,8 @@ struct InFlight {
     floor: i64,
     /// The frame of a guaranteed request, to send again after a reconnect.
     resend: Option<Bytes>,
+    /// Whether this is such a repeat.
+    resent: bool,
 }
 
 /// A request received while disconnected.
@@ -316,9 +318,12 @@ impl Session {
                 if h.zxid > 0 {
                     self.shared.last_zxid.raise(h.zxid);
                 }
+                // A repeated guaranteed delete that finds the node gone may have been the one
+                // that deleted it: the end it was sent for is reached.
+                let done_before = p.resent && p.op == OpCode::Delete && h.err == ErrorCode::NoNode.as_i32();
                 let result = if stale {
                     Err(Error::StaleRead { zxid: h.zxid, floor: p.floor })
-                } else if h.err == 0 {
+                } else if h.err == 0 || done_before {
                     Ok(RawReply { body: r.into_rest() })
                 } else {
                     Err(Error::from_code(h.err))
@@ -417,6 +422,7 @@ impl Session {
             effect: out.effect,
             floor,
             resend: out.guaranteed.then_some(out.frame),
+            resent: out.resent,
         });
     }
 
@@ -431,6 +437,7 @@ impl Session {
             effect: Effect::None,
             floor: 0,
             resend: None,
+            resent: false,
         });
     }
 
@@ -470,6 +477,7 @@ impl Session {
                     effect: p.effect,
                     deadline: None,
                     guaranteed: true,
+                    resent: true,
                 };
                 again.push(Queued::Request(out));
                 continue;

@@ -346,17 +346,14 @@ async fn release_whose_reply_is_lost(env: Env) -> Result<()> {
     Ok(())
 }
 
-/// Bug (reported to the lead): `LockGuard::release` maps the repeated guaranteed delete's
-/// NONODE to `LockLost`, so a release whose reply is lost reports a lost hold.
+/// The embedded server's case of the above.
 #[tokio::test]
-#[ignore = "recipe bug: release() reports LockLost when its own delete's reply was lost"]
 async fn release_whose_reply_is_lost_succeeds_embedded() -> Result<()> {
     release_whose_reply_is_lost(Env::embedded("lock-release-lost-reply").await).await
 }
 
 /// As above, on a real ZooKeeper.
 #[tokio::test]
-#[ignore = "recipe bug: release() reports LockLost when its own delete's reply was lost"]
 async fn release_whose_reply_is_lost_succeeds_real_zookeeper() -> Result<()> {
     match Env::real("lock-release-lost-reply", false).await {
         Some(env) => release_whose_reply_is_lost(env).await,
@@ -425,12 +422,10 @@ async fn sequence_counter_near_i32_max() -> Result<()> {
 /// At `i32::MAX` ZooKeeper 3.8's counter sticks (MIN is not larger than MAX, so it is not
 /// stored): every later sequential create gets the suffix 2147483647 again. Lock nodes carry a
 /// protected `_c_<uuid>-` prefix, so their paths differ and the create does *not* fail with
-/// NODEEXISTS: two contenders share the suffix, and the engine's tie-break by name (the random
-/// uuid) puts a newcomer ahead of the holder about half of the time. Then the newcomer holds too.
-/// A correct lock must never give a second holder (ties must be broken by creation order,
-/// e.g. `czxid`).
+/// NODEEXISTS: contenders share the suffix. Ordered by name (the random uuid), a newcomer would
+/// sort ahead of the holder about half of the time and hold too; ties must be broken by
+/// creation order (`czxid`).
 #[tokio::test]
-#[ignore = "recipe bug: a stuck sequence counter (i32::MAX) lets a newcomer sort ahead of the holder: two holders"]
 async fn stuck_sequence_counter_never_makes_a_second_holder() -> Result<()> {
     let env = Env::embedded("lock-seq-stuck").await;
     let obs = env.client().await;
@@ -489,7 +484,6 @@ async fn sequence_counter_through_negative_values() -> Result<()> {
 /// `lock_timeout` should give up within about its timeout even when the network is slow (the
 /// create's reply is held for 2 s).
 #[tokio::test]
-#[ignore = "recipe: lock_timeout's deadline does not bound the create round trip (nor a reconnect wait)"]
 async fn lock_timeout_is_bounded_on_a_slow_network() -> Result<()> {
     let env = Env::embedded("lock-timeout-slow").await;
     let obs = env.client().await;

@@ -444,11 +444,9 @@ async fn lock_stress_embedded() {
 }
 
 /// The same run with the lock directory's sequence counter at `i32::MAX`, where ZooKeeper 3.8's
-/// counter sticks: every contender's node gets the suffix 2147483647. The lock must still
-/// exclude (it does not: see `lock_faults::stuck_sequence_counter_never_makes_a_second_holder`;
-/// the checker reports the double holds and stale writes).
+/// counter sticks: every contender's node gets the suffix 2147483647, and only their creation
+/// order (czxid) tells who came first. The lock must still exclude.
 #[tokio::test(start_paused = true)]
-#[ignore = "recipe bug: a stuck sequence counter (i32::MAX) gives several holders at once"]
 async fn lock_stress_with_a_stuck_sequence_counter() {
     let env = Env::embedded("lock-stress-stuck").await;
     let admin = env.client().await;

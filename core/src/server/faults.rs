@@ -86,8 +86,9 @@ impl Faults {
 
     /// Sets the persisted child counter of the node at `path`: the next sequential child gets
     /// this number as its suffix. Useful for the edge around `i32::MAX` (on ZooKeeper 3.8 the
-    /// counter then sticks at 2147483647 and the next sequential create fails with NODEEXISTS
-    /// while that node exists). Returns false if the node does not exist.
+    /// counter then sticks at 2147483647: every later sequential child gets that suffix, so a
+    /// second create of the same name fails with NODEEXISTS, and differently named children
+    /// share the suffix). Returns false if the node does not exist.
     pub fn set_cversion(&self, path: &str, cversion: i32) -> bool {
         self.shared.lock_state().tree.set_cversion(path, cversion)
     }

@@ -18,6 +18,7 @@
 //! session is back; the session's end fails the acquire. Dropping the acquire future deletes
 //! the node it created (in the background, through the session).
 
+use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -131,9 +132,33 @@ pub(crate) struct Acquired {
 /// Runs one contender until it holds the lock (`Some`), the wait is over (`None`; its node is
 /// deleted), or an error ends it (its node is deleted too).
 pub(crate) async fn acquire(spec: &Spec, wait: &Wait) -> Result<Option<Acquired>> {
+    bounded(wait, |wait| contend(spec, wait)).await
+}
+
+/// Runs `body` within `wait`'s limits: it is dropped (and so cleans up after itself) when the
+/// wait is over, whatever it was waiting for — a watch, a reply, a reconnect. A wait that is
+/// over before it starts (a zero timeout) still makes one attempt, without waiting.
+pub(crate) async fn bounded<'a, T, F, Fut>(wait: &'a Wait, body: F) -> Result<Option<T>>
+where
+    F: FnOnce(&'a Wait) -> Fut,
+    Fut: Future<Output = Result<Option<T>>> + 'a,
+{
+    static ONCE: Wait = Wait { once: true, deadline: None, cancel: None };
+    if wait.is_over() {
+        return body(&ONCE).await;
+    }
+    tokio::select! {
+        biased;
+        done = body(wait) => done,
+        () = wait.over() => Ok(None),
+    }
+}
+
+/// [`acquire`] without its bound.
+async fn contend(spec: &Spec, wait: &Wait) -> Result<Option<Acquired>> {
     let mut pending = Pending::new(spec);
     'create: loop {
-        let Some((own, stat, mut listing)) = create(spec, &mut pending, wait).await? else { return Ok(None) };
+        let (own, stat, mut listing) = create(spec, &mut pending).await?;
         let own_name = path::name(&own).to_string();
         let Some(own_contender) = order::parse(&own_name, spec.kinds) else {
             return Err(Error::Protocol(format!("created lock node {own} carries no sequence suffix")));
@@ -148,7 +173,8 @@ pub(crate) async fn acquire(spec: &Spec, wait: &Wait) -> Result<Option<Acquired>
                 Some(children) => children,
                 None => list(spec).await?.unwrap_or_default(),
             };
-            let sorted = order::sorted(&children, spec.kinds, own_contender.seq);
+            let sorted =
+                break_ties(&spec.client, &spec.dir, order::sorted(&children, spec.kinds, own_contender.seq)).await?;
             let Some(index) = sorted.iter().position(|c| c.name == own_name) else {
                 // The listing was answered, so the session is alive, but our node is gone:
                 // someone deleted it. Queue up again with a new node.
@@ -162,17 +188,13 @@ pub(crate) async fn acquire(spec: &Spec, wait: &Wait) -> Result<Option<Acquired>
                 pending.forget();
                 return Ok(Some(Acquired { path: own, stat }));
             };
-            // A wait that is already over (a zero timeout) still made one attempt, like `once`.
-            if wait.once || wait.is_over() {
+            if wait.once {
                 return Ok(None);
             }
             let blocker = path::join(&spec.dir, &blocker.name);
             match spec.client.get_data_and_watch(&blocker).await {
                 Ok((_, _, watcher)) => {
-                    tokio::select! {
-                        fired = watcher => { fired?; }
-                        () = wait.over() => return Ok(None),
-                    }
+                    watcher.await?;
                 }
                 // Gone between the listing and the watch: look again.
                 Err(Error::NoNode) => {}
@@ -184,16 +206,11 @@ pub(crate) async fn acquire(spec: &Spec, wait: &Wait) -> Result<Option<Acquired>
 }
 
 /// Creates our node, returning its path and stat, and the directory listing sent right after
-/// the create when there is one. `None` if the wait ran out first.
-pub(crate) async fn create(
-    spec: &Spec,
-    pending: &mut Pending,
-    wait: &Wait,
-) -> Result<Option<(String, Stat, Option<Vec<String>>)>> {
+/// the create when there is one.
+pub(crate) async fn create(spec: &Spec, pending: &mut Pending) -> Result<(String, Stat, Option<Vec<String>>)> {
     let id = uuid::Uuid::new_v4().to_string();
     let prefix = protected_name(&id, "");
     let path = path::join(&spec.dir, &protected_name(&id, spec.kind.0));
-    let mut stuck = 0u32;
     loop {
         pending.in_flight(&prefix);
         let created = spec.client.create(&path, &spec.data, CreateMode::EphemeralSequential);
@@ -201,29 +218,17 @@ pub(crate) async fn create(
         match created.await {
             Ok((own, stat)) => {
                 pending.created(&own);
-                return Ok(Some((own, stat, listing.await.ok())));
+                return Ok((own, stat, listing.await.ok()));
             }
             Err(Error::NoNode) => {
                 pending.clear();
                 ensure_dir(&spec.client, &spec.dir).await?;
             }
-            Err(Error::NodeExists) => {
-                // ZooKeeper 3.8's sequence counter sticks at i32::MAX: the suffix is taken
-                // until that contender leaves. Back off and try again.
-                pending.clear();
-                stuck += 1;
-                let pause = Duration::from_millis(5 << stuck.min(7));
-                tracing::warn!(dir = %spec.dir, "sequence counter exhausted (NODEEXISTS on a sequential create); retrying");
-                tokio::select! {
-                    () = tokio::time::sleep(pause) => {}
-                    () = wait.over() => return Ok(None),
-                }
-            }
             Err(e) if e.is_retryable() => {
                 spec.client.wait_connected().await?;
                 if let Some((own, stat)) = find(spec, &prefix).await? {
                     pending.created(&own);
-                    return Ok(Some((own, stat, None)));
+                    return Ok((own, stat, None));
                 }
                 pending.clear();
             }
@@ -232,10 +237,44 @@ pub(crate) async fn create(
                 return Err(e);
             }
         }
-        if wait.is_over() {
-            return Ok(None);
+    }
+}
+
+/// Orders contenders that share a sequence suffix by creation (`czxid`). Suffixes only repeat
+/// once ZooKeeper 3.8's counter has stuck at `i32::MAX` (protected names differ, so those
+/// creates all succeed with the same suffix); then the names say nothing about who came
+/// first. Costs one pipelined read per tied node, and nothing when there are no ties.
+/// Contenders that left meanwhile are dropped.
+pub(crate) async fn break_ties(client: &Client, dir: &str, mut sorted: Vec<Contender>) -> Result<Vec<Contender>> {
+    let tied: Vec<usize> = (0..sorted.len())
+        .filter(|&i| {
+            (i > 0 && sorted[i - 1].seq == sorted[i].seq) || sorted.get(i + 1).is_some_and(|n| n.seq == sorted[i].seq)
+        })
+        .collect();
+    if tied.is_empty() {
+        return Ok(sorted);
+    }
+    tracing::warn!(
+        dir,
+        tied = tied.len(),
+        "contenders share a sequence suffix (counter stuck at i32::MAX); ordering them by czxid"
+    );
+    let reads: Vec<_> = tied.iter().map(|&i| client.exists(&path::join(dir, &sorted[i].name))).collect();
+    let mut gone = Vec::new();
+    for (&i, read) in tied.iter().zip(reads) {
+        match read.await? {
+            Some(stat) => sorted[i].czxid = stat.czxid,
+            None => gone.push(i),
         }
     }
+    for i in gone.into_iter().rev() {
+        sorted.remove(i);
+    }
+    if let Some(first) = sorted.first() {
+        let anchor = first.seq;
+        sorted.sort_by_key(|c| (order::distance(anchor, c.seq), c.czxid));
+    }
+    Ok(sorted)
 }
 
 /// Lists the lock directory, riding out connection losses. `None` if it does not exist.
@@ -370,7 +409,7 @@ mod tests {
     use crate::lock::order::{LOCK, READ, WRITE};
 
     fn c(kind: Kind, seq: i32) -> Contender {
-        Contender { name: format!("{}{seq:010}", kind.0), kind, seq }
+        Contender { name: format!("{}{seq:010}", kind.0), kind, seq, czxid: 0 }
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub(crate) struct Contender {
     pub(crate) kind: Kind,
     /// Its sequence suffix.
     pub(crate) seq: i32,
+    /// Its creation zxid, when it had to be read to order contenders sharing a suffix (else 0).
+    pub(crate) czxid: i64,
 }
 
 /// Parses a child name carrying one of `kinds` followed by a sequence suffix: `%010d` of a
@@ -44,7 +46,7 @@ pub(crate) fn parse(name: &str, kinds: &[Kind]) -> Option<Contender> {
         return None;
     }
     let seq = digits.parse::<i32>().ok()?;
-    Some(Contender { name: name.to_string(), kind, seq })
+    Some(Contender { name: name.to_string(), kind, seq, czxid: 0 })
 }
 
 /// The contenders among `children`, oldest first, ordered by the serial-number distance of

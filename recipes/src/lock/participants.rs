@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use conclave_core::{path, Client, Error, Result, Stat};
 
-use super::engine::Rule;
+use super::engine::{break_ties, Rule};
 use super::order::{self, Kind};
 
 /// One contender on a lock, as seen by [`participants`] or [`Mutex::participants`](super::Mutex::participants).
@@ -49,7 +49,7 @@ pub(crate) async fn participants_of(
         Err(e) => return Err(e),
     };
     let Some(anchor) = order::newest(&children, kinds) else { return Ok(Vec::new()) };
-    let sorted = order::sorted(&children, kinds, anchor);
+    let sorted = break_ties(client, dir, order::sorted(&children, kinds, anchor)).await?;
     // All reads are queued at once: one round trip for the lot.
     let reads: Vec<_> = sorted.iter().map(|c| client.get_data(&path::join(dir, &c.name))).collect();
     let mut present = Vec::with_capacity(sorted.len());

@@ -131,13 +131,16 @@ impl Semaphore {
 
     /// One lease, taken under the semaphore's mutex (released, in the background, on return).
     async fn acquire_one(&self, wait: &Wait) -> Result<Option<Lease>> {
+        engine::bounded(wait, |wait| self.take_one(wait)).await
+    }
+
+    /// [`Semaphore::acquire_one`] without its bound.
+    async fn take_one(&self, wait: &Wait) -> Result<Option<Lease>> {
         let Some(_turn) = self.lock.acquire(wait).await? else { return Ok(None) };
         let spec = &self.leases;
         'create: loop {
             let mut pending = Pending::new(spec);
-            let Some((own, stat, mut listing)) = engine::create(spec, &mut pending, wait).await? else {
-                return Ok(None);
-            };
+            let (own, stat, mut listing) = engine::create(spec, &mut pending).await?;
             let own_name = path::name(&own).to_string();
             loop {
                 let (children, watcher) = match listing.take() {
@@ -166,10 +169,7 @@ impl Semaphore {
                     return Ok(None);
                 }
                 if let Some(watcher) = watcher {
-                    tokio::select! {
-                        fired = watcher => { fired?; }
-                        () = wait.over() => return Ok(None),
-                    }
+                    watcher.await?;
                 }
             }
         }

@@ -596,7 +596,9 @@ async fn main() -> Result<()> {
     let root = format!("/conclave-bench-{}-{stamp}", std::process::id());
     admin.create(&root, b"", CreateMode::Persistent).await?;
     let only = args.only.unwrap_or_else(|| ALL.iter().map(|s| s.to_string()).collect());
-    RequestCounter::install();
+    if only.iter().any(|name| name.starts_with("lock_")) {
+        RequestCounter::install();
+    }
     for name in &only {
         let t = Instant::now();
         let (target, root) = (target.clone(), root.clone());

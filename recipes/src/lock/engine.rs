@@ -179,26 +179,25 @@ async fn contend(spec: &Spec, wait: &Wait) -> Result<Option<Acquired>> {
                 // The listing was answered, so the session is alive, but our node is gone:
                 // someone deleted it. Queue up again with a new node.
                 tracing::warn!(node = %own, "lock node deleted by someone else while waiting; contending again");
-                pending.forget();
+                pending.clear();
                 continue 'create;
             };
             let Some(blocker) = spec.rule.blocker(&sorted, index) else {
                 // Our node is in a listing answered after it was created, in this session:
                 // it exists and is ours.
-                pending.forget();
+                pending.clear();
                 return Ok(Some(Acquired { path: own, stat }));
             };
             if wait.once {
                 return Ok(None);
             }
             let blocker = path::join(&spec.dir, &blocker.name);
-            match spec.client.get_data_and_watch(&blocker).await {
+            match answered(&spec.client, || spec.client.get_data_and_watch(&blocker)).await {
                 Ok((_, _, watcher)) => {
                     watcher.await?;
                 }
                 // Gone between the listing and the watch: look again.
                 Err(Error::NoNode) => {}
-                Err(e) if e.is_retryable() => spec.client.wait_connected().await?,
                 Err(e) => return Err(e),
             }
         }
@@ -259,10 +258,12 @@ pub(crate) async fn break_ties(client: &Client, dir: &str, mut sorted: Vec<Conte
         tied = tied.len(),
         "contenders share a sequence suffix (counter stuck at i32::MAX); ordering them by czxid"
     );
-    let reads: Vec<_> = tied.iter().map(|&i| client.exists(&path::join(dir, &sorted[i].name))).collect();
+    let paths: Vec<String> = tied.iter().map(|&i| path::join(dir, &sorted[i].name)).collect();
+    // All reads are queued at once: one round trip for the lot.
+    let stats = answered(client, || futures::future::try_join_all(paths.iter().map(|p| client.exists(p)))).await?;
     let mut gone = Vec::new();
-    for (&i, read) in tied.iter().zip(reads) {
-        match read.await? {
+    for (&i, stat) in tied.iter().zip(stats) {
+        match stat {
             Some(stat) => sorted[i].czxid = stat.czxid,
             None => gone.push(i),
         }
@@ -277,32 +278,41 @@ pub(crate) async fn break_ties(client: &Client, dir: &str, mut sorted: Vec<Conte
     Ok(sorted)
 }
 
+/// Runs `op` (a request that is safe to repeat) until the server answers it, waiting for the
+/// session to reconnect after each connection loss; fails only with the server's answer or
+/// the session's end.
+pub(crate) async fn answered<T, F, Fut>(client: &Client, mut op: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    loop {
+        match op().await {
+            Err(e) if e.is_retryable() => client.wait_connected().await?,
+            done => return done,
+        }
+    }
+}
+
 /// Lists the lock directory, riding out connection losses. `None` if it does not exist.
 async fn list(spec: &Spec) -> Result<Option<Vec<String>>> {
-    loop {
-        match spec.client.get_children(&spec.dir).await {
-            Ok(children) => return Ok(Some(children)),
-            Err(Error::NoNode) => return Ok(None),
-            Err(e) if e.is_retryable() => spec.client.wait_connected().await?,
-            Err(e) => return Err(e),
-        }
+    match answered(&spec.client, || spec.client.get_children(&spec.dir)).await {
+        Ok(children) => Ok(Some(children)),
+        Err(Error::NoNode) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
 /// The node of ours named with `prefix`, if the create that lost its reply took effect. The
 /// listing is sent after the create, so it shows the node if the create was applied.
 async fn find(spec: &Spec, prefix: &str) -> Result<Option<(String, Stat)>> {
-    loop {
-        let Some(children) = list(spec).await? else { return Ok(None) };
-        let Some(name) = children.iter().find(|c| c.starts_with(prefix)) else { return Ok(None) };
-        let found = path::join(&spec.dir, name);
-        match spec.client.exists(&found).await {
-            Ok(None) => return Ok(None),
-            Ok(Some(stat)) if stat.ephemeral_owner == spec.client.session_id() => return Ok(Some((found, stat))),
-            Ok(Some(_)) => return Err(Error::NodeExists),
-            Err(e) if e.is_retryable() => spec.client.wait_connected().await?,
-            Err(e) => return Err(e),
-        }
+    let Some(children) = list(spec).await? else { return Ok(None) };
+    let Some(name) = children.iter().find(|c| c.starts_with(prefix)) else { return Ok(None) };
+    let found = path::join(&spec.dir, name);
+    match answered(&spec.client, || spec.client.exists(&found)).await? {
+        None => Ok(None),
+        Some(stat) if stat.ephemeral_owner == spec.client.session_id() => Ok(Some((found, stat))),
+        Some(_) => Err(Error::NodeExists),
     }
 }
 
@@ -313,12 +323,10 @@ pub(crate) async fn ensure_dir(client: &Client, dir: &str) -> Result<()> {
     while at < dir.len() {
         let end = dir[at + 1..].find('/').map_or(dir.len(), |i| at + 1 + i);
         let ancestor = &dir[..end];
-        loop {
-            match client.create(ancestor, b"", CreateMode::Container).await {
-                Ok(_) | Err(Error::NodeExists) => break,
-                Err(e) if e.is_retryable() => client.wait_connected().await?,
-                Err(e) => return Err(e),
-            }
+        // Repeating the create is safe: a second one finds NodeExists.
+        match answered(client, || client.create(ancestor, b"", CreateMode::Container)).await {
+            Ok(_) | Err(Error::NodeExists) => {}
+            Err(e) => return Err(e),
         }
         at = end;
     }
@@ -354,13 +362,9 @@ impl Pending {
         self.state = PendingState::Created(path.to_string());
     }
 
-    fn clear(&mut self) {
+    /// Nothing to clean up: the node is held, already gone, or was never made.
+    pub(crate) fn clear(&mut self) {
         self.state = PendingState::Nothing;
-    }
-
-    /// The node is kept (held) or already gone: nothing to clean up.
-    pub(crate) fn forget(&mut self) {
-        self.clear();
     }
 }
 
@@ -385,21 +389,16 @@ impl Drop for Pending {
 
 /// Deletes the child of `dir` named with `prefix`, if any (cleanup of a dropped acquire).
 async fn remove_by_prefix(client: Client, dir: String, prefix: String) {
-    loop {
-        match client.get_children(&dir).await {
-            Ok(children) => {
-                if let Some(name) = children.iter().find(|c| c.starts_with(&prefix)) {
-                    let _ = client.delete_guaranteed(&path::join(&dir, name), None).await;
-                }
-                return;
-            }
-            Err(e) if e.is_retryable() => {
-                if client.wait_connected().await.is_err() {
-                    return;
-                }
-            }
-            Err(_) => return,
+    let removed = async {
+        let children = answered(&client, || client.get_children(&dir)).await?;
+        match children.iter().find(|c| c.starts_with(&prefix)) {
+            Some(name) => client.delete_guaranteed(&path::join(&dir, name), None).await,
+            None => Ok(()),
         }
+    };
+    // Nobody waits for this; a session that ended took the node with it.
+    if let Err(e) = removed.await {
+        tracing::debug!(dir = %dir, prefix = %prefix, error = %e, "cleanup of an abandoned lock node failed");
     }
 }
 

@@ -3,8 +3,6 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use bytes::Bytes;
 use conclave_core::{
@@ -72,7 +70,8 @@ pub struct LockGuard {
     policy: LossPolicy,
     /// Resolves when the node is deleted or the session ends; started on first use.
     node: Shared<BoxFuture<'static, LossReason>>,
-    released: AtomicBool,
+    /// Set by [`LockGuard::release`], which has sent the delete itself.
+    released: bool,
 }
 
 impl fmt::Debug for LockGuard {
@@ -88,7 +87,7 @@ impl fmt::Debug for LockGuard {
 impl LockGuard {
     pub(crate) fn new(client: Client, acquired: Acquired, policy: LossPolicy) -> LockGuard {
         let node = watch_node(client.clone(), acquired.path.clone()).boxed().shared();
-        LockGuard { client, path: acquired.path, stat: acquired.stat, policy, node, released: AtomicBool::new(false) }
+        LockGuard { client, path: acquired.path, stat: acquired.stat, policy, node, released: false }
     }
 
     /// The fencing token of this acquisition: the `czxid` of the holder's own lock node. Every
@@ -148,9 +147,6 @@ impl LockGuard {
     /// Whether the lock is held as far as this client can tell right now: the session is in
     /// good standing for the [`LossPolicy`] and the node has not been seen deleted.
     pub fn is_held(&self) -> bool {
-        if self.released.load(Ordering::Relaxed) {
-            return false;
-        }
         let state = self.client.state();
         let standing = match self.policy {
             LossPolicy::Suspended => matches!(state, SessionState::Connected | SessionState::ConnectedReadOnly),
@@ -171,8 +167,8 @@ impl LockGuard {
     /// # Errors
     /// [`Error::LockLost`] if the node was already gone (the lock had been lost); the session's
     /// terminal error if it ended first (the lock went with it).
-    pub async fn release(self) -> Result<()> {
-        self.released.store(true, Ordering::Relaxed);
+    pub async fn release(mut self) -> Result<()> {
+        self.released = true;
         match self.client.delete_guaranteed(&self.path, None).await {
             Ok(()) => Ok(()),
             Err(Error::NoNode) => Err(Error::LockLost { path: self.path.clone(), reason: "the lock node was deleted" }),
@@ -183,7 +179,7 @@ impl LockGuard {
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
-        if !self.released.swap(true, Ordering::Relaxed) {
+        if !self.released {
             // Queued on the session before this returns; the reply is not awaited.
             drop(self.client.delete_guaranteed(&self.path, None));
         }
@@ -255,7 +251,7 @@ impl FencedTransaction {
     /// [`Error::LockLost`] if a lock node is gone (nothing was applied); otherwise as
     /// [`Client::multi`](conclave_core::Client::multi).
     pub fn commit(self) -> impl Future<Output = Result<Vec<OpResult>>> + Send + 'static {
-        let fences = Arc::new(self.fences);
+        let mut fences = self.fences;
         let n = fences.len();
         let reply = self.txn.commit();
         async move {
@@ -265,7 +261,7 @@ impl FencedTransaction {
                     Ok(results)
                 }
                 Err(Error::MultiFailed { index, .. }) if index < n => Err(Error::LockLost {
-                    path: fences[index].clone(),
+                    path: fences.swap_remove(index),
                     reason: "the lock node is gone; the fenced transaction was rejected",
                 }),
                 Err(Error::MultiFailed { index, source }) => Err(Error::MultiFailed { index: index - n, source }),

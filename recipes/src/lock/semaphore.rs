@@ -145,23 +145,20 @@ impl Semaphore {
             loop {
                 let (children, watcher) = match listing.take() {
                     Some(children) => (children, None),
-                    None => match spec.client.get_children_and_watch(&spec.dir).await {
-                        Ok((children, watcher)) => (children, Some(watcher)),
-                        Err(e) if e.is_retryable() => {
-                            spec.client.wait_connected().await?;
-                            continue;
-                        }
-                        Err(e) => return Err(e),
-                    },
+                    None => {
+                        let (children, watcher) =
+                            engine::answered(&spec.client, || spec.client.get_children_and_watch(&spec.dir)).await?;
+                        (children, Some(watcher))
+                    }
                 };
                 if !children.contains(&own_name) {
                     // Deleted by someone else while we waited: make another.
-                    pending.forget();
+                    pending.clear();
                     continue 'create;
                 }
                 // Every child counts, as in Curator.
                 if children.len() <= self.max_leases as usize {
-                    pending.forget();
+                    pending.clear();
                     let acquired = engine::Acquired { path: own, stat };
                     return Ok(Some(LockGuard::new(spec.client.clone(), acquired, self.policy)));
                 }

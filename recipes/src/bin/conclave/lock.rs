@@ -100,7 +100,7 @@ async fn hold(client: &Client, args: &LockArgs, context: &str, signals: &mut Shu
     let acquire = async {
         match args.timeout {
             None => mutex.lock().await.map(Some),
-            Some(d) if d.is_zero() => mutex.try_lock().await,
+            // A zero timeout makes one attempt without waiting.
             Some(d) => mutex.lock_timeout(d).await,
         }
     };

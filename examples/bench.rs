@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use conclave::lock::Mutex;
-use conclave::{Client, CreateMode, Result};
+use conclave::{Client, CreateMode, Result, ZkError};
 use futures::stream::{self, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -108,11 +108,11 @@ impl Target {
     async fn connect(&self) -> Result<Client> {
         let builder =
             Client::builder().session_timeout(Duration::from_secs(10)).connect_timeout(Duration::from_secs(15));
-        match self {
-            Target::Hosts(h) => builder.connect(h).await,
-            Target::Embedded(server, true) => builder.connect(&server.connect_string()).await,
-            Target::Embedded(server, false) => builder.connect_in_process(server).await,
-        }
+        Ok(match self {
+            Target::Hosts(h) => builder.connect(h).await?,
+            Target::Embedded(server, true) => builder.connect(&server.connect_string()).await?,
+            Target::Embedded(server, false) => builder.connect_in_process(server).await?,
+        })
     }
 }
 
@@ -474,7 +474,7 @@ async fn lock_contended(target: &Target, root: &str, clients: usize, secs: f64) 
     start.wait().await;
     let mut per = Vec::with_capacity(clients);
     for t in tasks {
-        per.push(t.await.map_err(|e| conclave::Error::Io(format!("lock_contended task failed: {e}")))?);
+        per.push(t.await.map_err(|e| ZkError::Io(format!("lock_contended task failed: {e}")))?);
     }
     let total: u64 = per.iter().sum();
     let min = per.iter().copied().min().unwrap_or(0);
@@ -555,8 +555,8 @@ async fn delete_tree(c: &Client, path: &str) -> Result<()> {
     while let Some((p, expanded)) = stack.pop() {
         if expanded {
             match c.delete(&p, None).await {
-                Ok(()) | Err(conclave::Error::NoNode) => {}
-                Err(e) => return Err(e),
+                Ok(()) | Err(ZkError::NoNode) => {}
+                Err(e) => return Err(e.into()),
             }
             continue;
         }
@@ -565,8 +565,8 @@ async fn delete_tree(c: &Client, path: &str) -> Result<()> {
             Ok(children) => {
                 stack.extend(children.iter().map(|child| (conclave::path::join(&p, child), false)));
             }
-            Err(conclave::Error::NoNode) => {}
-            Err(e) => return Err(e),
+            Err(ZkError::NoNode) => {}
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(())
@@ -615,7 +615,7 @@ async fn main() -> Result<()> {
                 continue;
             }
         };
-        run.await.map_err(|e| conclave::Error::Io(format!("benchmark task failed: {e}")))??;
+        run.await.map_err(|e| ZkError::Io(format!("benchmark task failed: {e}")))??;
         println!("# {name} took {:.1} s", t.elapsed().as_secs_f64());
     }
     delete_tree(&admin, &root).await?;

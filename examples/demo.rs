@@ -20,8 +20,8 @@ async fn delete_tree(c: &Client, path: &str) -> Result<()> {
         Box::pin(delete_tree(c, &conclave::path::join(path, &child))).await?;
     }
     match c.delete(path, None).await {
-        Ok(()) | Err(conclave::Error::NoNode) => Ok(()),
-        Err(e) => Err(e),
+        Ok(()) | Err(conclave::ZkError::NoNode) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 

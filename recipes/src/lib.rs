@@ -3,13 +3,66 @@
 //! ## This crate
 //!
 //! `conclave` holds the coordination recipes, built only on the public API of
-//! [`conclave_core`] (which it re-exports whole: the client, the embedded server and the wire
-//! protocol):
-//! - [`lock`]: distributed locks ([`lock::Mutex`], [`lock::RwLock`], [`lock::Semaphore`],
-//!   [`lock::MultiLock`]) with fencing tokens and loss signals.
+//! [`conclave_core`], which it re-exports whole (the client, the embedded server and the wire
+//! protocol) — except for the error type: [`Error`] here is the recipes' error, which wraps the
+//! client's ([`ZkError`]) and adds what only a recipe can report (see [`error`]).
+//!
+//! | recipe | module | znode layout | Curator equivalent |
+//! | --- | --- | --- | --- |
+//! | mutex | [`lock::Mutex`] | `<path>/_c_<uuid>-lock-<seq>` | `InterProcessMutex` |
+//! | read-write lock | [`lock::RwLock`] | `<path>/_c_<uuid>-__READ__<seq>`, `…-__WRIT__<seq>` | `InterProcessReadWriteLock` |
+//! | semaphore | [`lock::Semaphore`] | `<path>/locks/…-lock-<seq>`, `<path>/leases/_c_<uuid>-lease-<seq>` | `InterProcessSemaphoreV2` |
+//! | several locks at once | [`lock::MultiLock`] | the mutexes' | `InterProcessMultiLock` |
+//!
+//! ## Layout
+//!
+//! Every recipe family is a small driver on one shared foundation:
+//!
+//! ```text
+//! recipes/src/
+//!   lib.rs          this page; re-exports conclave_core
+//!   error.rs        Error: the core error (ZkError) wrapped, plus Lost { path, reason }
+//!   wait.rs         Wait: how long any recipe call may wait (forever, once, timeout, deadline,
+//!                   cancellation token, or the first of several)
+//!   hold.rs         Hold: what a recipe grants (fencing token, lost(), fenced writes, release on
+//!                   drop and release()), with LossPolicy, LossReason, FencedTransaction
+//!   internal/       crate-private machinery shared by every family
+//!     contend.rs    the contention engine: protected ephemeral-sequential nodes, one-round-trip
+//!                   create + list, predecessor watch, ties by czxid, confirmation on the own
+//!                   session; a contender kind is a Spec (marker, data) and a Rule (who holds)
+//!     order.rs      Curator's node-name markers and the overflow-safe order of sequence suffixes
+//!     watch.rs      the one watch-and-re-read loop every wait runs on (rides out connection
+//!                   losses, re-reads after a reconnect, ends with the session)
+//!     participants.rs  who holds and who waits on a contention directory
+//!   lock/           Mutex, RwLock, Semaphore, MultiLock: specs on the engine, guards are Holds
+//! ```
+//!
+//! A new contender kind — a leader latch (`latch-` nodes, "first in line holds"), say — is a
+//! `Spec` value with a `Rule` and a thin public type that turns the engine's result into a
+//! [`hold::Hold`]; a recipe that waits for something else (a barrier, a queue item) writes one
+//! round of reads for `internal::watch::until`. Neither writes waiting code of its own.
+//!
+//! ## Errors
+//!
+//! The core crate speaks ZooKeeper: each of its [`ZkError`] variants is a result code or a
+//! client-side condition of the protocol. A recipe can also report conditions that only exist
+//! above it — a hold that ended before it was released ([`Error::Lost`], with a typed
+//! [`LossReason`](hold::LossReason)). So the recipes have an error of their own that *wraps* the
+//! core one ([`Error::Zk`]) rather than a recipe variant inside core: `?` converts, and
+//! [`Error::code`], [`Error::is_retryable`] and [`Error::is_terminal`] answer as the core error
+//! does. Match a core condition with `Error::Zk(ZkError::NoNode)` (or compare:
+//! `err == ZkError::NoNode`).
 
 #![deny(missing_docs)]
+#![warn(missing_debug_implementations, rust_2018_idioms)]
 
 pub use conclave_core::*;
 
+pub mod error;
+pub mod hold;
+mod internal;
 pub mod lock;
+mod wait;
+
+pub use error::{Error, Result, ZkError};
+pub use wait::Wait;

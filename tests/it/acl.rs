@@ -1,7 +1,8 @@
 //! ACLs and authentication (protocol reference section 10): which permission each operation
 //! needs, the `world`, `auth`, `digest` and `ip` schemes, and what a refused scheme does.
 
-use conclave::{Acl, CreateMode, CreateOptions, Error, Id, Perms, Result, SessionState};
+use conclave::{Acl, CreateMode, CreateOptions, Id, Perms, SessionState};
+use conclave_core::{Error, Result};
 
 use crate::conformance;
 use crate::support::{within, Env};

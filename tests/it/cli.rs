@@ -16,7 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use conclave::{Acl, Client, CreateMode, CreateOptions, Error, Id, Perms, Server, ServerHandle};
+use conclave::{Acl, Client, CreateMode, CreateOptions, Id, Perms, Server, ServerHandle};
+use conclave_core::Error;
 use serde_json::Value;
 
 /// How long a child may take to do what a test waits for before the test fails (generous for

@@ -5,8 +5,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use conclave::{Client, CreateMode, EventType, Result};
+use conclave::{Client, CreateMode, EventType};
 use conclave_core::testing::{zookeeper_required, ZooKeeperEnsemble, ZooKeeperInstall, INSTALL_HINT};
+use conclave_core::Result;
 
 use crate::support::{reconnects, within};
 
@@ -52,7 +53,7 @@ async fn session_survives_server_and_leader_loss() -> Result<()> {
     with(&ens, move |e| e.kill(victim)).await;
     let results = within(30, futures::future::join_all(inflight)).await;
     assert!(
-        results.iter().all(|r| r.is_ok() || r.as_ref().err() == Some(&conclave::Error::ConnectionLoss)),
+        results.iter().all(|r| r.is_ok() || r.as_ref().err() == Some(&conclave::ZkError::ConnectionLoss)),
         "{results:?}"
     );
     eprintln!(

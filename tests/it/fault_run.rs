@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use conclave::{Client, CreateMode, Error, Op, Result, SessionState};
+use conclave::{Client, CreateMode, Op, SessionState};
+use conclave_core::{Error, Result};
 use tokio::time::Instant;
 
 use crate::support::{within, Env};

@@ -6,9 +6,10 @@
 use std::time::Duration;
 
 use conclave::{
-    Acl, AddWatchMode, Client, ConnectionState, CreateMode, CreateOptions, Error, EventType, Id, Perms, Result,
-    RetryPolicy, SessionState,
+    Acl, AddWatchMode, Client, ConnectionState, CreateMode, CreateOptions, EventType, Id, Perms, RetryPolicy,
+    SessionState,
 };
+use conclave_core::{Error, Result};
 use futures::StreamExt;
 
 use crate::conformance;

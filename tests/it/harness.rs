@@ -3,8 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use conclave::{Client, CreateMode, Result};
+use conclave::{Client, CreateMode};
 use conclave_core::testing::{zookeeper_required, ZooKeeperInstall, ZooKeeperServer, INSTALL_HINT};
+use conclave_core::Result;
 
 use crate::support::reconnects;
 

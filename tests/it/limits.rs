@@ -1,7 +1,8 @@
 //! Limits: path validation, the `jute.maxbuffer` frame limit on both sides, and request order
 //! under pipelining.
 
-use conclave::{CreateMode, Error, Result};
+use conclave::CreateMode;
+use conclave_core::{Error, Result};
 
 use crate::conformance;
 use crate::support::Env;

@@ -1,7 +1,8 @@
 //! `multi` is all or nothing, with per-op results; `multiRead` is per op (protocol reference
 //! section 7).
 
-use conclave::{CreateMode, Error, Op, OpResult, ReadOp, ReadResult, Result};
+use conclave::{CreateMode, Op, OpResult, ReadOp, ReadResult};
+use conclave_core::{Error, Result};
 
 use crate::conformance;
 use crate::support::Env;

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use conclave::{CreateMode, CreateOptions, EventType, Result};
+use conclave::{CreateMode, CreateOptions, EventType};
+use conclave_core::Result;
 
 use crate::conformance;
 use crate::support::{within, Env, CONTAINER_CHECK};

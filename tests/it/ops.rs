@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use conclave::{Acl, CreateMode, CreateOptions, Error, Perms, Result};
+use conclave::{Acl, CreateMode, CreateOptions, Perms};
+use conclave_core::{Error, Result};
 
 use crate::conformance;
 use crate::support::Env;

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use conclave::proto::OpCode;
-use conclave::{AddWatchMode, Client, CreateMode, Error, EventType, Result, SessionState};
+use conclave::{AddWatchMode, Client, CreateMode, EventType, SessionState};
+use conclave_core::{Error, Result};
 use futures::{FutureExt, StreamExt};
 use tokio::time::Instant;
 

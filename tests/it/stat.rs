@@ -1,7 +1,8 @@
 //! Which operation changes which `Stat` field, on the node and on its parent, and how zxids and
 //! sequence numbers advance (protocol reference sections 4 and 5.2).
 
-use conclave::{Acl, CreateMode, Error, Result};
+use conclave::{Acl, CreateMode};
+use conclave_core::{Error, Result};
 
 use crate::conformance;
 use crate::support::Env;

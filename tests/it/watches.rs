@@ -1,7 +1,8 @@
 //! Watch semantics (protocol reference section 8): what each read registers, which change fires
 //! which watch, one-shot versus persistent watches, ordering against replies, and removal.
 
-use conclave::{AddWatchMode, CreateMode, Error, EventType, Result, WatchedEvent, WatcherType};
+use conclave::{AddWatchMode, CreateMode, EventType, WatchedEvent, WatcherType};
+use conclave_core::{Error, Result};
 use futures::{FutureExt, StreamExt};
 
 use crate::conformance;

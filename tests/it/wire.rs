@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use conclave::proto::{frame, ConnectRequest, ConnectResponse, Decode, ErrorCode, OpCode, ReplyHeader, Request};
 use conclave::session::{BoxTransport, Transport};
-use conclave::Result;
+use conclave_core::Result;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::conformance;

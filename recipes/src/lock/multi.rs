@@ -3,18 +3,22 @@
 use std::future::Future;
 use std::time::Duration;
 
-use conclave_core::{Error, Result};
+use conclave_core::Error as ZkError;
 use tokio_util::sync::CancellationToken;
 
-use super::engine::Wait;
-use super::guard::{FencedTransaction, LockGuard, LossReason};
-use super::mutex::Mutex;
+use super::{FencedTransaction, LockGuard, LossReason, Mutex};
+use crate::error::Result;
+use crate::wait::Wait;
 
 /// A set of [`Mutex`]es acquired together: [`MultiLock::lock`] returns only once all are held,
 /// and a failed or timed-out acquire releases those already taken, in reverse order.
 ///
 /// The mutexes are taken in the order of their paths (not the order given), so two multi-locks
 /// over overlapping sets cannot deadlock each other; duplicates are taken once.
+///
+/// # Cancellation safety
+/// Dropping an acquire future releases the locks already taken and removes the node of the one
+/// being waited for.
 #[derive(Debug, Clone)]
 pub struct MultiLock {
     locks: Vec<Mutex>,
@@ -34,52 +38,73 @@ impl MultiLock {
         self.locks.iter().map(Mutex::path)
     }
 
-    /// Waits until every lock is held.
+    /// Waits as long as it takes until every lock is held.
     ///
     /// # Errors
-    /// As [`Mutex::lock`]; the locks already taken are released first.
+    /// As [`MultiLock::lock_with`].
+    ///
+    /// # Cancellation safety
+    /// See [`MultiLock`].
     pub async fn lock(&self) -> Result<MultiGuard> {
-        let held = self.acquire(&Wait::forever()).await?;
+        let held = self.lock_with(Wait::forever()).await?;
         Ok(held.expect("an unbounded wait only ends holding the locks"))
     }
 
     /// Takes every lock if none is held or awaited by anyone, without waiting.
     ///
     /// # Errors
-    /// As [`MultiLock::lock`].
+    /// As [`MultiLock::lock_with`].
+    ///
+    /// # Cancellation safety
+    /// See [`MultiLock`].
     pub async fn try_lock(&self) -> Result<Option<MultiGuard>> {
-        self.acquire(&Wait::once()).await
+        self.lock_with(Wait::once()).await
     }
 
     /// Waits up to `timeout` (in all) for every lock; `None` if they were not all acquired in
     /// time (those taken are released).
     ///
     /// # Errors
-    /// As [`MultiLock::lock`].
+    /// As [`MultiLock::lock_with`].
+    ///
+    /// # Cancellation safety
+    /// See [`MultiLock`].
     pub async fn lock_timeout(&self, timeout: Duration) -> Result<Option<MultiGuard>> {
-        self.acquire(&Wait::timeout(timeout)).await
+        self.lock_with(Wait::timeout(timeout)).await
     }
 
     /// Waits for every lock until `token` is cancelled; `None` if it was cancelled first.
     ///
     /// # Errors
-    /// As [`MultiLock::lock`].
+    /// As [`MultiLock::lock_with`].
+    ///
+    /// # Cancellation safety
+    /// See [`MultiLock`].
     pub async fn lock_cancellable(&self, token: &CancellationToken) -> Result<Option<MultiGuard>> {
-        self.acquire(&Wait::cancel(token)).await
+        self.lock_with(Wait::until(token)).await
     }
 
-    async fn acquire(&self, wait: &Wait) -> Result<Option<MultiGuard>> {
+    /// Waits for every lock within `wait`'s limits (shared by all the locks); `None` if they
+    /// were reached first (the locks taken are released). The other acquire methods are
+    /// shorthands for this one.
+    ///
+    /// # Errors
+    /// `InvalidArgument` for a multi-lock over no lock; otherwise as
+    /// [`Mutex::lock_with`]. The locks already taken are released first.
+    ///
+    /// # Cancellation safety
+    /// See [`MultiLock`].
+    pub async fn lock_with(&self, wait: Wait) -> Result<Option<MultiGuard>> {
         if self.locks.is_empty() {
-            return Err(Error::InvalidArgument("a MultiLock needs at least one lock".into()));
+            return Err(ZkError::InvalidArgument("a MultiLock needs at least one lock".into()).into());
         }
+        let wait = wait.start();
         let mut guards = MultiGuard { guards: Vec::with_capacity(self.locks.len()) };
         for mutex in &self.locks {
-            // The wait's deadline is shared by all the locks.
-            match mutex.acquire(wait).await {
-                Ok(Some(guard)) => guards.guards.push(guard),
+            match mutex.acquire(&wait).await? {
+                Some(guard) => guards.guards.push(guard),
                 // Dropping `guards` releases what was taken, last first.
-                Ok(None) => return Ok(None),
-                Err(e) => return Err(e),
+                None => return Ok(None),
             }
         }
         Ok(Some(guards))

@@ -3,13 +3,16 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use conclave_core::{Client, Result};
+use conclave_core::Client;
 use tokio_util::sync::CancellationToken;
 
-use super::engine::{self, Rule, Spec, Wait};
-use super::guard::{LockGuard, LossPolicy};
-use super::order;
-use super::participants::{participants_of, Participant};
+use super::{LockGuard, LossPolicy, Participant};
+use crate::error::Result;
+use crate::hold::Hold;
+use crate::internal::contend::{self, Rule, Spec};
+use crate::internal::order;
+use crate::internal::participants::participants_of;
+use crate::wait::{Bound, Wait};
 
 /// A distributed mutual-exclusion lock on a ZooKeeper path, fair (first come, first served)
 /// and interoperable with Apache Curator's `InterProcessMutex` on the same path.
@@ -26,6 +29,7 @@ use super::participants::{participants_of, Participant};
 /// [`LockGuard`] (or a reference to it) down to the code that needs the lock held, instead of
 /// re-acquiring it; the guard's lifetime then documents the critical section.
 ///
+/// # Cancellation safety
 /// Every acquire future is cancellation-safe: dropping it (a `select!` that lost, a timeout)
 /// deletes the node it created, so no stray contender is left behind and no acquisition
 /// happens later behind the caller's back.
@@ -48,7 +52,8 @@ pub struct Mutex {
 }
 
 impl Mutex {
-    /// A mutex on the lock directory `path`. Nothing is sent until an acquire.
+    /// A mutex on the lock directory `path`. Nothing is sent until an acquire (a bad path is
+    /// reported then).
     pub fn new(client: Client, path: &str) -> Mutex {
         let spec = Spec {
             client,
@@ -79,55 +84,82 @@ impl Mutex {
         &self.spec.dir
     }
 
-    /// Waits until the lock is held.
+    /// Waits as long as it takes for the lock.
     ///
     /// # Errors
-    /// The session's terminal error if it ends first; `InvalidPath` for a bad path; `NoAuth`
-    /// if the ACL of the lock directory forbids creating children.
+    /// As [`Mutex::lock_with`].
+    ///
+    /// # Cancellation safety
+    /// Dropping the future leaves no node behind (see [`Mutex`]).
     pub async fn lock(&self) -> Result<LockGuard> {
-        let held = self.acquire(&Wait::forever()).await?;
+        let held = self.lock_with(Wait::forever()).await?;
         Ok(held.expect("an unbounded wait only ends holding the lock"))
     }
 
-    /// Takes the lock if nobody holds it or waits for it, without waiting (one round trip).
+    /// Takes the lock if nobody holds it or waits for it, without waiting (one round trip);
+    /// `None` otherwise (the node it created is removed).
     ///
     /// # Errors
-    /// As [`Mutex::lock`].
+    /// As [`Mutex::lock_with`].
+    ///
+    /// # Cancellation safety
+    /// Dropping the future leaves no node behind (see [`Mutex`]).
     pub async fn try_lock(&self) -> Result<Option<LockGuard>> {
-        self.acquire(&Wait::once()).await
+        self.lock_with(Wait::once()).await
     }
 
     /// Waits up to `timeout` for the lock; `None` if it was not acquired in time (the waiting
-    /// node is removed).
+    /// node is removed). A zero timeout still tries once.
     ///
     /// # Errors
-    /// As [`Mutex::lock`].
+    /// As [`Mutex::lock_with`].
+    ///
+    /// # Cancellation safety
+    /// Dropping the future leaves no node behind (see [`Mutex`]).
     pub async fn lock_timeout(&self, timeout: Duration) -> Result<Option<LockGuard>> {
-        self.acquire(&Wait::timeout(timeout)).await
+        self.lock_with(Wait::timeout(timeout)).await
     }
 
     /// Waits for the lock until `token` is cancelled; `None` if it was cancelled first (the
     /// waiting node is removed).
     ///
     /// # Errors
-    /// As [`Mutex::lock`].
+    /// As [`Mutex::lock_with`].
+    ///
+    /// # Cancellation safety
+    /// Dropping the future leaves no node behind (see [`Mutex`]).
     pub async fn lock_cancellable(&self, token: &CancellationToken) -> Result<Option<LockGuard>> {
-        self.acquire(&Wait::cancel(token)).await
+        self.lock_with(Wait::until(token)).await
+    }
+
+    /// Waits for the lock within `wait`'s limits; `None` if they were reached first (the
+    /// waiting node is removed). The other acquire methods are shorthands for this one.
+    ///
+    /// # Errors
+    /// `InvalidPath` (naming the lock path) before anything is sent; `NoAuth` if the ACL of
+    /// the lock directory (or of a missing parent's parent) forbids creating children;
+    /// `DataTooLarge` for oversized [`Mutex::with_data`]; the session's terminal error
+    /// (`SessionExpired`, `Closed`, ...) if it ends first. Connection losses are ridden out.
+    ///
+    /// # Cancellation safety
+    /// Dropping the future leaves no node behind (see [`Mutex`]).
+    pub async fn lock_with(&self, wait: Wait) -> Result<Option<LockGuard>> {
+        self.acquire(&wait.start()).await
     }
 
     /// The contenders on this lock, holder first, then the waiters in the order they will get
     /// it, with their node data; empty if nobody holds the lock.
     ///
     /// # Errors
-    /// As [`Client::get_children`].
+    /// As [`participants`](super::participants).
     pub async fn participants(&self) -> Result<Vec<Participant>> {
         participants_of(&self.spec.client, &self.spec.dir, self.spec.kinds, self.spec.rule).await
     }
 
-    /// One acquire within `wait`'s limits.
-    pub(crate) async fn acquire(&self, wait: &Wait) -> Result<Option<LockGuard>> {
-        let Some(acquired) = engine::acquire(&self.spec, wait).await? else { return Ok(None) };
+    /// One acquire within `wait`'s limits (also a step of a semaphore's or multi-lock's).
+    pub(crate) async fn acquire(&self, wait: &Bound) -> Result<Option<LockGuard>> {
+        let Some(acquired) = contend::acquire(&self.spec, wait).await? else { return Ok(None) };
         tracing::debug!(node = %acquired.path, token = acquired.stat.czxid, "lock acquired");
-        Ok(Some(LockGuard::new(self.spec.client.clone(), acquired, self.policy)))
+        Ok(Some(Hold::new(self.spec.client.clone(), acquired.path, acquired.stat, self.policy)))
     }
 }

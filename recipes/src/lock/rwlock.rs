@@ -3,12 +3,16 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use conclave_core::{Client, Result};
+use conclave_core::Client;
+use tokio_util::sync::CancellationToken;
 
-use super::engine::{self, Rule, Spec, Wait};
-use super::guard::{LockGuard, LossPolicy};
-use super::order;
-use super::participants::{participants_of, Participant};
+use super::{LockGuard, LossPolicy, Participant};
+use crate::error::Result;
+use crate::hold::Hold;
+use crate::internal::contend::{self, Rule, Spec};
+use crate::internal::order;
+use crate::internal::participants::participants_of;
+use crate::wait::Wait;
 
 /// A distributed read-write lock: any number of readers, or one writer. Interoperable with
 /// Curator's `InterProcessReadWriteLock` on the same path.
@@ -20,8 +24,11 @@ use super::participants::{participants_of, Participant};
 /// writer the node just ahead.
 ///
 /// Not reentrant, and there is no upgrade or downgrade: release one guard, then acquire the
-/// other kind (see [`Mutex`](super::Mutex) for why and what to do instead). Acquire futures are
-/// cancellation-safe, as for [`Mutex`](super::Mutex).
+/// other kind (see [`Mutex`](super::Mutex) for why and what to do instead).
+///
+/// # Cancellation safety
+/// Every acquire future is cancellation-safe, as for [`Mutex`](super::Mutex): dropping it
+/// deletes the node it created.
 #[derive(Debug, Clone)]
 pub struct RwLock {
     read: Spec,
@@ -65,70 +72,133 @@ impl RwLock {
         &self.write.dir
     }
 
-    /// Waits for a shared (read) hold.
+    /// Waits as long as it takes for a shared (read) hold.
     ///
     /// # Errors
-    /// As [`Mutex::lock`](super::Mutex::lock).
+    /// As [`RwLock::read_with`].
+    ///
+    /// # Cancellation safety
+    /// Dropping the future leaves no node behind.
     pub async fn read(&self) -> Result<LockGuard> {
-        self.wait(&self.read).await
+        let held = self.read_with(Wait::forever()).await?;
+        Ok(held.expect("an unbounded wait only ends holding the lock"))
     }
 
-    /// Waits for an exclusive (write) hold.
+    /// Waits as long as it takes for an exclusive (write) hold.
     ///
     /// # Errors
-    /// As [`Mutex::lock`](super::Mutex::lock).
+    /// As [`RwLock::read_with`].
+    ///
+    /// # Cancellation safety
+    /// Dropping the future leaves no node behind.
     pub async fn write(&self) -> Result<LockGuard> {
-        self.wait(&self.write).await
+        let held = self.write_with(Wait::forever()).await?;
+        Ok(held.expect("an unbounded wait only ends holding the lock"))
     }
 
     /// A read hold if no writer holds or waits, without waiting.
     ///
     /// # Errors
-    /// As [`Mutex::lock`](super::Mutex::lock).
+    /// As [`RwLock::read_with`].
+    ///
+    /// # Cancellation safety
+    /// Dropping the future leaves no node behind.
     pub async fn try_read(&self) -> Result<Option<LockGuard>> {
-        self.acquire(&self.read, &Wait::once()).await
+        self.read_with(Wait::once()).await
     }
 
     /// A write hold if nobody holds or waits, without waiting.
     ///
     /// # Errors
-    /// As [`Mutex::lock`](super::Mutex::lock).
+    /// As [`RwLock::read_with`].
+    ///
+    /// # Cancellation safety
+    /// Dropping the future leaves no node behind.
     pub async fn try_write(&self) -> Result<Option<LockGuard>> {
-        self.acquire(&self.write, &Wait::once()).await
+        self.write_with(Wait::once()).await
     }
 
     /// A read hold within `timeout`, or `None`.
     ///
     /// # Errors
-    /// As [`Mutex::lock`](super::Mutex::lock).
+    /// As [`RwLock::read_with`].
+    ///
+    /// # Cancellation safety
+    /// Dropping the future leaves no node behind.
     pub async fn read_timeout(&self, timeout: Duration) -> Result<Option<LockGuard>> {
-        self.acquire(&self.read, &Wait::timeout(timeout)).await
+        self.read_with(Wait::timeout(timeout)).await
     }
 
     /// A write hold within `timeout`, or `None`.
     ///
     /// # Errors
-    /// As [`Mutex::lock`](super::Mutex::lock).
+    /// As [`RwLock::read_with`].
+    ///
+    /// # Cancellation safety
+    /// Dropping the future leaves no node behind.
     pub async fn write_timeout(&self, timeout: Duration) -> Result<Option<LockGuard>> {
-        self.acquire(&self.write, &Wait::timeout(timeout)).await
+        self.write_with(Wait::timeout(timeout)).await
+    }
+
+    /// A read hold unless `token` is cancelled first (then `None`).
+    ///
+    /// # Errors
+    /// As [`RwLock::read_with`].
+    ///
+    /// # Cancellation safety
+    /// Dropping the future leaves no node behind.
+    pub async fn read_cancellable(&self, token: &CancellationToken) -> Result<Option<LockGuard>> {
+        self.read_with(Wait::until(token)).await
+    }
+
+    /// A write hold unless `token` is cancelled first (then `None`).
+    ///
+    /// # Errors
+    /// As [`RwLock::read_with`].
+    ///
+    /// # Cancellation safety
+    /// Dropping the future leaves no node behind.
+    pub async fn write_cancellable(&self, token: &CancellationToken) -> Result<Option<LockGuard>> {
+        self.write_with(Wait::until(token)).await
+    }
+
+    /// A read hold within `wait`'s limits; `None` if they were reached first (the waiting node
+    /// is removed). The other read methods are shorthands for this one.
+    ///
+    /// # Errors
+    /// `InvalidPath` (naming the lock path) before anything is sent; `NoAuth` if the lock
+    /// directory's ACL forbids creating children; the session's terminal error if it ends
+    /// first. Connection losses are ridden out.
+    ///
+    /// # Cancellation safety
+    /// Dropping the future leaves no node behind.
+    pub async fn read_with(&self, wait: Wait) -> Result<Option<LockGuard>> {
+        self.acquire(&self.read, wait).await
+    }
+
+    /// A write hold within `wait`'s limits; `None` if they were reached first. The other
+    /// write methods are shorthands for this one.
+    ///
+    /// # Errors
+    /// As [`RwLock::read_with`].
+    ///
+    /// # Cancellation safety
+    /// Dropping the future leaves no node behind.
+    pub async fn write_with(&self, wait: Wait) -> Result<Option<LockGuard>> {
+        self.acquire(&self.write, wait).await
     }
 
     /// The contenders, holders first (several readers can hold at once), then the waiters in
     /// order.
     ///
     /// # Errors
-    /// As [`Client::get_children`].
+    /// As [`participants`](super::participants).
     pub async fn participants(&self) -> Result<Vec<Participant>> {
         participants_of(&self.write.client, &self.write.dir, KINDS, Rule::Ahead(1)).await
     }
 
-    async fn wait(&self, spec: &Spec) -> Result<LockGuard> {
-        let held = self.acquire(spec, &Wait::forever()).await?;
-        Ok(held.expect("an unbounded wait only ends holding the lock"))
-    }
-
-    async fn acquire(&self, spec: &Spec, wait: &Wait) -> Result<Option<LockGuard>> {
-        let acquired = engine::acquire(spec, wait).await?;
-        Ok(acquired.map(|a| LockGuard::new(spec.client.clone(), a, self.policy)))
+    async fn acquire(&self, spec: &Spec, wait: Wait) -> Result<Option<LockGuard>> {
+        let acquired = contend::acquire(spec, &wait.start()).await?;
+        Ok(acquired.map(|a| Hold::new(spec.client.clone(), a.path, a.stat, self.policy)))
     }
 }

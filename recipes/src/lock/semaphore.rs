@@ -4,17 +4,19 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use conclave_core::{path, Client, Error, Result};
+use conclave_core::{path, Client, Error as ZkError};
 use tokio_util::sync::CancellationToken;
 
-use super::engine::{self, Pending, Rule, Spec, Wait};
-use super::guard::{LockGuard, LossPolicy};
-use super::mutex::Mutex;
-use super::order;
-use super::participants::{participants_of, Participant};
+use super::{LockGuard, LossPolicy, Mutex, Participant};
+use crate::error::Result;
+use crate::hold::Hold;
+use crate::internal::contend::{self, Rule, Spec};
+use crate::internal::order;
+use crate::internal::participants::participants_of;
+use crate::wait::{Bound, Wait};
 
-/// A lease of a [`Semaphore`]: the same kind of guard as a lock's. It dies with the session;
-/// dropping it returns the lease in the background, [`LockGuard::release`] waits for it.
+/// A lease of a [`Semaphore`]: the same kind of [`Hold`] as a lock's guard. It dies with the
+/// session; dropping it returns the lease in the background, [`Hold::release`] waits for it.
 pub type Lease = LockGuard;
 
 /// A distributed counting semaphore: at most `max_leases` leases are held at any time, across
@@ -22,15 +24,18 @@ pub type Lease = LockGuard;
 ///
 /// Layout: `<path>/locks` is a [`Mutex`] that serialises acquirers, and each lease is a node
 /// `<path>/leases/_c_<uuid>-lease-<seq>` (ephemeral, so leases go with their session). To
-/// acquire, take the mutex, create the lease node, and, while there are more than
-/// `max_leases` lease nodes, wait (holding the mutex, so acquirers are served in order) for
-/// one to go; then release the mutex. The limit is a convention among clients: all of them
-/// must use the same `max_leases`.
+/// acquire, take the mutex, create the lease node, and, while `max_leases` or more leases are
+/// ahead of it, wait (holding the mutex, so acquirers are served in order and only one of them
+/// watches the leases) for one to go; then release the mutex. The limit is a convention among
+/// clients: all of them must use the same `max_leases`. Children of `leases` that are not
+/// lease nodes are not counted (Curator counts every child; its layout has no others).
 ///
+/// # Cancellation safety
 /// Acquire futures are cancellation-safe: dropping one removes the lease node it created and
-/// releases the mutex.
+/// releases the mutex; leases already taken by a multi-lease acquire are returned.
 #[derive(Debug, Clone)]
 pub struct Semaphore {
+    path: String,
     lock: Mutex,
     leases: Spec,
     max_leases: u32,
@@ -46,10 +51,10 @@ impl Semaphore {
             dir: path::join(path, "leases"),
             kind: order::LEASE,
             kinds: &[order::LEASE],
-            rule: Rule::Ahead(max_leases as usize),
+            rule: Rule::Within(max_leases as usize),
             data: Bytes::new(),
         };
-        Semaphore { lock, leases, max_leases, policy: LossPolicy::default() }
+        Semaphore { path: path.to_string(), lock, leases, max_leases, policy: LossPolicy::default() }
     }
 
     /// Stores `data` in each lease node (empty by default).
@@ -65,62 +70,84 @@ impl Semaphore {
         self
     }
 
+    /// The semaphore's path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
     /// The number of leases that can be held at once.
     pub fn max_leases(&self) -> u32 {
         self.max_leases
     }
 
-    /// Waits for `n` leases.
+    /// Waits as long as it takes for `n` leases.
     ///
     /// # Errors
-    /// `InvalidArgument` if `n` exceeds `max_leases` (it could never succeed); otherwise as
-    /// [`Mutex::lock`]. Leases already taken are returned first.
+    /// As [`Semaphore::acquire_with`].
+    ///
+    /// # Cancellation safety
+    /// Dropping the future leaves no lease node behind and returns the leases already taken.
     pub async fn acquire(&self, n: u32) -> Result<Vec<Lease>> {
-        let leases = self.acquire_within(n, &Wait::forever()).await?;
+        let leases = self.acquire_with(n, Wait::forever()).await?;
         Ok(leases.expect("an unbounded wait only ends with the leases"))
     }
 
-    /// `n` leases if they are free now, without waiting.
+    /// `n` leases if they are free now, without waiting; `None` otherwise.
     ///
     /// # Errors
+    /// As [`Semaphore::acquire_with`].
+    ///
+    /// # Cancellation safety
     /// As [`Semaphore::acquire`].
     pub async fn try_acquire(&self, n: u32) -> Result<Option<Vec<Lease>>> {
-        self.acquire_within(n, &Wait::once()).await
+        self.acquire_with(n, Wait::once()).await
     }
 
     /// Waits up to `timeout` (in all) for `n` leases; `None` if they were not all acquired in
     /// time (those taken are returned).
     ///
     /// # Errors
+    /// As [`Semaphore::acquire_with`].
+    ///
+    /// # Cancellation safety
     /// As [`Semaphore::acquire`].
     pub async fn acquire_timeout(&self, n: u32, timeout: Duration) -> Result<Option<Vec<Lease>>> {
-        self.acquire_within(n, &Wait::timeout(timeout)).await
+        self.acquire_with(n, Wait::timeout(timeout)).await
     }
 
     /// Waits for `n` leases until `token` is cancelled; `None` if it was cancelled first.
     ///
     /// # Errors
+    /// As [`Semaphore::acquire_with`].
+    ///
+    /// # Cancellation safety
     /// As [`Semaphore::acquire`].
     pub async fn acquire_cancellable(&self, n: u32, token: &CancellationToken) -> Result<Option<Vec<Lease>>> {
-        self.acquire_within(n, &Wait::cancel(token)).await
+        self.acquire_with(n, Wait::until(token)).await
     }
 
-    /// The lease nodes, oldest first, with their data: the holders, then the one lease (if
-    /// any) whose acquirer is waiting for a holder to leave.
+    /// Waits for `n` leases within `wait`'s limits (shared by all `n`); `None` if they were
+    /// reached first (the leases taken are returned). The other acquire methods are shorthands
+    /// for this one.
     ///
     /// # Errors
-    /// As [`Client::get_children`].
-    pub async fn participants(&self) -> Result<Vec<Participant>> {
-        participants_of(&self.leases.client, &self.leases.dir, self.leases.kinds, self.leases.rule).await
-    }
-
-    async fn acquire_within(&self, n: u32, wait: &Wait) -> Result<Option<Vec<Lease>>> {
+    /// `InvalidArgument` if `n` exceeds `max_leases` (it could never succeed); `InvalidPath`
+    /// (naming the semaphore's path) before anything is sent; `NoAuth` if an ACL forbids the
+    /// creates; the session's terminal error if it ends first. Leases already taken are
+    /// returned first.
+    ///
+    /// # Cancellation safety
+    /// As [`Semaphore::acquire`].
+    pub async fn acquire_with(&self, n: u32, wait: Wait) -> Result<Option<Vec<Lease>>> {
         if n > self.max_leases {
-            return Err(Error::InvalidArgument(format!("{n} leases asked of a semaphore of {}", self.max_leases)));
+            let msg = format!("{n} leases asked of a semaphore of {}", self.max_leases);
+            return Err(ZkError::InvalidArgument(msg).into());
         }
+        path::validate_path(&self.path)?;
+        let wait = wait.start();
         let mut leases = Vec::with_capacity(n as usize);
         for _ in 0..n {
-            match self.acquire_one(wait).await? {
+            match self.acquire_one(&wait).await? {
                 Some(lease) => leases.push(lease),
                 // Dropping `leases` returns those taken.
                 None => return Ok(None),
@@ -129,46 +156,20 @@ impl Semaphore {
         Ok(Some(leases))
     }
 
-    /// One lease, taken under the semaphore's mutex (released, in the background, on return).
-    async fn acquire_one(&self, wait: &Wait) -> Result<Option<Lease>> {
-        engine::bounded(wait, |wait| self.take_one(wait)).await
+    /// The lease nodes, oldest first, with their data: the holders, then the one lease (if
+    /// any) whose acquirer is waiting for a holder to leave.
+    ///
+    /// # Errors
+    /// As [`participants`](super::participants).
+    pub async fn participants(&self) -> Result<Vec<Participant>> {
+        participants_of(&self.leases.client, &self.leases.dir, self.leases.kinds, self.leases.rule).await
     }
 
-    /// [`Semaphore::acquire_one`] without its bound.
-    async fn take_one(&self, wait: &Wait) -> Result<Option<Lease>> {
+    /// One lease, taken under the semaphore's mutex (released, in the background, on return).
+    /// Both steps are bounded by `wait`.
+    async fn acquire_one(&self, wait: &Bound) -> Result<Option<Lease>> {
         let Some(_turn) = self.lock.acquire(wait).await? else { return Ok(None) };
-        let spec = &self.leases;
-        'create: loop {
-            let mut pending = Pending::new(spec);
-            let (own, stat, mut listing) = engine::create(spec, &mut pending).await?;
-            let own_name = path::name(&own).to_string();
-            loop {
-                let (children, watcher) = match listing.take() {
-                    Some(children) => (children, None),
-                    None => {
-                        let (children, watcher) =
-                            engine::answered(&spec.client, || spec.client.get_children_and_watch(&spec.dir)).await?;
-                        (children, Some(watcher))
-                    }
-                };
-                if !children.contains(&own_name) {
-                    // Deleted by someone else while we waited: make another.
-                    pending.clear();
-                    continue 'create;
-                }
-                // Every child counts, as in Curator.
-                if children.len() <= self.max_leases as usize {
-                    pending.clear();
-                    let acquired = engine::Acquired { path: own, stat };
-                    return Ok(Some(LockGuard::new(spec.client.clone(), acquired, self.policy)));
-                }
-                if wait.once {
-                    return Ok(None);
-                }
-                if let Some(watcher) = watcher {
-                    watcher.await?;
-                }
-            }
-        }
+        let acquired = contend::acquire(&self.leases, wait).await?;
+        Ok(acquired.map(|a| Hold::new(self.leases.client.clone(), a.path, a.stat, self.policy)))
     }
 }

@@ -22,7 +22,8 @@ pub mod clients;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use conclave::{Client, ClientBuilder, CreateMode, Result, ServerHandle};
+use conclave::{Client, ClientBuilder, CreateMode, ServerHandle};
+use conclave_core::Result;
 
 /// Which server a test runs against.
 #[derive(Debug, Clone)]

@@ -144,6 +144,15 @@ impl CliError {
         CliError::new(context, reason, ExitClass::of(e))
     }
 
+    /// A recipe's error while doing `context`: a client or server error as [`CliError::zk`]; a
+    /// lost hold in class [`ExitClass::LockLost`].
+    pub fn recipe(context: impl Into<String>, e: &conclave::Error) -> CliError {
+        match e {
+            conclave::Error::Zk(e) => CliError::zk(context, e),
+            lost => CliError::new(context, lost.to_string(), ExitClass::LockLost),
+        }
+    }
+
     /// A failure to open a session to `target` (the connect string).
     pub fn connect(target: &str, e: &Error) -> CliError {
         let context = format!("cannot connect to {target}");

@@ -106,7 +106,7 @@ async fn hold(client: &Client, args: &LockArgs, context: &str, signals: &mut Shu
     };
     // Dropping the acquire (on a signal) deletes its waiting node.
     let acquired = tokio::select! {
-        acquired = acquire => acquired.map_err(|e| CliError::zk(context, &e))?,
+        acquired = acquire => acquired.map_err(|e| CliError::recipe(context, &e))?,
         signal = signals.received() => return Err(interrupted(context, signal)),
     };
     let Some(guard) = acquired else {
@@ -122,7 +122,7 @@ async fn hold(client: &Client, args: &LockArgs, context: &str, signals: &mut Shu
         drop(guard);
         return Err(CliError::new(
             context,
-            format!("lost the lock before the command started: {reason}"),
+            format!("lost the lock before the command started: {}", loss_text(reason)),
             ExitClass::LockLost,
         ));
     }
@@ -160,7 +160,7 @@ async fn hold(client: &Client, args: &LockArgs, context: &str, signals: &mut Shu
         drop(guard);
         return Err(CliError::new(
             context,
-            format!("the lock was lost while the command ran: {reason}; {}", ended.stop_story()),
+            format!("the lock was lost while the command ran: {}; {}", loss_text(reason), ended.stop_story()),
             ExitClass::LockLost,
         ));
     }
@@ -169,7 +169,11 @@ async fn hold(client: &Client, args: &LockArgs, context: &str, signals: &mut Shu
         // the command's exclusivity cannot be vouched for.
         return Err(CliError::new(
             context,
-            format!("the lock was lost before it was released ({e}); the command {}", describe(ended.status)),
+            format!(
+                "the lock was lost before it was released ({}); the command {}",
+                release_text(&e),
+                describe(ended.status)
+            ),
             ExitClass::LockLost,
         ));
     }
@@ -309,6 +313,22 @@ fn spawn_error(context: &str, program: &OsStr, e: io::Error) -> CliError {
 async fn release_quietly(guard: LockGuard) {
     if let Err(e) = guard.release().await {
         tracing::debug!(error = %e, "release failed");
+    }
+}
+
+/// What a loss means, told of a lock.
+fn loss_text(reason: LossReason) -> String {
+    match reason {
+        LossReason::NodeDeleted => "the lock node was deleted".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Why a release failed, told of a lock.
+fn release_text(e: &conclave::Error) -> String {
+    match e {
+        conclave::Error::Lost { reason, .. } => loss_text(*reason),
+        other => other.to_string(),
     }
 }
 

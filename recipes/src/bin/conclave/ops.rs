@@ -270,7 +270,10 @@ impl OneShot {
                 Reply::Deleted { path: path.clone() }
             }
             OneShot::Locks(path) => {
-                let participants = conclave::lock::participants(client, path).await?;
+                let participants = conclave::lock::participants(client, path).await.map_err(|e| match e {
+                    conclave::Error::Zk(e) => e,
+                    lost => Error::Protocol(lost.to_string()),
+                })?;
                 Reply::Locks { path: path.clone(), participants }
             }
         })

@@ -27,12 +27,12 @@ use std::time::Duration;
 
 use conclave::lock::{LockGuard, LossReason, Mutex};
 use conclave::proto::OpCode;
-use conclave::{Client, CreateMode, Error, Result};
+use conclave::{Client, CreateMode, Error, Result, ZkError};
 use tokio::time::Instant;
 
 use crate::conformance;
 use crate::fault_run::Rng;
-use crate::lock::children;
+use super::children;
 use crate::support::{within, Env};
 
 conformance!(checker_catches_a_holder_that_ignores_its_loss);
@@ -76,9 +76,12 @@ struct Log {
     unexpected: StdMutex<Vec<String>>,
 }
 
-/// The variant name of an error (`SessionExpired`, `LockLost`, ...).
-fn kind(e: &Error) -> String {
-    format!("{e:?}").split(['(', ' ', '{']).next().unwrap_or("?").to_string()
+/// The variant name of an error (`SessionExpired`, `Lost`, ...), the core one's for a
+/// wrapped core error.
+fn kind(e: &(impl std::fmt::Debug + ?Sized)) -> String {
+    let text = format!("{e:?}");
+    let text = text.strip_prefix("Zk(").unwrap_or(&text);
+    text.split(['(', ' ', '{']).next().unwrap_or("?").to_string()
 }
 
 impl Log {
@@ -198,7 +201,7 @@ async fn write(g: &LockGuard, fenced: bool) -> Result<()> {
     if fenced {
         g.fenced().create(&path, b"".to_vec(), CreateMode::PersistentSequential).commit().await.map(drop)
     } else {
-        g.client().create(&path, b"", CreateMode::PersistentSequential).await.map(drop)
+        Ok(g.client().create(&path, b"", CreateMode::PersistentSequential).await.map(drop)?)
     }
 }
 
@@ -223,10 +226,10 @@ async fn hold(log: &Arc<Log>, who: usize, g: LockGuard, rng: &mut Rng) {
             Ok(()) => {
                 log.accepted.fetch_add(1, Ordering::Relaxed);
             }
-            Err(Error::LockLost { .. }) => {
+            Err(Error::Lost { .. }) => {
                 log.fence_rejects.fetch_add(1, Ordering::Relaxed);
             }
-            Err(e @ (Error::ConnectionLoss | Error::SessionExpired)) => log.count(format!("write:{}", kind(&e))),
+            Err(e @ Error::Zk(ZkError::ConnectionLoss | ZkError::SessionExpired)) => log.count(format!("write:{}", kind(&e))),
             Err(e) => log.unexpected(format!("fenced write of {}: {e}", g.path())),
         }
     }
@@ -237,7 +240,7 @@ async fn hold(log: &Arc<Log>, who: usize, g: LockGuard, rng: &mut Rng) {
     } else {
         match g.release().await {
             Ok(()) => log.count("release:ok".into()),
-            Err(e @ (Error::LockLost { .. } | Error::SessionExpired)) => log.count(format!("release:{}", kind(&e))),
+            Err(e @ (Error::Lost { .. } | Error::Zk(ZkError::SessionExpired))) => log.count(format!("release:{}", kind(&e))),
             Err(e) => log.unexpected(format!("release: {e}")),
         }
     }
@@ -269,7 +272,7 @@ async fn contender(who: usize, current: Arc<StdMutex<Client>>, log: Arc<Log>, st
             }
             Ok(Err(e)) => {
                 log.count(format!("lock:{}", kind(&e)));
-                if !matches!(e, Error::SessionExpired) {
+                if e != ZkError::SessionExpired {
                     log.unexpected(format!("contender {who}: lock(): {e}"));
                 }
             }
@@ -499,7 +502,7 @@ async fn checker_catches_a_holder_that_ignores_its_loss(env: Env) -> Result<()> 
     let ib = log.acquired(1, &gb);
     write(&gb, true).await?;
     // The zombie writes on.
-    assert!(matches!(write(&ga, true).await, Err(Error::LockLost { .. })), "the fence refuses it");
+    assert!(matches!(write(&ga, true).await, Err(Error::Lost { .. })), "the fence refuses it");
     write(&ga, false).await?;
     log.released(ia);
     log.released(ib);
@@ -516,7 +519,7 @@ async fn checker_catches_a_holder_that_ignores_its_loss(env: Env) -> Result<()> 
     honest.released(ia);
     honest.released(ib);
     assert_eq!(honest.double_holds(), Vec::<String>::new());
-    assert!(matches!(ga.release().await, Err(Error::LockLost { .. })));
+    assert!(matches!(ga.release().await, Err(Error::Lost { .. })));
     gb.release().await?;
     println!(
         "RESULT lock_stress_negative_control backend={} double_holds=1 stale_accepted={stale} fence_rejects=1",

@@ -1,9 +1,9 @@
 //! The lock recipes (`conclave::lock`): behaviour on both backends. Exclusion and FIFO order,
-//! `try_lock` / `lock_timeout` / `lock_cancellable`, fencing tokens and fenced transactions,
-//! release and drop, participants, the read-write lock, the multi-lock, cancellation of pending
-//! acquires (also while the create is in flight), and the herd check (a release wakes exactly one
-//! waiter, counted in the server's watch tables). Faults (expiry, lost replies, cuts, the
-//! sequence counter's edges) are in `lock_faults`, the stress run in `lock_stress`.
+//! `try_lock` / `lock_timeout` / `lock_cancellable` / `lock_with`, fencing tokens and fenced
+//! transactions, release and drop, participants, the read-write lock, the multi-lock,
+//! cancellation of pending acquires (also while the create is in flight), and the herd check (a
+//! release wakes exactly one waiter, counted in the server's watch tables). Faults (expiry, lost
+//! replies, cuts, the sequence counter's edges) are in `faults`, the stress run in `stress`.
 //!
 //! "Leaves no node" is checked through the contender's own client: its cleanup delete is queued
 //! on its session before the acquire returns, so a later read by the same client sees it done.
@@ -12,12 +12,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use conclave::lock::{participants, LossReason, MultiLock, Mutex, RwLock};
-use conclave::{Acl, Client, CreateMode, CreateOptions, Error, Id, OpResult, Perms, Result};
+use conclave::{Acl, Client, CreateMode, CreateOptions, Error, Id, OpResult, Perms, Result, ZkError};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::conformance;
+use super::{children, name, until_children};
 use crate::support::{pending_for, within, Env};
 
 conformance!(
@@ -39,38 +40,6 @@ conformance!(
     dropped_acquire_deletes_its_node,
     acquire_dropped_while_its_create_is_held_leaves_nothing,
 );
-
-/// The children of `dir` (none if it does not exist).
-pub async fn children(client: &Client, dir: &str) -> Vec<String> {
-    match client.get_children(dir).await {
-        Ok(mut c) => {
-            c.sort();
-            c
-        }
-        Err(Error::NoNode) => Vec::new(),
-        Err(e) => panic!("list {dir}: {e}"),
-    }
-}
-
-/// Waits until `dir` has exactly `n` children.
-#[track_caller]
-pub fn until_children(client: &Client, dir: &str, n: usize) -> impl std::future::Future<Output = Vec<String>> {
-    let (client, dir) = (client.clone(), dir.to_string());
-    within(30, async move {
-        loop {
-            let c = children(&client, &dir).await;
-            if c.len() == n {
-                return c;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-}
-
-/// The last path segment.
-pub fn name(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
-}
 
 /// An uncontended lock: one protected ephemeral-sequential node owned by the session, under
 /// container parents; release removes it.
@@ -101,14 +70,14 @@ async fn lock_and_release(env: Env) -> Result<()> {
 async fn acquire_errors_are_reported(env: Env) -> Result<()> {
     let c = env.client().await;
     let err = within(10, Mutex::new(c.clone(), "no-slash").lock()).await;
-    assert!(matches!(err, Err(Error::InvalidPath { .. })), "{err:?}");
+    assert!(matches!(err, Err(Error::Zk(ZkError::InvalidPath { .. }))), "{err:?}");
     let read_only = vec![Acl::new(Perms::READ, Id::anyone())];
     c.create("/sealed", b"", CreateOptions::new(CreateMode::Persistent).acl(read_only)).await?;
-    assert_eq!(within(10, Mutex::new(c.clone(), "/sealed").lock()).await.map(drop), Err(Error::NoAuth));
-    assert_eq!(within(10, Mutex::new(c.clone(), "/sealed").try_lock()).await.map(drop), Err(Error::NoAuth));
-    assert_eq!(within(10, RwLock::new(c.clone(), "/sealed").read()).await.map(drop), Err(Error::NoAuth));
+    assert_eq!(within(10, Mutex::new(c.clone(), "/sealed").lock()).await.map(drop), Err(Error::Zk(ZkError::NoAuth)));
+    assert_eq!(within(10, Mutex::new(c.clone(), "/sealed").try_lock()).await.map(drop), Err(Error::Zk(ZkError::NoAuth)));
+    assert_eq!(within(10, RwLock::new(c.clone(), "/sealed").read()).await.map(drop), Err(Error::Zk(ZkError::NoAuth)));
     let multi = MultiLock::new([Mutex::new(c.clone(), "/a"), Mutex::new(c.clone(), "/sealed")]);
-    assert_eq!(within(10, multi.lock()).await.map(drop), Err(Error::NoAuth));
+    assert_eq!(within(10, multi.lock()).await.map(drop), Err(Error::Zk(ZkError::NoAuth)));
     assert_eq!(children(&c, "/a").await, Vec::<String>::new(), "the lock taken first was released");
     assert_eq!(children(&c, "/sealed").await, Vec::<String>::new());
     Ok(())
@@ -246,17 +215,17 @@ async fn fenced_transaction_needs_the_lock(env: Env) -> Result<()> {
     assert!(matches!(&results[..], [OpResult::SetData { stat }] if stat.version == 1), "{results:?}");
     // A failing op of the caller's is reported with its own index (the fence is not counted).
     let err = g.fenced().check("/data", Some(1)).set_data("/data", b"x".to_vec(), Some(7)).commit().await;
-    assert!(matches!(&err, Err(Error::MultiFailed { index: 1, source }) if **source == Error::BadVersion), "{err:?}");
+    assert!(matches!(&err, Err(Error::Zk(ZkError::MultiFailed { index: 1, source })) if **source == ZkError::BadVersion), "{err:?}");
 
     let lost = g.lost();
     op.delete(g.path(), None).await?;
     assert_eq!(within(10, lost).await, LossReason::NodeDeleted);
     assert!(!g.is_held());
     let err = g.fenced().set_data("/data", b"stale".to_vec(), None).commit().await;
-    assert!(matches!(&err, Err(Error::LockLost { path, .. }) if path == g.path()), "{err:?}");
+    assert!(matches!(&err, Err(Error::Lost { path, .. }) if path == g.path()), "{err:?}");
     assert_eq!(op.get_data("/data").await?.0.as_ref(), b"two", "nothing applied");
     let path = g.path().to_string();
-    assert!(matches!(g.release().await, Err(Error::LockLost { path: p, .. }) if p == path));
+    assert!(matches!(g.release().await, Err(Error::Lost { path: p, .. }) if p == path));
     Ok(())
 }
 
@@ -468,10 +437,10 @@ async fn multi_lock_is_all_or_nothing(env: Env) -> Result<()> {
     other.delete(all.guards()[1].path(), None).await?;
     assert_eq!(within(10, lost).await, LossReason::NodeDeleted);
     let err = all.fenced().delete("/m/data", None).commit().await;
-    assert!(matches!(&err, Err(Error::LockLost { path, .. }) if path == all.guards()[1].path()), "{err:?}");
-    assert!(matches!(all.release().await, Err(Error::LockLost { .. })), "one lock was lost");
+    assert!(matches!(&err, Err(Error::Lost { path, .. }) if path == all.guards()[1].path()), "{err:?}");
+    assert!(matches!(all.release().await, Err(Error::Lost { .. })), "one lock was lost");
     assert_eq!(children(&c, "/m/a").await, Vec::<String>::new(), "the other one was still released");
-    assert!(matches!(MultiLock::new([]).try_lock().await, Err(Error::InvalidArgument(_))));
+    assert!(matches!(MultiLock::new([]).try_lock().await, Err(Error::Zk(ZkError::InvalidArgument(_)))));
     Ok(())
 }
 

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use conclave::lock::Semaphore;
-use conclave::{Client, Error};
+use conclave::{Client, ZkError as Error};
 
 use super::{
     children_in_order, holders, is_curator_name, names, node_name, signal, wait_for_node, without_the_lock, Interop,

@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use conclave::lock::{LossPolicy, LossReason, Mutex};
 use conclave::proto::OpCode;
-use conclave::{Client, CreateMode, Error, Result, SessionState};
+use conclave::{Client, CreateMode, Error, Result, SessionState, ZkError};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::conformance;
-use crate::lock::{children, name, until_children};
+use super::{children, name, until_children};
 use crate::support::{cut_and_reconnect, pending_for, within, Env};
 
 conformance!(
@@ -49,7 +49,7 @@ async fn expiry_while_holding_hands_the_lock_on(env: Env) -> Result<()> {
     assert!(!ga.is_held());
     assert_eq!(within(10, ga.lost()).await, LossReason::SessionLost, "a later lost() resolves at once");
     assert!(ga.fenced().set_data("/data", b"stale".to_vec(), None).commit().await.is_err());
-    assert_eq!(ga.release().await, Err(Error::SessionExpired));
+    assert_eq!(ga.release().await, Err(Error::Zk(ZkError::SessionExpired)));
     gb.fenced().set_data("/data", b"b".to_vec(), None).commit().await?;
     assert_eq!(b.get_data("/data").await?.0.as_ref(), b"b");
     gb.release().await?;
@@ -106,10 +106,10 @@ async fn waiter_session_expiry_ends_its_acquire(env: Env) -> Result<()> {
     until_children(&a, "/l", 2).await;
     env.expire(&b).await?;
     let err = within(30, waiter).await.expect("waiter task").expect_err("the session expired");
-    assert_eq!(err, Error::SessionExpired);
+    assert_eq!(err, ZkError::SessionExpired);
     assert_eq!(children(&a, "/l").await, vec![name(ga.path()).to_string()]);
     // An acquire on the ended session fails at once; so does one on a closed client.
-    assert_eq!(within(5, Mutex::new(b.clone(), "/l").lock()).await.map(drop), Err(Error::SessionExpired));
+    assert_eq!(within(5, Mutex::new(b.clone(), "/l").lock()).await.map(drop), Err(Error::Zk(ZkError::SessionExpired)));
     let closed = env.client().await;
     closed.close().await;
     assert!(within(5, Mutex::new(closed, "/l").try_lock()).await.is_err());
@@ -242,7 +242,7 @@ async fn waiters_whose_predecessors_leave_keep_their_place(env: Env) -> Result<(
     for (id, task) in tasks {
         match (id, task.await) {
             ("dropped", Err(e)) => assert!(e.is_cancelled()),
-            ("expires", Ok(r)) => assert_eq!(r, Err(Error::SessionExpired)),
+            ("expires", Ok(r)) => assert_eq!(r, Err(Error::Zk(ZkError::SessionExpired))),
             (_, Ok(r)) => r?,
             (id, Err(e)) => panic!("{id}: {e}"),
         }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use conclave::lock::Semaphore;
-use conclave::{Error, Result};
+use conclave::{Error, Result, ZkError};
 
 use crate::conformance;
 use crate::support::{within, Env};
@@ -130,7 +130,7 @@ async fn leases_die_with_the_session(env: Env) -> Result<()> {
 async fn asking_more_than_max_is_refused(env: Env) -> Result<()> {
     let c = env.client().await;
     let sem = Semaphore::new(c.clone(), "/small", 2);
-    assert!(matches!(sem.acquire(3).await, Err(Error::InvalidArgument(_))));
+    assert!(matches!(sem.acquire(3).await, Err(Error::Zk(ZkError::InvalidArgument(_)))));
     assert!(sem.acquire(0).await?.is_empty());
     assert_eq!(c.exists("/small").await?, None);
     Ok(())

@@ -34,7 +34,7 @@ mod semaphore;
 use std::time::{Duration, Instant};
 
 use conclave::lock::{LockGuard, Mutex, Participant, RwLock, Semaphore};
-use conclave::{Client, CreateMode, Error};
+use conclave::{Client, CreateMode, ZkError as Error};
 use tokio::task::JoinHandle;
 
 use crate::support::clients::{run, CuratorProgram};

@@ -1,9 +1,9 @@
-//! How contenders are named and put in order: the Curator-compatible node names of each kind of
-//! lock, and the overflow-safe ordering of their 32-bit sequence suffixes.
+//! How contenders are named and put in order: the Curator-compatible node-name markers of each
+//! kind of contender, and the overflow-safe ordering of their 32-bit sequence suffixes.
 //!
 //! A contender's node is `_c_<uuid>-<kind><seq>`, where `<kind>` is `lock-` (mutex, semaphore
-//! lock), `__READ__` or `__WRIT__` (read-write lock) and `<seq>` the ten-digit, signed suffix
-//! ZooKeeper appends. Curator sorts by the text after the last kind marker, compared as a
+//! lock), `__READ__` or `__WRIT__` (read-write lock), `lease-` (semaphore lease), and `<seq>` the
+//! ten-digit, signed suffix ZooKeeper appends. Curator sorts by the text after the last kind marker, compared as a
 //! string; this module parses the suffix as the signed 32-bit number it is and orders by
 //! serial-number arithmetic (RFC 1982), so a counter that wraps past `i32::MAX` (or runs through
 //! negative values, ZOOKEEPER-4372) never puts a newcomer ahead of an older contender.
@@ -21,7 +21,7 @@ pub(crate) const READ: Kind = Kind("__READ__");
 /// Curator's `InterProcessReadWriteLock` write marker.
 pub(crate) const WRITE: Kind = Kind("__WRIT__");
 
-/// One child of a lock directory, understood.
+/// One child of a contention directory, understood.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Contender {
     /// The child's name.

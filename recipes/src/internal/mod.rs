@@ -1,0 +1,19 @@
+//! The machinery every recipe family shares (crate-private): a recipe is a small driver on
+//! these, not a new copy of them.
+//!
+//! - [`contend`]: the contention engine. Contenders queue up with protected ephemeral-sequential
+//!   nodes; a [`contend::Spec`] (node marker, data) and a [`contend::Rule`] (who holds) describe
+//!   one kind of contender. Mutex, read-write lock and semaphore are specs.
+//! - [`order`]: contender node names (Curator's markers) and the overflow-safe order of their
+//!   sequence suffixes.
+//! - [`watch`]: the one watch-and-re-read loop every wait runs on (connection losses ridden
+//!   out, a re-read after reconnecting, the session's end ends it).
+//! - [`participants`]: who holds and who waits on a contention directory.
+//!
+//! What a recipe grants is a [`Hold`](crate::hold::Hold), and how long a call may wait is a
+//! [`Wait`](crate::Wait); both are public, in their own modules.
+
+pub(crate) mod contend;
+pub(crate) mod order;
+pub(crate) mod participants;
+pub(crate) mod watch;

@@ -162,16 +162,6 @@ pub enum Error {
     /// An I/O error of the embedded server or the command line (binding a port, ...).
     #[error("I/O error: {0}")]
     Io(String),
-    /// A recipe's hold (a lock, lease or leadership) ended before it was released: its node was
-    /// deleted by someone else or went with the session. Work done under it may not have been
-    /// exclusive; a fenced write made without it was rejected.
-    #[error("{path}: the hold was lost before it was released ({reason})")]
-    LockLost {
-        /// The recipe's own node.
-        path: String,
-        /// What happened to it.
-        reason: &'static str,
-    },
 }
 
 impl Error {
@@ -227,8 +217,7 @@ impl Error {
             | Error::Protocol(_)
             | Error::Closed
             | Error::StaleRead { .. }
-            | Error::Io(_)
-            | Error::LockLost { .. } => return None,
+            | Error::Io(_) => return None,
         })
     }
 

@@ -18,25 +18,10 @@ use conclave::{Client, CreateMode, Op, SessionState};
 use conclave_core::{Error, Result};
 use tokio::time::Instant;
 
+use crate::support::stress::Rng;
 use crate::support::{within, Env};
 
 const CLIENTS: usize = 8;
-
-/// A small deterministic generator (xorshift), seeded per run so failures can be replayed.
-pub(crate) struct Rng(pub(crate) u64);
-
-impl Rng {
-    pub(crate) fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    pub(crate) fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// What a run observed.
 #[derive(Default)]

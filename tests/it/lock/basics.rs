@@ -17,8 +17,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::conformance;
 use super::{children, name, until_children};
+use crate::conformance;
 use crate::support::{pending_for, within, Env};
 
 conformance!(
@@ -74,7 +74,10 @@ async fn acquire_errors_are_reported(env: Env) -> Result<()> {
     let read_only = vec![Acl::new(Perms::READ, Id::anyone())];
     c.create("/sealed", b"", CreateOptions::new(CreateMode::Persistent).acl(read_only)).await?;
     assert_eq!(within(10, Mutex::new(c.clone(), "/sealed").lock()).await.map(drop), Err(Error::Zk(ZkError::NoAuth)));
-    assert_eq!(within(10, Mutex::new(c.clone(), "/sealed").try_lock()).await.map(drop), Err(Error::Zk(ZkError::NoAuth)));
+    assert_eq!(
+        within(10, Mutex::new(c.clone(), "/sealed").try_lock()).await.map(drop),
+        Err(Error::Zk(ZkError::NoAuth))
+    );
     assert_eq!(within(10, RwLock::new(c.clone(), "/sealed").read()).await.map(drop), Err(Error::Zk(ZkError::NoAuth)));
     let multi = MultiLock::new([Mutex::new(c.clone(), "/a"), Mutex::new(c.clone(), "/sealed")]);
     assert_eq!(within(10, multi.lock()).await.map(drop), Err(Error::Zk(ZkError::NoAuth)));
@@ -215,7 +218,10 @@ async fn fenced_transaction_needs_the_lock(env: Env) -> Result<()> {
     assert!(matches!(&results[..], [OpResult::SetData { stat }] if stat.version == 1), "{results:?}");
     // A failing op of the caller's is reported with its own index (the fence is not counted).
     let err = g.fenced().check("/data", Some(1)).set_data("/data", b"x".to_vec(), Some(7)).commit().await;
-    assert!(matches!(&err, Err(Error::Zk(ZkError::MultiFailed { index: 1, source })) if **source == ZkError::BadVersion), "{err:?}");
+    assert!(
+        matches!(&err, Err(Error::Zk(ZkError::MultiFailed { index: 1, source })) if **source == ZkError::BadVersion),
+        "{err:?}"
+    );
 
     let lost = g.lost();
     op.delete(g.path(), None).await?;

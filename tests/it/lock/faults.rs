@@ -15,8 +15,8 @@ use conclave::{Client, CreateMode, Error, Result, SessionState, ZkError};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::conformance;
 use super::{children, name, until_children};
+use crate::conformance;
 use crate::support::{cut_and_reconnect, pending_for, within, Env};
 
 conformance!(

@@ -1,4 +1,4 @@
-//! The lock stress run: 16 contenders (8 clients with 2 sessions each) on one `Mutex` while
+//! The lock stress run: 16 contenders (sessions) on one `Mutex` while
 //! connections are cut and stalled, sessions killed, create replies lost and holders' nodes
 //! deleted under them, at random. Then a checker proves, from what was logged:
 //!
@@ -14,11 +14,12 @@
 //! - nothing lost: every `lock()` call returned a guard or a session error (none hung), every
 //!   contender got the lock, and the lock directory is empty at the end.
 //!
-//! The embedded run uses virtual time (`CONCLAVE_LOCK_STRESS_SECS` of it, default 20); a shorter
-//! real-time run on a real ZooKeeper goes through one `testing::Proxy` per session
-//! (`CONCLAVE_LOCK_STRESS_REAL_SECS`, default 8). Each prints one `RESULT lock_stress` line.
-//! The negative control feeds the checker a holder that ignores its loss and writes unfenced,
-//! and the checker reports it.
+//! The three tests come from `stress_trio!` (`support::stress`): the embedded run in virtual time
+//! (`CONCLAVE_LOCK_STRESS_SECS` of it, default 20), a shorter real-time run on a real ZooKeeper
+//! through one `testing::Proxy` per session (`CONCLAVE_LOCK_STRESS_REAL_SECS`, default 8), each
+//! printing one `RESULT lock_stress` line, and the negative control, which feeds the checker a
+//! holder that ignores its loss and writes unfenced, and sees the checker report it. A fourth run
+//! puts the lock directory's sequence counter where ZooKeeper 3.8's sticks.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -30,12 +31,23 @@ use conclave::proto::OpCode;
 use conclave::{Client, CreateMode, Error, Result, ZkError};
 use tokio::time::Instant;
 
-use crate::conformance;
-use crate::fault_run::Rng;
 use super::children;
+use crate::stress_trio;
+use crate::support::stress::{Fault, Plan, Rng, Run};
 use crate::support::{within, Env};
 
-conformance!(checker_catches_a_holder_that_ignores_its_loss);
+/// 16 sessions on the embedded server for 20 virtual seconds, 200 faults; 8 sessions through
+/// proxies on a real ZooKeeper for 8 s, 40 faults.
+const PLAN: Plan = Plan {
+    name: "lock_stress",
+    sessions: (16, 8),
+    secs: ("CONCLAVE_LOCK_STRESS_SECS", 20),
+    real_secs: ("CONCLAVE_LOCK_STRESS_REAL_SECS", 8),
+    faults_per_sec: (10, 5),
+    lost_reply: Some(OpCode::Create2),
+};
+
+stress_trio!(PLAN, run, negative_control);
 
 const DIR: &str = "/lock";
 const STORE: &str = "/store";
@@ -229,7 +241,9 @@ async fn hold(log: &Arc<Log>, who: usize, g: LockGuard, rng: &mut Rng) {
             Err(Error::Lost { .. }) => {
                 log.fence_rejects.fetch_add(1, Ordering::Relaxed);
             }
-            Err(e @ Error::Zk(ZkError::ConnectionLoss | ZkError::SessionExpired)) => log.count(format!("write:{}", kind(&e))),
+            Err(e @ Error::Zk(ZkError::ConnectionLoss | ZkError::SessionExpired)) => {
+                log.count(format!("write:{}", kind(&e)))
+            }
             Err(e) => log.unexpected(format!("fenced write of {}: {e}", g.path())),
         }
     }
@@ -240,7 +254,9 @@ async fn hold(log: &Arc<Log>, who: usize, g: LockGuard, rng: &mut Rng) {
     } else {
         match g.release().await {
             Ok(()) => log.count("release:ok".into()),
-            Err(e @ (Error::Lost { .. } | Error::Zk(ZkError::SessionExpired))) => log.count(format!("release:{}", kind(&e))),
+            Err(e @ (Error::Lost { .. } | Error::Zk(ZkError::SessionExpired))) => {
+                log.count(format!("release:{}", kind(&e)))
+            }
             Err(e) => log.unexpected(format!("release: {e}")),
         }
     }
@@ -285,80 +301,17 @@ async fn contender(who: usize, current: Arc<StdMutex<Client>>, log: Arc<Log>, st
     }
 }
 
-/// The faults a run injects, by backend.
-enum Injector {
-    Embedded(conclave::Faults),
-    /// One proxy per contender, and the address of the server itself (for kills).
-    Real(Vec<conclave_core::testing::Proxy>, String),
-}
-
-impl Injector {
-    /// Injects one fault on contender `victim`'s current session; its name.
-    async fn inject(&self, rng: &mut Rng, log: &Log, admin: &Client, victim: usize, client: &Client) -> &'static str {
-        let session = client.session_id();
-        match (rng.below(20), self) {
-            (0..=7, Injector::Embedded(f)) => {
-                f.cut_connection(session);
-                "cut"
-            }
-            (0..=7, Injector::Real(p, _)) => {
-                p[victim].cut();
-                "cut"
-            }
-            (8..=11, Injector::Embedded(f)) => {
-                f.stall(Some(session), Duration::from_millis(50 + rng.below(1450)));
-                "stall"
-            }
-            (8..=11, Injector::Real(p, _)) => {
-                p[victim].stall(Duration::from_millis(20 + rng.below(780)));
-                "stall"
-            }
-            (12..=15, Injector::Embedded(f)) => {
-                log.killed(session);
-                f.expire_session(session);
-                "kill"
-            }
-            (12..=15, Injector::Real(_, server)) => {
-                log.killed(session);
-                let server = server.clone();
-                let open = move || tokio::net::TcpStream::connect(server.clone());
-                if let Err(e) = conclave_core::testing::expire_session_over(client, open).await {
-                    log.count(format!("kill-failed:{}", kind(&e)));
-                }
-                "kill"
-            }
-            (16..=17, _) => {
-                let holder = log.holder.lock().expect("log").clone();
-                if let Some((_, path)) = holder {
-                    log.deleted(&path);
-                    let _ = admin.delete(&path, None).await;
-                }
-                "delete-holder-node"
-            }
-            (_, Injector::Embedded(f)) => {
-                f.drop_reply_after_apply(session, Some(OpCode::Create2));
-                "lost-create-reply"
-            }
-            (_, Injector::Real(p, _)) => {
-                p[victim].drop_next_reply();
-                "lost-reply"
-            }
-        }
-    }
-}
-
-fn env_secs(var: &str, default: u64) -> Duration {
-    Duration::from_secs(std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default))
-}
-
-/// Runs the contenders for `duration` with `faults` faults, checks, and prints the figures.
-async fn run(env: &Env, name: &str, clients: Vec<Client>, injector: Injector, duration: Duration, faults: u64) {
+/// Runs the contenders for the run's length while its faults are injected, checks, and
+/// prints the figures.
+async fn run(run: Run) {
+    let env = &run.env;
     let admin = env.client().await;
     admin.create(STORE, b"", CreateMode::Persistent).await.expect("create the store");
     let log = Arc::new(Log::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let current: Vec<Arc<StdMutex<Client>>> = clients.into_iter().map(|c| Arc::new(StdMutex::new(c))).collect();
-    let seed = 0x10c4_0000 + faults;
+    let current: Vec<Arc<StdMutex<Client>>> = run.clients.iter().map(|c| Arc::new(StdMutex::new(c.clone()))).collect();
+    let (duration, faults) = (run.duration, run.faults);
+    let seed = run.seed();
     let tasks: Vec<_> = current
         .iter()
         .enumerate()
@@ -377,7 +330,17 @@ async fn run(env: &Env, name: &str, clients: Vec<Client>, injector: Injector, du
             _ => rng.below(current.len() as u64) as usize,
         };
         let client = current[victim].lock().expect("client").clone();
-        *kinds.entry(injector.inject(&mut rng, &log, &admin, victim, &client).await).or_default() += 1;
+        let fault = run.draw(&mut rng);
+        let holder = log.holder.lock().expect("log").as_ref().map(|(_, path)| path.clone());
+        match fault {
+            Fault::Kill => log.killed(client.session_id()),
+            Fault::Delete => holder.iter().for_each(|path| log.deleted(path)),
+            _ => {}
+        }
+        if let Err(e) = run.inject(fault, &admin, victim, &client, holder.as_deref()).await {
+            log.count(format!("{}-failed:{}", fault.name(), kind(&e)));
+        }
+        *kinds.entry(fault.name()).or_default() += 1;
     }
     tokio::time::sleep_until(started + duration).await;
     stop.store(true, Ordering::Relaxed);
@@ -405,7 +368,9 @@ async fn run(env: &Env, name: &str, clients: Vec<Client>, injector: Injector, du
     let errors: u64 = outcomes.iter().filter(|(k, _)| k.starts_with("lock:")).map(|(_, n)| n).sum();
     let lost = calls - guards - errors;
     println!(
-        "RESULT lock_stress backend={name} contenders={} seconds={seconds:.1} acq={guards} faults={faults} kinds={kinds:?} double_holds={} stale_accepted={stale} fence_rejects={} accepted_writes={} store_entries={} lost={lost} hung={} outcomes={outcomes:?}",
+        "RESULT {} backend={} contenders={} seconds={seconds:.1} acq={guards} faults={faults} kinds={kinds:?} double_holds={} stale_accepted={stale} fence_rejects={} accepted_writes={} store_entries={} lost={lost} hung={} outcomes={outcomes:?}",
+        run.name,
+        run.backend,
         current.len(),
         double.len(),
         log.fence_rejects.load(Ordering::Relaxed),
@@ -431,21 +396,6 @@ async fn run(env: &Env, name: &str, clients: Vec<Client>, injector: Injector, du
     assert!(tokens.len() as u64 >= log.accepted.load(Ordering::Relaxed));
 }
 
-/// 8 clients x 2 sessions on the embedded server, in virtual time, with the server's fault
-/// hooks: cuts, stalls, kills, lost create replies, deleted holder nodes.
-#[tokio::test(start_paused = true)]
-async fn lock_stress_embedded() {
-    let env = Env::embedded("lock-stress").await;
-    let mut clients = Vec::new();
-    for _ in 0..16 {
-        clients.push(env.client().await);
-    }
-    let duration = env_secs("CONCLAVE_LOCK_STRESS_SECS", 20);
-    let faults = duration.as_secs() * 10;
-    let injector = Injector::Embedded(env.server().faults());
-    run(&env, "embedded-virtual", clients, injector, duration, faults).await;
-}
-
 /// The same run with the lock directory's sequence counter at `i32::MAX`, where ZooKeeper 3.8's
 /// counter sticks: every contender's node gets the suffix 2147483647, and only their creation
 /// order (czxid) tells who came first. The lock must still exclude.
@@ -459,25 +409,8 @@ async fn lock_stress_with_a_stuck_sequence_counter() {
     for _ in 0..16 {
         clients.push(env.client().await);
     }
-    let injector = Injector::Embedded(env.server().faults());
-    run(&env, "embedded-virtual-stuck-counter", clients, injector, Duration::from_secs(5), 0).await;
-}
-
-/// A shorter real-time run on a real ZooKeeper: 4 clients x 2 sessions, each through a proxy.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lock_stress_real_zookeeper() {
-    let Some(env) = Env::real("lock-stress", false).await else { return };
-    let mut proxies = Vec::new();
-    let mut clients = Vec::new();
-    for _ in 0..8 {
-        let (p, c) = env.proxied(env.builder()).await;
-        proxies.push(p);
-        clients.push(c);
-    }
-    let duration = env_secs("CONCLAVE_LOCK_STRESS_REAL_SECS", 8);
-    let faults = duration.as_secs() * 5;
-    let injector = Injector::Real(proxies, env.tcp_address());
-    run(&env, "real-zookeeper-proxied", clients, injector, duration, faults).await;
+    let stuck = Run::embedded_with(&PLAN, env, "embedded-virtual-stuck-counter", clients, Duration::from_secs(5), 0);
+    run(stuck).await;
 }
 
 /// The negative control: a holder that ignores `lost()` (its node was deleted under it) and
@@ -485,7 +418,7 @@ async fn lock_stress_real_zookeeper() {
 /// holder's, and the store check reports it; its interval, ended only by its own release,
 /// overlaps the next holder's, and the interval check reports it. Had it stopped at `lost()`,
 /// the interval check would find nothing.
-async fn checker_catches_a_holder_that_ignores_its_loss(env: Env) -> Result<()> {
+async fn negative_control(env: Env) -> Result<()> {
     let a = env.client().await;
     let b = env.client().await;
     let admin = env.client().await;

@@ -162,6 +162,7 @@ impl Semaphore {
     /// # Errors
     /// As [`participants`](super::participants).
     pub async fn participants(&self) -> Result<Vec<Participant>> {
+        path::validate_path(&self.path)?;
         participants_of(&self.leases.client, &self.leases.dir, self.leases.kinds, self.leases.rule).await
     }
 

@@ -11,8 +11,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use conclave::lock::{participants, LossReason, MultiLock, Mutex, RwLock};
-use conclave::{Acl, Client, CreateMode, CreateOptions, Error, Id, OpResult, Perms, Result, ZkError};
+use conclave::lock::{participants, LossReason, MultiLock, Mutex, RwLock, Semaphore};
+use conclave::{Acl, Client, CreateMode, CreateOptions, Error, Id, OpResult, Perms, Result, Wait, ZkError};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -39,6 +39,8 @@ conformance!(
     multi_lock_is_all_or_nothing,
     dropped_acquire_deletes_its_node,
     acquire_dropped_while_its_create_is_held_leaves_nothing,
+    every_acquire_takes_a_wait,
+    bad_paths_are_reported_as_given,
 );
 
 /// An uncontended lock: one protected ephemeral-sequential node owned by the session, under
@@ -652,4 +654,89 @@ async fn one_release_wakes_one_of_50_waiters_on_zookeeper() -> Result<()> {
         Some(env) => herd(env, 50).await,
         None => Ok(()),
     }
+}
+
+/// Cancels `token` after `ms` milliseconds.
+fn cancel_after(token: &CancellationToken, ms: u64) {
+    let token = token.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        token.cancel();
+    });
+}
+
+/// One `Wait` for every acquire: its limits combine (the first one reached ends the wait), each
+/// lock type takes it (`lock_with`, `read_with`/`write_with`, `acquire_with`), and a wait that
+/// ends leaves no node. The read-write lock has the cancellable forms of the others.
+async fn every_acquire_takes_a_wait(env: Env) -> Result<()> {
+    let a = env.client().await;
+    let b = env.client().await;
+    let ga = within(10, Mutex::new(a.clone(), "/w").lock()).await?;
+    let mb = Mutex::new(b.clone(), "/w");
+    // The token comes first.
+    let token = CancellationToken::new();
+    cancel_after(&token, 200);
+    let started = Instant::now();
+    assert!(within(10, mb.lock_with(Wait::timeout(Duration::from_secs(8)).with_cancel(&token))).await?.is_none());
+    assert!(started.elapsed() < Duration::from_secs(4), "stopped by the token: {:?}", started.elapsed());
+    // The timeout comes first.
+    let never = CancellationToken::new();
+    let started = Instant::now();
+    assert!(within(10, mb.lock_with(Wait::until(&never).with_timeout(Duration::from_millis(300)))).await?.is_none());
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    // A deadline already passed still tries once.
+    assert!(within(10, mb.lock_with(Wait::deadline(Instant::now()))).await?.is_none());
+    assert_eq!(children(&b, "/w").await, vec![name(ga.path()).to_string()], "no waiter left behind");
+
+    let writer = within(10, RwLock::new(a.clone(), "/rw").write()).await?;
+    let rw = RwLock::new(b.clone(), "/rw");
+    let token = CancellationToken::new();
+    cancel_after(&token, 200);
+    assert!(within(10, rw.read_cancellable(&token)).await?.is_none());
+    assert!(within(10, rw.write_cancellable(&token)).await?.is_none(), "a cancelled token still tries once");
+    assert!(within(10, rw.write_with(Wait::once())).await?.is_none());
+    assert_eq!(children(&b, "/rw").await.len(), 1);
+    let mut reading = Box::pin(rw.read_cancellable(&never));
+    pending_for(200, &mut reading).await;
+    writer.release().await?;
+    within(10, reading).await?.expect("the writer left").release().await?;
+
+    let sem = Semaphore::new(b.clone(), "/sem", 1);
+    let lease = within(10, sem.acquire_with(1, Wait::forever())).await?.expect("a free lease");
+    let other = Semaphore::new(a.clone(), "/sem", 1);
+    assert!(within(10, other.acquire_with(1, Wait::timeout(Duration::from_millis(200)))).await?.is_none());
+    drop(lease);
+    within(10, other.acquire_with(1, Wait::timeout(Duration::from_secs(5)))).await?.expect("returned");
+
+    let multi = MultiLock::new([Mutex::new(b.clone(), "/m1"), Mutex::new(b.clone(), "/w")]);
+    assert!(within(10, multi.lock_with(Wait::timeout(Duration::from_millis(200)))).await?.is_none());
+    assert_eq!(children(&b, "/m1").await, Vec::<String>::new(), "the lock taken first was released");
+    ga.release().await?;
+    within(10, multi.lock_with(Wait::forever())).await?.expect("all free").release().await?;
+    Ok(())
+}
+
+/// A bad path is reported as the caller wrote it — not as an internal node or directory name —
+/// before anything is sent, by every lock type and by the inspection calls.
+async fn bad_paths_are_reported_as_given(env: Env) -> Result<()> {
+    let c = env.client().await;
+    for path in ["no-slash", "/trailing/", "/a//b", "/dot/./x"] {
+        let given = |r: std::result::Result<(), Error>| {
+            matches!(&r, Err(Error::Zk(ZkError::InvalidPath { path: p, .. })) if p == path)
+                .then_some(())
+                .ok_or_else(|| format!("{path}: {r:?}"))
+        };
+        given(Mutex::new(c.clone(), path).lock().await.map(drop)).unwrap();
+        given(Mutex::new(c.clone(), path).try_lock().await.map(drop)).unwrap();
+        given(Mutex::new(c.clone(), path).participants().await.map(drop)).unwrap();
+        given(RwLock::new(c.clone(), path).read().await.map(drop)).unwrap();
+        given(RwLock::new(c.clone(), path).write_with(Wait::once()).await.map(drop)).unwrap();
+        given(Semaphore::new(c.clone(), path, 2).acquire(1).await.map(drop)).unwrap();
+        given(Semaphore::new(c.clone(), path, 2).participants().await.map(drop)).unwrap();
+        given(MultiLock::new([Mutex::new(c.clone(), "/ok"), Mutex::new(c.clone(), path)]).lock().await.map(drop))
+            .unwrap();
+        given(participants(&c, path).await.map(drop)).unwrap();
+    }
+    assert_eq!(children(&c, "/ok").await, Vec::<String>::new(), "nothing left by the multi-lock");
+    Ok(())
 }

@@ -28,6 +28,7 @@ conformance!(
     waiter_whose_node_is_deleted_queues_again,
     release_in_flight_survives_a_cut,
     dropped_guard_release_survives_a_cut,
+    inspection_and_waits_ride_out_a_connection_loss,
 );
 
 /// The holder's session expires: its guard says so (`lost()`), its fenced writes and its release
@@ -499,5 +500,36 @@ async fn lock_timeout_is_bounded_on_a_slow_network() -> Result<()> {
         "lock_timeout(300 ms) gave {got:?} after {took:?}"
     );
     holder.release().await?;
+    Ok(())
+}
+
+/// Every recipe read rides out a connection loss, even on a client that fails requests at once
+/// while disconnected: `participants` asked then answers once the connection is back (it used to
+/// fail with `ConnectionLoss`), and so does an acquire that has to wait.
+async fn inspection_and_waits_ride_out_a_connection_loss(env: Env) -> Result<()> {
+    let (proxy, a) = env.proxied(env.builder().fail_fast_when_disconnected(true)).await;
+    let other = env.client().await;
+    let held = within(10, Mutex::new(other.clone(), "/p").lock()).await?;
+    proxy.refuse(true);
+    proxy.cut();
+    within(10, async {
+        while a.state() != SessionState::Disconnected {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert_eq!(a.get_children("/p").await, Err(ZkError::ConnectionLoss), "the client fails fast");
+    let mut asked = Box::pin(conclave::lock::participants(&a, "/p"));
+    let waiter = Mutex::new(a.clone(), "/p");
+    let mut waiting = Box::pin(waiter.lock());
+    pending_for(300, &mut asked).await;
+    pending_for(100, &mut waiting).await;
+    proxy.refuse(false);
+    let seen = within(30, asked).await?;
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(seen[0].holder && seen[0].path == held.path());
+    pending_for(300, &mut waiting).await;
+    held.release().await?;
+    within(30, waiting).await?.release().await?;
     Ok(())
 }

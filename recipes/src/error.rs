@@ -88,10 +88,9 @@ impl PartialEq<ZkError> for Error {
     }
 }
 
-const _: () = {
-    const fn assert_send_sync<T: Send + Sync + 'static>() {}
-    assert_send_sync::<Error>();
-};
+// Errors cross tasks and threads.
+const _: () = send_sync::<Error>();
+const fn send_sync<T: Send + Sync + 'static>() {}
 
 #[cfg(test)]
 mod tests {

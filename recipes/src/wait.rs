@@ -22,7 +22,8 @@ use crate::error::Result;
 ///
 /// ```
 /// use std::time::Duration;
-/// use conclave::{CancellationToken, Wait};
+/// use conclave::Wait;
+/// use tokio_util::sync::CancellationToken;
 ///
 /// let shutdown = CancellationToken::new();
 /// // Up to 30 s, and not past shutdown.
@@ -188,6 +189,71 @@ impl Bound {
         }
     }
 }
+
+/// Writes the four shorthand forms of a recipe call that takes a [`Wait`] (`$with`), with their
+/// docs: as long as it takes (`$forever`, which returns what was asked, not an `Option`), once
+/// (`$once`), up to a timeout (`$timeout`), and until a token is cancelled (`$cancellable`).
+/// Leading arguments of `$with` (a semaphore's lease count) are passed through.
+macro_rules! wait_forms {
+    (
+        what: $what:literal,
+        with: $with:ident($($arg:ident: $ty:ty),*) -> $out:ty,
+        forever: $forever:ident,
+        once: $once:ident,
+        timeout: $timeout:ident,
+        cancellable: $cancellable:ident $(,)?
+    ) => {
+        #[doc = concat!("Waits as long as it takes for ", $what, ": [`Self::", stringify!($with), "`] with [`Wait::forever`](crate::Wait::forever).")]
+        ///
+        /// # Errors
+        #[doc = concat!("As [`Self::", stringify!($with), "`].")]
+        ///
+        /// # Cancellation safety
+        /// Dropping the future leaves nothing behind on the server.
+        pub async fn $forever(&self $(, $arg: $ty)*) -> $crate::Result<$out> {
+            let done = self.$with($($arg,)* $crate::Wait::forever()).await?;
+            Ok(done.expect("an unbounded wait only ends with what it waited for"))
+        }
+
+        #[doc = concat!("Takes ", $what, " only if that needs no waiting; `None` otherwise (nothing is left behind): [`Self::", stringify!($with), "`] with [`Wait::once`](crate::Wait::once).")]
+        ///
+        /// # Errors
+        #[doc = concat!("As [`Self::", stringify!($with), "`].")]
+        ///
+        /// # Cancellation safety
+        /// Dropping the future leaves nothing behind on the server.
+        pub async fn $once(&self $(, $arg: $ty)*) -> $crate::Result<Option<$out>> {
+            self.$with($($arg,)* $crate::Wait::once()).await
+        }
+
+        #[doc = concat!("Waits up to `timeout` for ", $what, "; `None` if the time ran out first (nothing is left behind). A zero timeout still tries once: [`Self::", stringify!($with), "`] with [`Wait::timeout`](crate::Wait::timeout).")]
+        ///
+        /// # Errors
+        #[doc = concat!("As [`Self::", stringify!($with), "`].")]
+        ///
+        /// # Cancellation safety
+        /// Dropping the future leaves nothing behind on the server.
+        pub async fn $timeout(&self $(, $arg: $ty)*, timeout: std::time::Duration) -> $crate::Result<Option<$out>> {
+            self.$with($($arg,)* $crate::Wait::timeout(timeout)).await
+        }
+
+        #[doc = concat!("Waits for ", $what, " until `token` is cancelled; `None` if it was cancelled first (nothing is left behind; a token cancelled beforehand still tries once): [`Self::", stringify!($with), "`] with [`Wait::until`](crate::Wait::until).")]
+        ///
+        /// # Errors
+        #[doc = concat!("As [`Self::", stringify!($with), "`].")]
+        ///
+        /// # Cancellation safety
+        /// Dropping the future leaves nothing behind on the server.
+        pub async fn $cancellable(
+            &self $(, $arg: $ty)*,
+            token: &tokio_util::sync::CancellationToken,
+        ) -> $crate::Result<Option<$out>> {
+            self.$with($($arg,)* $crate::Wait::until(token)).await
+        }
+    };
+}
+
+pub(crate) use wait_forms;
 
 #[cfg(test)]
 mod tests {

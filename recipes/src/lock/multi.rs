@@ -1,14 +1,12 @@
 //! [`MultiLock`]: several locks taken all-or-nothing (Curator's `InterProcessMultiLock`).
 
 use std::future::Future;
-use std::time::Duration;
 
 use conclave_core::Error as ZkError;
-use tokio_util::sync::CancellationToken;
 
 use super::{FencedTransaction, LockGuard, LossReason, Mutex};
 use crate::error::Result;
-use crate::wait::Wait;
+use crate::wait::{wait_forms, Wait};
 
 /// A set of [`Mutex`]es acquired together: [`MultiLock::lock`] returns only once all are held,
 /// and a failed or timed-out acquire releases those already taken, in reverse order.
@@ -38,50 +36,13 @@ impl MultiLock {
         self.locks.iter().map(Mutex::path)
     }
 
-    /// Waits as long as it takes until every lock is held.
-    ///
-    /// # Errors
-    /// As [`MultiLock::lock_with`].
-    ///
-    /// # Cancellation safety
-    /// See [`MultiLock`].
-    pub async fn lock(&self) -> Result<MultiGuard> {
-        let held = self.lock_with(Wait::forever()).await?;
-        Ok(held.expect("an unbounded wait only ends holding the locks"))
-    }
-
-    /// Takes every lock if none is held or awaited by anyone, without waiting.
-    ///
-    /// # Errors
-    /// As [`MultiLock::lock_with`].
-    ///
-    /// # Cancellation safety
-    /// See [`MultiLock`].
-    pub async fn try_lock(&self) -> Result<Option<MultiGuard>> {
-        self.lock_with(Wait::once()).await
-    }
-
-    /// Waits up to `timeout` (in all) for every lock; `None` if they were not all acquired in
-    /// time (those taken are released).
-    ///
-    /// # Errors
-    /// As [`MultiLock::lock_with`].
-    ///
-    /// # Cancellation safety
-    /// See [`MultiLock`].
-    pub async fn lock_timeout(&self, timeout: Duration) -> Result<Option<MultiGuard>> {
-        self.lock_with(Wait::timeout(timeout)).await
-    }
-
-    /// Waits for every lock until `token` is cancelled; `None` if it was cancelled first.
-    ///
-    /// # Errors
-    /// As [`MultiLock::lock_with`].
-    ///
-    /// # Cancellation safety
-    /// See [`MultiLock`].
-    pub async fn lock_cancellable(&self, token: &CancellationToken) -> Result<Option<MultiGuard>> {
-        self.lock_with(Wait::until(token)).await
+    wait_forms! {
+        what: "every lock",
+        with: lock_with() -> MultiGuard,
+        forever: lock,
+        once: try_lock,
+        timeout: lock_timeout,
+        cancellable: lock_cancellable,
     }
 
     /// Waits for every lock within `wait`'s limits (shared by all the locks); `None` if they

@@ -1,10 +1,7 @@
 //! [`Mutex`]: the fair, exclusive lock (Curator's `InterProcessMutex`).
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use conclave_core::Client;
-use tokio_util::sync::CancellationToken;
 
 use super::{LockGuard, LossPolicy, Participant};
 use crate::error::Result;
@@ -12,7 +9,7 @@ use crate::hold::Hold;
 use crate::internal::contend::{self, Rule, Spec};
 use crate::internal::order;
 use crate::internal::participants::participants_of;
-use crate::wait::{Bound, Wait};
+use crate::wait::{wait_forms, Bound, Wait};
 
 /// A distributed mutual-exclusion lock on a ZooKeeper path, fair (first come, first served)
 /// and interoperable with Apache Curator's `InterProcessMutex` on the same path.
@@ -84,52 +81,13 @@ impl Mutex {
         &self.spec.dir
     }
 
-    /// Waits as long as it takes for the lock.
-    ///
-    /// # Errors
-    /// As [`Mutex::lock_with`].
-    ///
-    /// # Cancellation safety
-    /// Dropping the future leaves no node behind (see [`Mutex`]).
-    pub async fn lock(&self) -> Result<LockGuard> {
-        let held = self.lock_with(Wait::forever()).await?;
-        Ok(held.expect("an unbounded wait only ends holding the lock"))
-    }
-
-    /// Takes the lock if nobody holds it or waits for it, without waiting (one round trip);
-    /// `None` otherwise (the node it created is removed).
-    ///
-    /// # Errors
-    /// As [`Mutex::lock_with`].
-    ///
-    /// # Cancellation safety
-    /// Dropping the future leaves no node behind (see [`Mutex`]).
-    pub async fn try_lock(&self) -> Result<Option<LockGuard>> {
-        self.lock_with(Wait::once()).await
-    }
-
-    /// Waits up to `timeout` for the lock; `None` if it was not acquired in time (the waiting
-    /// node is removed). A zero timeout still tries once.
-    ///
-    /// # Errors
-    /// As [`Mutex::lock_with`].
-    ///
-    /// # Cancellation safety
-    /// Dropping the future leaves no node behind (see [`Mutex`]).
-    pub async fn lock_timeout(&self, timeout: Duration) -> Result<Option<LockGuard>> {
-        self.lock_with(Wait::timeout(timeout)).await
-    }
-
-    /// Waits for the lock until `token` is cancelled; `None` if it was cancelled first (the
-    /// waiting node is removed).
-    ///
-    /// # Errors
-    /// As [`Mutex::lock_with`].
-    ///
-    /// # Cancellation safety
-    /// Dropping the future leaves no node behind (see [`Mutex`]).
-    pub async fn lock_cancellable(&self, token: &CancellationToken) -> Result<Option<LockGuard>> {
-        self.lock_with(Wait::until(token)).await
+    wait_forms! {
+        what: "the lock",
+        with: lock_with() -> LockGuard,
+        forever: lock,
+        once: try_lock,
+        timeout: lock_timeout,
+        cancellable: lock_cancellable,
     }
 
     /// Waits for the lock within `wait`'s limits; `None` if they were reached first (the

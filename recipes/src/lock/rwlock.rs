@@ -1,10 +1,7 @@
 //! [`RwLock`]: a fair read-write lock (Curator's `InterProcessReadWriteLock`).
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use conclave_core::Client;
-use tokio_util::sync::CancellationToken;
 
 use super::{LockGuard, LossPolicy, Participant};
 use crate::error::Result;
@@ -12,7 +9,7 @@ use crate::hold::Hold;
 use crate::internal::contend::{self, Rule, Spec};
 use crate::internal::order;
 use crate::internal::participants::participants_of;
-use crate::wait::Wait;
+use crate::wait::{wait_forms, Wait};
 
 /// A distributed read-write lock: any number of readers, or one writer. Interoperable with
 /// Curator's `InterProcessReadWriteLock` on the same path.
@@ -72,94 +69,22 @@ impl RwLock {
         &self.write.dir
     }
 
-    /// Waits as long as it takes for a shared (read) hold.
-    ///
-    /// # Errors
-    /// As [`RwLock::read_with`].
-    ///
-    /// # Cancellation safety
-    /// Dropping the future leaves no node behind.
-    pub async fn read(&self) -> Result<LockGuard> {
-        let held = self.read_with(Wait::forever()).await?;
-        Ok(held.expect("an unbounded wait only ends holding the lock"))
+    wait_forms! {
+        what: "a shared (read) hold",
+        with: read_with() -> LockGuard,
+        forever: read,
+        once: try_read,
+        timeout: read_timeout,
+        cancellable: read_cancellable,
     }
 
-    /// Waits as long as it takes for an exclusive (write) hold.
-    ///
-    /// # Errors
-    /// As [`RwLock::read_with`].
-    ///
-    /// # Cancellation safety
-    /// Dropping the future leaves no node behind.
-    pub async fn write(&self) -> Result<LockGuard> {
-        let held = self.write_with(Wait::forever()).await?;
-        Ok(held.expect("an unbounded wait only ends holding the lock"))
-    }
-
-    /// A read hold if no writer holds or waits, without waiting.
-    ///
-    /// # Errors
-    /// As [`RwLock::read_with`].
-    ///
-    /// # Cancellation safety
-    /// Dropping the future leaves no node behind.
-    pub async fn try_read(&self) -> Result<Option<LockGuard>> {
-        self.read_with(Wait::once()).await
-    }
-
-    /// A write hold if nobody holds or waits, without waiting.
-    ///
-    /// # Errors
-    /// As [`RwLock::read_with`].
-    ///
-    /// # Cancellation safety
-    /// Dropping the future leaves no node behind.
-    pub async fn try_write(&self) -> Result<Option<LockGuard>> {
-        self.write_with(Wait::once()).await
-    }
-
-    /// A read hold within `timeout`, or `None`.
-    ///
-    /// # Errors
-    /// As [`RwLock::read_with`].
-    ///
-    /// # Cancellation safety
-    /// Dropping the future leaves no node behind.
-    pub async fn read_timeout(&self, timeout: Duration) -> Result<Option<LockGuard>> {
-        self.read_with(Wait::timeout(timeout)).await
-    }
-
-    /// A write hold within `timeout`, or `None`.
-    ///
-    /// # Errors
-    /// As [`RwLock::read_with`].
-    ///
-    /// # Cancellation safety
-    /// Dropping the future leaves no node behind.
-    pub async fn write_timeout(&self, timeout: Duration) -> Result<Option<LockGuard>> {
-        self.write_with(Wait::timeout(timeout)).await
-    }
-
-    /// A read hold unless `token` is cancelled first (then `None`).
-    ///
-    /// # Errors
-    /// As [`RwLock::read_with`].
-    ///
-    /// # Cancellation safety
-    /// Dropping the future leaves no node behind.
-    pub async fn read_cancellable(&self, token: &CancellationToken) -> Result<Option<LockGuard>> {
-        self.read_with(Wait::until(token)).await
-    }
-
-    /// A write hold unless `token` is cancelled first (then `None`).
-    ///
-    /// # Errors
-    /// As [`RwLock::read_with`].
-    ///
-    /// # Cancellation safety
-    /// Dropping the future leaves no node behind.
-    pub async fn write_cancellable(&self, token: &CancellationToken) -> Result<Option<LockGuard>> {
-        self.write_with(Wait::until(token)).await
+    wait_forms! {
+        what: "an exclusive (write) hold",
+        with: write_with() -> LockGuard,
+        forever: write,
+        once: try_write,
+        timeout: write_timeout,
+        cancellable: write_cancellable,
     }
 
     /// A read hold within `wait`'s limits; `None` if they were reached first (the waiting node

@@ -1,11 +1,8 @@
 //! [`Semaphore`]: up to N leases held at once across processes (Curator's
 //! `InterProcessSemaphoreV2`).
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use conclave_core::{path, Client, Error as ZkError};
-use tokio_util::sync::CancellationToken;
 
 use super::{LockGuard, LossPolicy, Mutex, Participant};
 use crate::error::Result;
@@ -13,7 +10,7 @@ use crate::hold::Hold;
 use crate::internal::contend::{self, Rule, Spec};
 use crate::internal::order;
 use crate::internal::participants::participants_of;
-use crate::wait::{Bound, Wait};
+use crate::wait::{wait_forms, Bound, Wait};
 
 /// A lease of a [`Semaphore`]: the same kind of [`Hold`] as a lock's guard. It dies with the
 /// session; dropping it returns the lease in the background, [`Hold::release`] waits for it.
@@ -80,50 +77,13 @@ impl Semaphore {
         self.max_leases
     }
 
-    /// Waits as long as it takes for `n` leases.
-    ///
-    /// # Errors
-    /// As [`Semaphore::acquire_with`].
-    ///
-    /// # Cancellation safety
-    /// Dropping the future leaves no lease node behind and returns the leases already taken.
-    pub async fn acquire(&self, n: u32) -> Result<Vec<Lease>> {
-        let leases = self.acquire_with(n, Wait::forever()).await?;
-        Ok(leases.expect("an unbounded wait only ends with the leases"))
-    }
-
-    /// `n` leases if they are free now, without waiting; `None` otherwise.
-    ///
-    /// # Errors
-    /// As [`Semaphore::acquire_with`].
-    ///
-    /// # Cancellation safety
-    /// As [`Semaphore::acquire`].
-    pub async fn try_acquire(&self, n: u32) -> Result<Option<Vec<Lease>>> {
-        self.acquire_with(n, Wait::once()).await
-    }
-
-    /// Waits up to `timeout` (in all) for `n` leases; `None` if they were not all acquired in
-    /// time (those taken are returned).
-    ///
-    /// # Errors
-    /// As [`Semaphore::acquire_with`].
-    ///
-    /// # Cancellation safety
-    /// As [`Semaphore::acquire`].
-    pub async fn acquire_timeout(&self, n: u32, timeout: Duration) -> Result<Option<Vec<Lease>>> {
-        self.acquire_with(n, Wait::timeout(timeout)).await
-    }
-
-    /// Waits for `n` leases until `token` is cancelled; `None` if it was cancelled first.
-    ///
-    /// # Errors
-    /// As [`Semaphore::acquire_with`].
-    ///
-    /// # Cancellation safety
-    /// As [`Semaphore::acquire`].
-    pub async fn acquire_cancellable(&self, n: u32, token: &CancellationToken) -> Result<Option<Vec<Lease>>> {
-        self.acquire_with(n, Wait::until(token)).await
+    wait_forms! {
+        what: "`n` leases",
+        with: acquire_with(n: u32) -> Vec<Lease>,
+        forever: acquire,
+        once: try_acquire,
+        timeout: acquire_timeout,
+        cancellable: acquire_cancellable,
     }
 
     /// Waits for `n` leases within `wait`'s limits (shared by all `n`); `None` if they were

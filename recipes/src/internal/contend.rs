@@ -432,3 +432,49 @@ mod tests {
         assert_eq!(Rule::Ahead(1).for_kind(&s[2]), Rule::Ahead(1));
     }
 }
+
+/// A new contender kind is a `Spec` value and nothing else: a leader latch (Curator's `latch-`
+/// nodes, "first in line holds") runs on the engine as it is, on the embedded server.
+#[cfg(test)]
+mod new_kind {
+    use std::time::Duration;
+
+    use conclave_core::{Client, Server};
+
+    use super::*;
+    use crate::wait::Wait;
+
+    const LATCH: Kind = Kind("latch-");
+
+    fn latch(client: &Client, id: &str) -> Spec {
+        Spec {
+            client: client.clone(),
+            dir: "/election".into(),
+            kind: LATCH,
+            kinds: &[LATCH],
+            rule: Rule::Ahead(1),
+            data: Bytes::copy_from_slice(id.as_bytes()),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_leader_latch_is_a_spec() {
+        let server = Server::builder().start().await.expect("server");
+        let a = Client::builder().connect_in_process(&server).await.expect("a");
+        let b = Client::builder().connect_in_process(&server).await.expect("b");
+        let first = acquire(&latch(&a, "a"), &Wait::forever().start()).await.expect("a").expect("a leads");
+        assert!(first.path.starts_with("/election/_c_") && first.path.contains("-latch-"), "{}", first.path);
+        let (data, _) = b.get_data(&first.path).await.expect("the leader's node");
+        assert_eq!(&data[..], b"a", "the participant id is the node's data, as Curator stores it");
+        let once = acquire(&latch(&b, "b"), &Wait::once().start()).await.expect("b tries");
+        assert!(once.is_none(), "one leader at a time");
+        let spec = latch(&b, "b");
+        let waiting = tokio::spawn(async move { acquire(&spec, &Wait::forever().start()).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!waiting.is_finished());
+        a.delete(&first.path, None).await.expect("the leader steps down");
+        let second = waiting.await.expect("task").expect("b").expect("b leads");
+        assert!(second.stat.czxid > first.stat.czxid, "the epoch grows");
+        server.shutdown().await;
+    }
+}

@@ -9,6 +9,7 @@
 //! See [`state`] for the state diagram and the recipe-level connection states.
 
 mod connect;
+mod event;
 pub mod state;
 mod task;
 mod watches;
@@ -29,6 +30,7 @@ use crate::proto::{AuthPacket, OpCode, Reader, WatcherType, PASSWORD_LEN};
 
 pub(crate) use connect::{jitter, parse_connect_string, shuffle, Endpoints};
 pub use connect::{BoxTransport, Transport, TransportFactory};
+pub use event::WatchedEvent;
 pub use state::{ConnectionState, ConnectionStateStream, SessionState, StateStream};
 pub(crate) use watches::{WatchKind, WatchRegistration, WatchSink, WatcherId};
 

@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::path::Chroot;
 use crate::proto::{AuthPacket, OpCode, Reader, WatcherType, PASSWORD_LEN};
 
-pub(crate) use connect::{jitter, parse_connect_string, shuffle, Endpoints};
+pub(crate) use connect::{parse_connect_string, Endpoints};
 pub use connect::{BoxTransport, Transport, TransportFactory};
 pub use event::WatchedEvent;
 pub use state::{ConnectionState, ConnectionStateStream, SessionState, StateStream};

@@ -567,7 +567,7 @@ impl Session {
             if failures_in_row > 0 && (failures_in_row as usize).is_multiple_of(hosts) {
                 let round = (failures_in_row as usize / hosts).min(7) as u32;
                 let pause = Duration::from_millis(10 << round).min(Duration::from_secs(1));
-                let pause = (pause / 2 + connect::jitter(pause / 2)).min(remaining(&last_error)?);
+                let pause = crate::random::upper_half(pause).min(remaining(&last_error)?);
                 self.wait_queueing(Instant::now() + pause).await?;
             }
             let limit = remaining(&last_error)?.min(self.attempt_limit());

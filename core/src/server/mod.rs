@@ -60,6 +60,8 @@ mod faults;
 mod fourlw;
 mod jhash;
 mod ops;
+mod outbox;
+mod peer;
 mod sessions;
 mod state;
 mod tree;
@@ -86,7 +88,7 @@ use tracing::{debug, info};
 pub use faults::Faults;
 
 use crate::error::{Error, Result};
-use conn::Peer;
+use peer::Peer;
 use state::State;
 
 /// Buffer size of an in-process connection's pipe.

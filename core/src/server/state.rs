@@ -18,7 +18,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::acl::{self, AuthIds};
-use super::conn::{Outbox, Peer};
+use super::outbox::Outbox;
+use super::peer::Peer;
 use super::sessions::{negotiate, ConnId, Sessions};
 use super::tree::{self, DataTree};
 use super::watches::{Table, Watches};

@@ -252,23 +252,14 @@ impl Request {
         }
     }
 
-    /// Whether the op may appear inside `multi` (14).
+    /// Whether the op may appear inside `multi` (14); the same as [`OpCode::is_multi_write`].
     pub fn is_multi_write_op(op: OpCode) -> bool {
-        matches!(
-            op,
-            OpCode::Create
-                | OpCode::Create2
-                | OpCode::CreateContainer
-                | OpCode::CreateTtl
-                | OpCode::Delete
-                | OpCode::SetData
-                | OpCode::Check
-        )
+        op.is_multi_write()
     }
 
-    /// Whether the op may appear inside `multiRead` (22).
+    /// Whether the op may appear inside `multiRead` (22); the same as [`OpCode::is_multi_read`].
     pub fn is_multi_read_op(op: OpCode) -> bool {
-        matches!(op, OpCode::GetData | OpCode::GetChildren)
+        op.is_multi_read()
     }
 
     /// Writes the body (without the request header).
@@ -358,8 +349,8 @@ impl Request {
             OpCode::Ping => Request::Ping,
             OpCode::WhoAmI => Request::WhoAmI,
             OpCode::CloseSession => Request::CloseSession,
-            OpCode::Multi => Request::Multi(decode_multi(r, Request::is_multi_write_op)?),
-            OpCode::MultiRead => Request::MultiRead(decode_multi(r, Request::is_multi_read_op)?),
+            OpCode::Multi => Request::Multi(decode_multi(r, OpCode::is_multi_write)?),
+            OpCode::MultiRead => Request::MultiRead(decode_multi(r, OpCode::is_multi_read)?),
             OpCode::Reconfig => Request::Reconfig {
                 joining_servers: r.read_opt_string()?,
                 leaving_servers: r.read_opt_string()?,

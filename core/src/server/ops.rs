@@ -55,21 +55,6 @@ fn op_name(op: OpCode) -> &'static str {
     }
 }
 
-/// Ops whose malformed body still costs a zxid (they are deserialized in the write pipeline).
-fn is_write_op(op: OpCode) -> bool {
-    matches!(
-        op,
-        OpCode::Create
-            | OpCode::Create2
-            | OpCode::CreateContainer
-            | OpCode::CreateTtl
-            | OpCode::Delete
-            | OpCode::SetData
-            | OpCode::SetAcl
-            | OpCode::Multi
-    )
-}
-
 /// Reads a jute ustring keeping null apart from empty.
 fn read_nullable_string(r: &mut Reader) -> Option<Option<String>> {
     r.read_opt_string().ok()
@@ -150,7 +135,8 @@ impl State {
             Ok(req) => req,
             Err(e) => {
                 tracing::debug!(conn, %op, error = %e, "undecodable request body");
-                let zxid = if is_write_op(op) { self.next_zxid() } else { self.zxid };
+                // Writes are deserialized in the write pipeline, after their zxid is taken.
+                let zxid = if op.is_write() { self.next_zxid() } else { self.zxid };
                 self.reply(conn, ReplyHeader { xid, zxid, err: ErrorCode::MarshallingError.as_i32() }, None);
                 return Flow::Continue;
             }

@@ -86,21 +86,6 @@ enum Io {
     Failed(io::Error),
 }
 
-/// Whether the reply of `op` reflects the server's state at some zxid (and so can be stale).
-fn is_read(op: OpCode) -> bool {
-    matches!(
-        op,
-        OpCode::Exists
-            | OpCode::GetData
-            | OpCode::GetChildren
-            | OpCode::GetChildren2
-            | OpCode::GetAcl
-            | OpCode::GetAllChildrenNumber
-            | OpCode::GetEphemerals
-            | OpCode::MultiRead
-    )
-}
-
 pub(super) struct Session {
     shared: Arc<Shared>,
     config: SessionConfig,
@@ -314,7 +299,7 @@ impl Session {
                     self.pending.push_front(p);
                     return Err(Outcome::Lost(format!("xid out of order: expected {expected}, got {got}")));
                 }
-                let stale = is_read(p.op) && h.zxid > 0 && h.zxid < p.floor;
+                let stale = p.op.is_read() && h.zxid > 0 && h.zxid < p.floor;
                 if h.zxid > 0 {
                     self.shared.last_zxid.raise(h.zxid);
                 }

@@ -211,12 +211,6 @@ impl OpCode {
     pub fn is_multi_read(self) -> bool {
         matches!(self, OpCode::GetData | OpCode::GetChildren)
     }
-
-    /// Whether the request body ends with a watch flag (`exists`, `getData`, `getChildren`,
-    /// `getChildren2`): the reads that can leave a one-shot watch.
-    pub fn has_watch_flag(self) -> bool {
-        matches!(self, OpCode::Exists | OpCode::GetData | OpCode::GetChildren | OpCode::GetChildren2)
-    }
 }
 
 impl fmt::Display for OpCode {
@@ -533,47 +527,47 @@ mod tests {
 
     #[test]
     fn op_code_classifications() {
-        // (op, is_read, is_write, is_multi_write, is_multi_read, has_watch_flag)
+        // (op, is_read, is_write, is_multi_write, is_multi_read)
         #[rustfmt::skip]
         let table = [
-            (OpCode::Notification,         false, false, false, false, false),
-            (OpCode::Create,               false, true,  true,  false, false),
-            (OpCode::Delete,               false, true,  true,  false, false),
-            (OpCode::Exists,               true,  false, false, false, true),
-            (OpCode::GetData,              true,  false, false, true,  true),
-            (OpCode::SetData,              false, true,  true,  false, false),
-            (OpCode::GetAcl,               true,  false, false, false, false),
-            (OpCode::SetAcl,               false, true,  false, false, false),
-            (OpCode::GetChildren,          true,  false, false, true,  true),
-            (OpCode::Sync,                 false, false, false, false, false),
-            (OpCode::Ping,                 false, false, false, false, false),
-            (OpCode::GetChildren2,         true,  false, false, false, true),
-            (OpCode::Check,                false, false, true,  false, false),
-            (OpCode::Multi,                false, true,  false, false, false),
-            (OpCode::Create2,              false, true,  true,  false, false),
-            (OpCode::Reconfig,             false, false, false, false, false),
-            (OpCode::CheckWatches,         false, false, false, false, false),
-            (OpCode::RemoveWatches,        false, false, false, false, false),
-            (OpCode::CreateContainer,      false, true,  true,  false, false),
-            (OpCode::DeleteContainer,      false, false, false, false, false),
-            (OpCode::CreateTtl,            false, true,  true,  false, false),
-            (OpCode::MultiRead,            true,  false, false, false, false),
-            (OpCode::Auth,                 false, false, false, false, false),
-            (OpCode::SetWatches,           false, false, false, false, false),
-            (OpCode::Sasl,                 false, false, false, false, false),
-            (OpCode::GetEphemerals,        true,  false, false, false, false),
-            (OpCode::GetAllChildrenNumber, true,  false, false, false, false),
-            (OpCode::SetWatches2,          false, false, false, false, false),
-            (OpCode::AddWatch,             false, false, false, false, false),
-            (OpCode::WhoAmI,               false, false, false, false, false),
-            (OpCode::CreateSession,        false, false, false, false, false),
-            (OpCode::CloseSession,         false, false, false, false, false),
-            (OpCode::Error,                false, false, false, false, false),
+            (OpCode::Notification,         false, false, false, false),
+            (OpCode::Create,               false, true,  true,  false),
+            (OpCode::Delete,               false, true,  true,  false),
+            (OpCode::Exists,               true,  false, false, false),
+            (OpCode::GetData,              true,  false, false, true),
+            (OpCode::SetData,              false, true,  true,  false),
+            (OpCode::GetAcl,               true,  false, false, false),
+            (OpCode::SetAcl,               false, true,  false, false),
+            (OpCode::GetChildren,          true,  false, false, true),
+            (OpCode::Sync,                 false, false, false, false),
+            (OpCode::Ping,                 false, false, false, false),
+            (OpCode::GetChildren2,         true,  false, false, false),
+            (OpCode::Check,                false, false, true,  false),
+            (OpCode::Multi,                false, true,  false, false),
+            (OpCode::Create2,              false, true,  true,  false),
+            (OpCode::Reconfig,             false, false, false, false),
+            (OpCode::CheckWatches,         false, false, false, false),
+            (OpCode::RemoveWatches,        false, false, false, false),
+            (OpCode::CreateContainer,      false, true,  true,  false),
+            (OpCode::DeleteContainer,      false, false, false, false),
+            (OpCode::CreateTtl,            false, true,  true,  false),
+            (OpCode::MultiRead,            true,  false, false, false),
+            (OpCode::Auth,                 false, false, false, false),
+            (OpCode::SetWatches,           false, false, false, false),
+            (OpCode::Sasl,                 false, false, false, false),
+            (OpCode::GetEphemerals,        true,  false, false, false),
+            (OpCode::GetAllChildrenNumber, true,  false, false, false),
+            (OpCode::SetWatches2,          false, false, false, false),
+            (OpCode::AddWatch,             false, false, false, false),
+            (OpCode::WhoAmI,               false, false, false, false),
+            (OpCode::CreateSession,        false, false, false, false),
+            (OpCode::CloseSession,         false, false, false, false),
+            (OpCode::Error,                false, false, false, false),
         ];
         assert_eq!(table.len(), OpCode::ALL.len(), "every op code is in the table");
-        for (op, read, write, multi_write, multi_read, watch) in table {
-            let got = (op.is_read(), op.is_write(), op.is_multi_write(), op.is_multi_read(), op.has_watch_flag());
-            assert_eq!(got, (read, write, multi_write, multi_read, watch), "{op}");
+        for (op, read, write, multi_write, multi_read) in table {
+            let got = (op.is_read(), op.is_write(), op.is_multi_write(), op.is_multi_read());
+            assert_eq!(got, (read, write, multi_write, multi_read), "{op}");
         }
     }
 

@@ -252,6 +252,18 @@ impl Request {
         }
     }
 
+    /// The watch flag of a read that can leave a one-shot watch (`exists`, `getData`,
+    /// `getChildren`, `getChildren2`); `None` for every other request.
+    pub fn watch_mut(&mut self) -> Option<&mut bool> {
+        match self {
+            Request::Exists { watch, .. }
+            | Request::GetData { watch, .. }
+            | Request::GetChildren { watch, .. }
+            | Request::GetChildren2 { watch, .. } => Some(watch),
+            _ => None,
+        }
+    }
+
     /// Whether the op may appear inside `multi` (14); the same as [`OpCode::is_multi_write`].
     pub fn is_multi_write_op(op: OpCode) -> bool {
         op.is_multi_write()

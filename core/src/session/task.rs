@@ -377,15 +377,15 @@ impl Session {
 
     /// Records the watch a request will register. A one-shot watch that a persistent watch on
     /// the same path already serves is not requested from the server (see
-    /// `Registry::covered`): the request's watch flag, its last byte, is cleared.
+    /// `Registry::covered`): the request's watch flag is cleared.
     fn announce(&mut self, out: &mut Outgoing) {
         let Effect::Watch(reg) = &out.effect else { return };
         if self.registry.covered(reg.kind, &reg.path) {
-            let mut frame = BytesMut::from(&out.frame[..]);
-            if let Some(flag) = frame.last_mut() {
-                *flag = 0;
+            match frame::clear_watch_flag(&out.frame) {
+                Ok(cleared) => out.frame = cleared,
+                // Only the client's own watching reads carry a watch registration.
+                Err(e) => tracing::warn!(op = %out.op, error = %e, "watch flag not cleared"),
             }
-            out.frame = frame.freeze();
         }
         self.registry.expect(reg.kind, &reg.path);
     }

@@ -21,7 +21,7 @@ use super::acl::{self, AuthIds};
 use super::outbox::Outbox;
 use super::peer::Peer;
 use super::sessions::{negotiate, ConnId, Sessions};
-use super::tree::{self, DataTree};
+use super::tree::{self, DataTree, NewNode};
 use super::watches::{Table, Watches};
 use super::{Config, Now};
 use crate::proto::frame::{finish_frame, start_frame, write_record_frame};
@@ -258,22 +258,10 @@ impl State {
     }
 
     /// Creates a checked node and fires NodeCreated and the parent's NodeChildrenChanged.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn apply_create(
-        &mut self,
-        path: &str,
-        data: Option<Bytes>,
-        acl: Arc<[Acl]>,
-        owner: i64,
-        parent_cversion: i32,
-        zxid: i64,
-        time: i64,
-    ) -> Stat {
-        // Copy the data out of the request frame so the read buffer is not pinned.
-        let data = data.map(|d| Bytes::copy_from_slice(&d));
-        let stat = self.tree.create(path, data, acl.clone(), owner, parent_cversion, zxid, time);
-        self.notify(Table::Data, path, EventType::NodeCreated, &acl, &[]);
-        self.notify_parent(path);
+    pub(crate) fn apply_create(&mut self, node: &NewNode, zxid: i64, time: i64) -> Stat {
+        let stat = self.tree.create(node, zxid, time);
+        self.notify(Table::Data, &node.path, EventType::NodeCreated, &node.acl, &[]);
+        self.notify_parent(&node.path);
         stat
     }
 

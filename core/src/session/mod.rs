@@ -10,6 +10,8 @@
 
 mod connect;
 mod event;
+mod inflight;
+mod reconnect;
 pub mod state;
 mod task;
 mod watches;
@@ -47,6 +49,15 @@ impl RawReply {
     pub(crate) fn reader(self) -> Reader {
         Reader::new(self.body)
     }
+}
+
+/// Why serving a connection stopped.
+#[derive(Debug)]
+enum Outcome {
+    /// The connection is gone; the session may live on.
+    Lost(String),
+    /// The session is over.
+    Terminal(SessionState),
 }
 
 /// Where a request's outcome goes.

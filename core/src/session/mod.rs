@@ -16,6 +16,9 @@ pub mod state;
 mod task;
 mod watches;
 
+#[cfg(all(test, feature = "testing"))]
+mod tests;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU64, Ordering};

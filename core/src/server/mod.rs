@@ -433,13 +433,15 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             }
         };
         let ip = acl::java_host_address(addr.ip());
+        let peer = format!("/{ip}:{}", addr.port());
         if !shared.admit_ip(addr.ip()) {
-            debug!(%addr, limit = shared.cfg.max_connections_per_ip, "too many connections from this address; closing");
+            let limit = shared.cfg.max_connections_per_ip;
+            info!(peer, reason = %format_args!("{limit} connections from this address already"), "connection refused");
             continue;
         }
         let _ = stream.set_nodelay(true);
         let (rd, wr) = stream.into_split();
-        let peer = Peer { display: format!("/{ip}:{}", addr.port()), ip, tcp: Some(addr) };
+        let peer = Peer { display: peer, ip, tcp: Some(addr) };
         shared.spawn_conn(rd, wr, peer);
     }
     debug!("accept loop stopped");

@@ -2,15 +2,33 @@
 //! holding the state lock (so every connection sees replies and notifications in apply order);
 //! the connection's writer task in [`super::conn`] drains it. It also carries the connection's
 //! flow controls: close after flushing, abort, stall, black hole, and the byte cap past which a
-//! connection that does not read is dropped.
+//! connection that does not read is dropped; and why the connection ends ([`Ending`]), as first
+//! decided by whoever ends it, for the one line the server logs about it.
 
+use std::borrow::Cow;
 use std::sync::{Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::debug;
+
+/// Why a connection ends: said once, in the one line the server logs about the connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// Refused or dropped for this reason: worth an `info` line.
+    Because(Cow<'static, str>),
+    /// An ordinary end that another line already reports (the client closed its session) or
+    /// that needs none (a four-letter word was answered): logged at `debug`.
+    Quietly(&'static str),
+}
+
+impl Ending {
+    /// Refused or dropped because of `why`.
+    pub(crate) fn because(why: impl Into<Cow<'static, str>>) -> Ending {
+        Ending::Because(why.into())
+    }
+}
 
 /// What the writer task should do next.
 pub(super) enum Step {
@@ -37,6 +55,8 @@ struct OutInner {
     blackhole: bool,
     /// Frames queued so far (`sent` in `cons`).
     frames: u64,
+    /// Why the connection ends, once someone has decided that it does.
+    ending: Option<Ending>,
 }
 
 /// A connection's queue of encoded outgoing frames, filled under the state lock and drained by
@@ -80,16 +100,16 @@ impl Outbox {
         }
         encode(&mut g.buf);
         g.frames += frames;
-        if g.buf.len() > self.cap {
-            debug!(queued = g.buf.len(), cap = self.cap, "outgoing queue over its cap; closing the connection");
-            g.aborted = true;
-            g.buf = BytesMut::new();
-            drop(g);
-            self.cancel.cancel();
+        let queued = g.buf.len();
+        drop(g);
+        if queued > self.cap {
+            self.abort(Ending::because(format!(
+                "{queued} bytes of replies and notifications queued, over the cap of {}: the client does not read",
+                self.cap
+            )));
         } else {
-            drop(g);
+            self.wake.notify_one();
         }
-        self.wake.notify_one();
         true
     }
 
@@ -116,17 +136,32 @@ impl Outbox {
         self.lock().frames
     }
 
+    /// Records why the connection ends, unless that was decided already (the first reason
+    /// stands: it is the cause, later ones are its consequences).
+    pub(crate) fn end_because(&self, ending: Ending) {
+        self.lock().ending.get_or_insert(ending);
+    }
+
+    /// Why the connection ends, if that has been decided.
+    pub(crate) fn ending(&self) -> Option<Ending> {
+        self.lock().ending.clone()
+    }
+
     /// Writes what is queued, then closes; later pushes are dropped.
-    pub(crate) fn close_after_flush(&self) {
-        self.lock().closing = true;
+    pub(crate) fn close_after_flush(&self, ending: Ending) {
+        let mut g = self.lock();
+        g.closing = true;
+        g.ending.get_or_insert(ending);
+        drop(g);
         self.wake.notify_one();
     }
 
     /// Closes at once, dropping what is queued.
-    pub(crate) fn abort(&self) {
+    pub(crate) fn abort(&self, ending: Ending) {
         let mut g = self.lock();
         g.aborted = true;
         g.buf = BytesMut::new();
+        g.ending.get_or_insert(ending);
         drop(g);
         self.wake.notify_one();
         self.cancel.cancel();

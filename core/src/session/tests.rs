@@ -26,6 +26,13 @@ fn data(bytes: &'static [u8], zxid: i64) -> Response {
     Response::Data { data: Some(Bytes::from_static(bytes)), stat }
 }
 
+/// A mock server and a client connected to it with session `session_id`.
+async fn start(session_id: i64) -> (MockServer, Client, MockConn) {
+    let mut server = MockServer::new();
+    let (client, conn) = server.connect(Client::builder(), session_id).await.expect("connected");
+    (server, client, conn)
+}
+
 /// Accepts the client's reconnect and checks that it resumes `session_id`.
 async fn accept_resume(server: &mut MockServer, session_id: i64) -> MockConn {
     let mut conn = server.accept().await;
@@ -40,8 +47,7 @@ async fn accept_resume(server: &mut MockServer, session_id: i64) -> MockConn {
 /// same session. (Style rule 4; the Java client's "Xid out of order".)
 #[tokio::test(start_paused = true)]
 async fn reply_xid_out_of_order_breaks_the_connection() {
-    let mut server = MockServer::new();
-    let (client, mut conn) = server.connect(Client::builder(), 0x5e55_0001).await.expect("connected");
+    let (mut server, client, mut conn) = start(0x5e55_0001).await;
     let a = client.get_data("/a");
     let b = client.get_data("/b");
     let ra = conn.expect_request().await;
@@ -68,8 +74,7 @@ async fn reply_xid_out_of_order_breaks_the_connection() {
 /// the client reconnects to the same session, where requests are answered again.
 #[tokio::test(start_paused = true)]
 async fn eof_in_the_middle_of_a_reply() {
-    let mut server = MockServer::new();
-    let (client, mut conn) = server.connect(Client::builder(), 0x5e55_0002).await.expect("connected");
+    let (mut server, client, mut conn) = start(0x5e55_0002).await;
     let mut states = client.state_stream();
     assert_eq!(states.next().now_or_never().flatten(), Some(SessionState::Connected));
     let a = client.get_data("/a");
@@ -94,8 +99,7 @@ async fn eof_in_the_middle_of_a_reply() {
 /// arrive in one piece.
 #[tokio::test(start_paused = true)]
 async fn notification_between_replies_reaches_the_watcher_first() {
-    let mut server = MockServer::new();
-    let (client, mut conn) = server.connect(Client::builder(), 0x5e55_0003).await.expect("connected");
+    let (_server, client, mut conn) = start(0x5e55_0003).await;
     let first = client.get_data_and_watch("/a");
     let second = client.exists("/b");
     let r1 = conn.expect_request().await;
@@ -119,8 +123,7 @@ async fn notification_between_replies_reaches_the_watcher_first() {
 /// may have deleted it before its reply was lost.
 #[tokio::test(start_paused = true)]
 async fn guaranteed_delete_is_sent_again_first_after_a_cut() {
-    let mut server = MockServer::new();
-    let (client, mut conn) = server.connect(Client::builder(), 0x5e55_0004).await.expect("connected");
+    let (mut server, client, mut conn) = start(0x5e55_0004).await;
     let guaranteed = client.delete_guaranteed("/g", None);
     let plain = client.delete("/p", None);
     let rg = conn.expect_request().await;

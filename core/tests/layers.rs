@@ -190,7 +190,7 @@ fn is_ident(c: char) -> bool {
     c.is_alphanumeric() || c == '_'
 }
 
-/// The names `lib.rs` re-exports at the crate root from module `module` (`pub use client::{A, B};`).
+/// The names `lib.rs` re-exports at the crate root from `module` (`pub use client::{A, B};`).
 fn root_reexports(lib: &str, module: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut rest = lib;

@@ -7,6 +7,10 @@
 //! credentials and re-registering watches with `SetWatches`), never goes back to a server that
 //! is behind what it has seen, and ends everything with a typed error when the session ends.
 //! See [`state`] for the state diagram and the recipe-level connection states.
+//!
+//! Inside, `task` is the loop, `inflight` the bookkeeping of requests written to the current
+//! connection, `reconnect` the connecting and replaying, `connect` one connection attempt and
+//! `watches` the watch registry.
 
 mod connect;
 mod event;

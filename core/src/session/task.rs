@@ -1,9 +1,9 @@
 //! The session task's loop: serving one connection (a `select!` over socket I/O, commands from
 //! the client handles, and the ping/read-timeout timer), routing each frame that arrives
-//! (notifications to the watch registry, replies to the in-flight bookkeeping of [`super::inflight`]),
-//! writing requests in the order they were made, and, once a connection is lost, handing over to
-//! [`super::reconnect`] until the session goes on or ends. Ending the session fails everything
-//! still waiting with the terminal error.
+//! (notifications to the watch registry, replies to the in-flight bookkeeping of
+//! [`super::inflight`]), writing requests in the order they were made, and, once a connection is
+//! lost, handing over to [`super::reconnect`] until the session goes on or ends. Ending the
+//! session fails everything still waiting with the terminal error.
 
 use std::collections::VecDeque;
 use std::future::poll_fn;

@@ -192,8 +192,8 @@ impl Reader<'_> {
         }
     }
 
-    /// Why a read stopped: `eof` if the client closed the stream, otherwise from `stop`
-    /// (`timed_out` says what a timeout means at that point).
+    /// Why the connection ends after a read stopped (`timed_out` says what a timeout means at
+    /// that point).
     fn stopped(&self, stop: Stop, timed_out: impl FnOnce() -> String) -> Ending {
         match stop {
             // Whoever cancelled said why on the outbox; otherwise it is the shutdown.

@@ -92,10 +92,12 @@ impl Session {
         }
     }
 
+    /// How long the first connection may take.
     pub(super) fn connect_timeout(&self) -> Duration {
         self.config.connect_timeout
     }
 
+    /// Serves `conn`, and every connection after it, until the session ends.
     pub(super) async fn run(mut self, mut conn: Connection) {
         loop {
             match self.serve(&mut conn).await {

@@ -10,6 +10,7 @@ pub mod client;
 pub mod error;
 pub mod path;
 pub mod proto;
+mod random;
 pub mod retry;
 pub mod server;
 pub mod session;

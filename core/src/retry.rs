@@ -97,7 +97,7 @@ impl RetryPolicy {
             return None;
         }
         let full = self.delay(retry);
-        let pause = if self.jitter { full / 2 + crate::session::jitter(full - full / 2) } else { full };
+        let pause = if self.jitter { crate::random::upper_half(full) } else { full };
         if self.deadline.is_some_and(|d| elapsed + pause > d) {
             return None;
         }

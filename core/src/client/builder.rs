@@ -174,7 +174,7 @@ impl ClientBuilder {
     /// server could be reached, [`Error::AuthFailed`] when the server refused the credentials.
     pub async fn connect(self, connect_string: &str) -> Result<Client> {
         let (mut hosts, chroot) = parse_connect_string(connect_string)?;
-        session::shuffle(&mut hosts);
+        crate::random::shuffle(&mut hosts);
         self.start(Endpoints::Tcp(hosts), chroot).await
     }
 

@@ -26,10 +26,11 @@ use crate::session::{
     Command, Effect, Outgoing, RawReply, SessionState, Shared, StateStream, WatchKind, WatchRegistration, WatchSink,
 };
 
+pub use crate::session::WatchedEvent;
 pub use builder::ClientBuilder;
 pub use multi::Transaction;
 pub use options::{CreateOptions, Op, OpResult, ReadOp, ReadResult, MAX_TTL};
-pub use watcher::{OneshotWatcher, PersistentWatcher, WatchedEvent};
+pub use watcher::{OneshotWatcher, PersistentWatcher};
 
 /// A handle to a ZooKeeper session.
 ///

@@ -11,22 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};
 use crate::proto::EventType;
-use crate::session::{Command, WatcherId};
-
-/// A watch notification.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WatchedEvent {
-    /// What happened. Besides the server's events (`NodeCreated`, `NodeDeleted`,
-    /// `NodeDataChanged`, `NodeChildrenChanged`), a watcher ended by
-    /// [`crate::Client::remove_watches`] receives `DataWatchRemoved`, `ChildWatchRemoved` or
-    /// `PersistentWatchRemoved`.
-    pub event_type: EventType,
-    /// The path the event is about (chroot removed).
-    pub path: String,
-    /// The zxid of the transaction that fired the event; -1 for events the server synthesised
-    /// while re-registering watches after a reconnect, and for local removal events.
-    pub zxid: i64,
-}
+use crate::session::{Command, WatchedEvent, WatcherId};
 
 /// Unregisters a watcher on drop (through a weak handle, so watchers never keep a session
 /// alive).

@@ -155,6 +155,50 @@ impl OpCode {
     }
 }
 
+impl OpCode {
+    /// Whether the reply reflects the server's state at some zxid, and so can be older than what
+    /// the client has already seen: `exists`, `getData`, `getChildren`, `getChildren2`, `getACL`,
+    /// `getAllChildrenNumber`, `getEphemerals` and `multiRead`. (`sync` is not: it is the way to
+    /// catch up.)
+    pub fn is_read(self) -> bool {
+        matches!(
+            self,
+            OpCode::Exists
+                | OpCode::GetData
+                | OpCode::GetChildren
+                | OpCode::GetChildren2
+                | OpCode::GetAcl
+                | OpCode::GetAllChildrenNumber
+                | OpCode::GetEphemerals
+                | OpCode::MultiRead
+        )
+    }
+
+    /// Whether the op creates a node: `create`, `create2`, `createContainer` or `createTTL`.
+    pub fn is_create(self) -> bool {
+        matches!(self, OpCode::Create | OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl)
+    }
+
+    /// Whether a client request of this op changes the data tree: the four creates, `delete`,
+    /// `setData`, `setACL` and `multi`. Each is a transaction with its own zxid, failed ones
+    /// included. Not counted: `closeSession` (a session operation, though it deletes the
+    /// session's ephemeral nodes), `reconfig` and the server-internal `deleteContainer`.
+    pub fn is_write(self) -> bool {
+        self.is_create() || matches!(self, OpCode::Delete | OpCode::SetData | OpCode::SetAcl | OpCode::Multi)
+    }
+
+    /// Whether the op may appear inside `multi` (14): the four creates, `delete`, `setData` and
+    /// `check`.
+    pub fn is_multi_write(self) -> bool {
+        self.is_create() || matches!(self, OpCode::Delete | OpCode::SetData | OpCode::Check)
+    }
+
+    /// Whether the op may appear inside `multiRead` (22): `getData` and `getChildren`.
+    pub fn is_multi_read(self) -> bool {
+        matches!(self, OpCode::GetData | OpCode::GetChildren)
+    }
+}
+
 impl fmt::Display for OpCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -465,6 +509,52 @@ mod tests {
         assert_eq!(ErrorCode::from_i32(-9), None);
         assert_eq!(ErrorCode::NoNode.as_i32(), -101);
         assert_eq!(OpCode::WhoAmI.as_i32(), 107);
+    }
+
+    #[test]
+    fn op_code_classifications() {
+        // (op, is_read, is_write, is_multi_write, is_multi_read, is_create)
+        #[rustfmt::skip]
+        let table = [
+            (OpCode::Notification,         false, false, false, false, false),
+            (OpCode::Create,               false, true,  true,  false, true),
+            (OpCode::Delete,               false, true,  true,  false, false),
+            (OpCode::Exists,               true,  false, false, false, false),
+            (OpCode::GetData,              true,  false, false, true, false),
+            (OpCode::SetData,              false, true,  true,  false, false),
+            (OpCode::GetAcl,               true,  false, false, false, false),
+            (OpCode::SetAcl,               false, true,  false, false, false),
+            (OpCode::GetChildren,          true,  false, false, true, false),
+            (OpCode::Sync,                 false, false, false, false, false),
+            (OpCode::Ping,                 false, false, false, false, false),
+            (OpCode::GetChildren2,         true,  false, false, false, false),
+            (OpCode::Check,                false, false, true,  false, false),
+            (OpCode::Multi,                false, true,  false, false, false),
+            (OpCode::Create2,              false, true,  true,  false, true),
+            (OpCode::Reconfig,             false, false, false, false, false),
+            (OpCode::CheckWatches,         false, false, false, false, false),
+            (OpCode::RemoveWatches,        false, false, false, false, false),
+            (OpCode::CreateContainer,      false, true,  true,  false, true),
+            (OpCode::DeleteContainer,      false, false, false, false, false),
+            (OpCode::CreateTtl,            false, true,  true,  false, true),
+            (OpCode::MultiRead,            true,  false, false, false, false),
+            (OpCode::Auth,                 false, false, false, false, false),
+            (OpCode::SetWatches,           false, false, false, false, false),
+            (OpCode::Sasl,                 false, false, false, false, false),
+            (OpCode::GetEphemerals,        true,  false, false, false, false),
+            (OpCode::GetAllChildrenNumber, true,  false, false, false, false),
+            (OpCode::SetWatches2,          false, false, false, false, false),
+            (OpCode::AddWatch,             false, false, false, false, false),
+            (OpCode::WhoAmI,               false, false, false, false, false),
+            (OpCode::CreateSession,        false, false, false, false, false),
+            (OpCode::CloseSession,         false, false, false, false, false),
+            (OpCode::Error,                false, false, false, false, false),
+        ];
+        assert_eq!(table.len(), OpCode::ALL.len(), "every op code is in the table");
+        for (op, read, write, multi_write, multi_read, create) in table {
+            let got = (op.is_read(), op.is_write(), op.is_multi_write(), op.is_multi_read(), op.is_create());
+            assert_eq!(got, (read, write, multi_write, multi_read, create), "{op}");
+        }
     }
 
     #[test]

@@ -4,7 +4,8 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::jute::Encode;
+use super::codes::OpCode;
+use super::jute::{Decode, DecodeError, Encode, Reader};
 use super::records::{ReplyHeader, RequestHeader};
 use super::request::Request;
 use super::response::Response;
@@ -75,6 +76,37 @@ pub fn write_request_frame(buf: &mut BytesMut, xid: i32, request: &Request) -> u
     finish_frame(buf, start)
 }
 
+/// A copy of `frame`, one complete request frame (length prefix included) as
+/// [`write_request_frame`] writes it, that asks the server for no watch: the watch flag of an
+/// `exists`, `getData`, `getChildren` or `getChildren2` request is cleared. The frame is decoded
+/// and encoded again, so only the codec knows where the flag sits.
+///
+/// # Errors
+/// When the length prefix does not match the frame's size, when the header or the body does not
+/// decode or is followed by more bytes, or when the request has no watch flag.
+pub fn clear_watch_flag(frame: &[u8]) -> Result<Bytes, DecodeError> {
+    let mut buf = BytesMut::from(frame);
+    let payload = match split_frame(&mut buf, usize::MAX) {
+        Ok(Some(payload)) if buf.is_empty() => payload,
+        _ => return Err(DecodeError::InvalidLength(frame.len() as i64)),
+    };
+    let mut r = Reader::new(payload);
+    let header = RequestHeader::decode(&mut r)?;
+    let op =
+        OpCode::from_i32(header.op).ok_or(DecodeError::InvalidValue { what: "op code", value: header.op.into() })?;
+    let mut request = Request::decode(op, &mut r)?;
+    if !r.is_empty() {
+        return Err(DecodeError::InvalidValue { what: "bytes after the request body", value: r.remaining() as i64 });
+    }
+    let watch = request
+        .watch_mut()
+        .ok_or(DecodeError::InvalidValue { what: "op code of a request with a watch flag", value: header.op.into() })?;
+    *watch = false;
+    let mut out = BytesMut::with_capacity(frame.len());
+    write_request_frame(&mut out, header.xid, &request);
+    Ok(out.freeze())
+}
+
 /// Appends a complete reply frame: the header, then the body when there is one.
 pub fn write_reply_frame(buf: &mut BytesMut, header: ReplyHeader, body: Option<&Response>) -> usize {
     let start = start_frame(buf);
@@ -129,5 +161,52 @@ mod tests {
         let mut buf = BytesMut::new();
         write_request_frame(&mut buf, 1, &Request::GetData { path: "/a".into(), watch: true });
         assert_eq!(buf.as_ref(), &[0, 0, 0, 0x0f, 0, 0, 0, 1, 0, 0, 0, 4, 0, 0, 0, 2, b'/', b'a', 1]);
+    }
+
+    #[test]
+    fn clear_watch_flag_asks_for_no_watch() {
+        let frame = |xid: i32, req: &Request| {
+            let mut buf = BytesMut::new();
+            write_request_frame(&mut buf, xid, req);
+            buf.freeze()
+        };
+        let watching = [
+            Request::Exists { path: "/a".into(), watch: true },
+            Request::GetData { path: "/a/b".into(), watch: true },
+            Request::GetChildren { path: "/".into(), watch: true },
+            Request::GetChildren2 { path: "/c".into(), watch: true },
+        ];
+        for mut req in watching {
+            let cleared = clear_watch_flag(&frame(7, &req)).unwrap();
+            *req.watch_mut().unwrap() = false;
+            assert_eq!(cleared, frame(7, &req), "{req:?}");
+            assert_eq!(clear_watch_flag(&cleared).unwrap(), cleared, "clearing twice changes nothing");
+        }
+        // The reference bytes of `get_data_frame_matches_reference_bytes`, flag cleared.
+        let get_data = frame(1, &Request::GetData { path: "/a".into(), watch: true });
+        assert_eq!(
+            clear_watch_flag(&get_data).unwrap().as_ref(),
+            &[0, 0, 0, 0x0f, 0, 0, 0, 1, 0, 0, 0, 4, 0, 0, 0, 2, b'/', b'a', 0]
+        );
+    }
+
+    #[test]
+    fn clear_watch_flag_refuses_other_frames() {
+        let mut set_data = BytesMut::new();
+        write_request_frame(&mut set_data, 3, &Request::SetData { path: "/a".into(), data: None, version: 1 });
+        assert!(clear_watch_flag(&set_data).is_err(), "no watch flag: the last byte is the version's");
+        let mut exists = BytesMut::new();
+        write_request_frame(&mut exists, 3, &Request::Exists { path: "/a".into(), watch: true });
+        assert!(clear_watch_flag(&exists[..exists.len() - 1]).is_err(), "truncated");
+        let mut longer = exists.clone();
+        longer.extend_from_slice(&[0]);
+        assert!(clear_watch_flag(&longer).is_err(), "a byte past the frame");
+        let mut padded = exists[4..].to_vec();
+        padded.push(1);
+        let mut padded_frame = BytesMut::new();
+        padded_frame.extend_from_slice(&(padded.len() as i32).to_be_bytes());
+        padded_frame.extend_from_slice(&padded);
+        assert!(clear_watch_flag(&padded_frame).is_err(), "a byte after the body");
+        assert!(clear_watch_flag(&[]).is_err());
     }
 }

@@ -252,23 +252,26 @@ impl Request {
         }
     }
 
-    /// Whether the op may appear inside `multi` (14).
-    pub fn is_multi_write_op(op: OpCode) -> bool {
-        matches!(
-            op,
-            OpCode::Create
-                | OpCode::Create2
-                | OpCode::CreateContainer
-                | OpCode::CreateTtl
-                | OpCode::Delete
-                | OpCode::SetData
-                | OpCode::Check
-        )
+    /// The watch flag of a read that can leave a one-shot watch (`exists`, `getData`,
+    /// `getChildren`, `getChildren2`); `None` for every other request.
+    pub fn watch_mut(&mut self) -> Option<&mut bool> {
+        match self {
+            Request::Exists { watch, .. }
+            | Request::GetData { watch, .. }
+            | Request::GetChildren { watch, .. }
+            | Request::GetChildren2 { watch, .. } => Some(watch),
+            _ => None,
+        }
     }
 
-    /// Whether the op may appear inside `multiRead` (22).
+    /// Whether the op may appear inside `multi` (14); the same as [`OpCode::is_multi_write`].
+    pub fn is_multi_write_op(op: OpCode) -> bool {
+        op.is_multi_write()
+    }
+
+    /// Whether the op may appear inside `multiRead` (22); the same as [`OpCode::is_multi_read`].
     pub fn is_multi_read_op(op: OpCode) -> bool {
-        matches!(op, OpCode::GetData | OpCode::GetChildren)
+        op.is_multi_read()
     }
 
     /// Writes the body (without the request header).
@@ -358,8 +361,8 @@ impl Request {
             OpCode::Ping => Request::Ping,
             OpCode::WhoAmI => Request::WhoAmI,
             OpCode::CloseSession => Request::CloseSession,
-            OpCode::Multi => Request::Multi(decode_multi(r, Request::is_multi_write_op)?),
-            OpCode::MultiRead => Request::MultiRead(decode_multi(r, Request::is_multi_read_op)?),
+            OpCode::Multi => Request::Multi(decode_multi(r, OpCode::is_multi_write)?),
+            OpCode::MultiRead => Request::MultiRead(decode_multi(r, OpCode::is_multi_read)?),
             OpCode::Reconfig => Request::Reconfig {
                 joining_servers: r.read_opt_string()?,
                 leaving_servers: r.read_opt_string()?,

@@ -3,24 +3,32 @@
 //!
 //! The server never trusts the client. A frame length below 0 or above the frame limit, a
 //! header shorter than 8 bytes, an undecodable ConnectRequest, silence past the absolute
-//! handshake deadline or past the session timeout once established, all close the connection
-//! (logged at debug level). A client that does not read its replies first stops being read from
-//! ([`HIGH_WATER`] bytes queued), and is disconnected if events from other sessions' writes push
-//! its queue past the configured cap. All requests complete in the buffer are applied in one
-//! acquisition of the state lock; replies and notifications are encoded into the outbox while
-//! the lock is held, so every connection sees them in apply order.
+//! handshake deadline or past the session timeout once established, all close the connection.
+//! A client that does not read its replies first stops being read from ([`HIGH_WATER`] bytes
+//! queued), and is disconnected if events from other sessions' writes push its queue past the
+//! configured cap. All requests complete in the buffer are applied in one acquisition of the
+//! state lock; replies and notifications are encoded into the outbox while the lock is held, so
+//! every connection sees them in apply order.
+//!
+//! Every connection's end is logged once, when its reader is done, with the first reason
+//! decided for it (see [`Ending`]): at `info` as "connection refused" when it never had a
+//! session, as "connection dropped" when it had one; at `debug` when the end is ordinary (the
+//! client closed its session, a four-letter word was answered, a client left before its
+//! handshake).
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::debug;
+use tracing::{debug, info};
 
 use super::fourlw;
+use super::outbox::{Ending, Outbox, Step};
+use super::peer::Peer;
 use super::state::Flow;
 use super::{Shared, TaskGuard};
 use crate::proto::frame::split_frame;
@@ -38,175 +46,6 @@ const LOW_WATER: usize = 1 << 20;
 /// Initial read buffer size; the buffer grows to hold a whole frame when one is larger.
 const READ_CHUNK: usize = 64 << 10;
 
-/// Where a connection comes from.
-#[derive(Debug, Clone)]
-pub(crate) struct Peer {
-    /// `ip` auth id: Java's host-address text (`127.0.0.1` for in-process connections).
-    pub ip: String,
-    /// Display form for `cons`/`stat` (`/127.0.0.1:54321`, `/in-process:7`).
-    pub display: String,
-    /// The TCP peer address, if any (per-IP accounting).
-    pub tcp: Option<std::net::SocketAddr>,
-}
-
-/// What the writer task should do next.
-enum Step {
-    Write(Bytes),
-    Wait(Option<Instant>),
-    Finish,
-    Abort,
-}
-
-#[derive(Debug, Default)]
-struct OutInner {
-    buf: BytesMut,
-    /// Write what is queued, then shut the stream down.
-    closing: bool,
-    /// Stop without writing anything more.
-    aborted: bool,
-    /// Hold every byte until then.
-    stall_until: Option<Instant>,
-    /// Silent network: neither read nor write, until the connection is cut.
-    blackhole: bool,
-    /// Frames queued so far (`sent` in `cons`).
-    frames: u64,
-}
-
-/// A connection's queue of encoded outgoing frames, filled under the state lock and drained by
-/// the connection's writer task with one `write_all` per batch.
-#[derive(Debug)]
-pub(crate) struct Outbox {
-    inner: Mutex<OutInner>,
-    /// Wakes the writer.
-    wake: Notify,
-    /// Wakes a reader waiting for the queue to drain.
-    drained: Notify,
-    /// Wakes a reader blocked in `read` when the connection is black-holed.
-    hush: Notify,
-    cancel: CancellationToken,
-    cap: usize,
-}
-
-impl Outbox {
-    /// An empty outbox; `cancel` is the connection's token (fired when the cap is exceeded).
-    pub(crate) fn new(cancel: CancellationToken, cap: usize) -> Outbox {
-        Outbox {
-            inner: Mutex::default(),
-            wake: Notify::new(),
-            drained: Notify::new(),
-            hush: Notify::new(),
-            cancel,
-            cap,
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, OutInner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Appends one or more frames written by `encode`; returns false (and writes nothing) when
-    /// the connection is closing. Past the byte cap the connection is dropped.
-    pub(crate) fn push(&self, frames: u64, encode: impl FnOnce(&mut BytesMut)) -> bool {
-        let mut g = self.lock();
-        if g.closing || g.aborted {
-            return false;
-        }
-        encode(&mut g.buf);
-        g.frames += frames;
-        if g.buf.len() > self.cap {
-            debug!(queued = g.buf.len(), cap = self.cap, "outgoing queue over its cap; closing the connection");
-            g.aborted = true;
-            g.buf = BytesMut::new();
-            drop(g);
-            self.cancel.cancel();
-        } else {
-            drop(g);
-        }
-        self.wake.notify_one();
-        true
-    }
-
-    /// Takes everything queued (tests read the outbox directly).
-    #[cfg(test)]
-    pub(crate) fn take_all(&self) -> BytesMut {
-        self.lock().buf.split()
-    }
-
-    /// Whether the connection has been told to close.
-    #[cfg(test)]
-    pub(crate) fn is_closing(&self) -> bool {
-        let g = self.lock();
-        g.closing || g.aborted
-    }
-
-    /// Bytes waiting to be written.
-    pub(crate) fn queued(&self) -> usize {
-        self.lock().buf.len()
-    }
-
-    /// Frames queued since the connection opened.
-    pub(crate) fn frames(&self) -> u64 {
-        self.lock().frames
-    }
-
-    /// Writes what is queued, then closes; later pushes are dropped.
-    pub(crate) fn close_after_flush(&self) {
-        self.lock().closing = true;
-        self.wake.notify_one();
-    }
-
-    /// Closes at once, dropping what is queued.
-    pub(crate) fn abort(&self) {
-        let mut g = self.lock();
-        g.aborted = true;
-        g.buf = BytesMut::new();
-        drop(g);
-        self.wake.notify_one();
-        self.cancel.cancel();
-    }
-
-    /// Holds outgoing bytes until `until`.
-    pub(crate) fn stall(&self, until: Instant) {
-        let mut g = self.lock();
-        g.stall_until = Some(g.stall_until.map_or(until, |u| u.max(until)));
-    }
-
-    /// Starts a silent network: nothing is read or written any more.
-    pub(crate) fn blackhole(&self) {
-        self.lock().blackhole = true;
-        self.drained.notify_one();
-        self.hush.notify_one();
-    }
-
-    /// Whether the connection is black-holed.
-    pub(crate) fn is_blackholed(&self) -> bool {
-        self.lock().blackhole
-    }
-
-    fn next_step(&self, now: Instant) -> Step {
-        let mut g = self.lock();
-        if g.aborted {
-            return Step::Abort;
-        }
-        if g.blackhole {
-            return Step::Wait(None);
-        }
-        if let Some(until) = g.stall_until {
-            if until > now {
-                return Step::Wait(Some(until));
-            }
-            g.stall_until = None;
-        }
-        if !g.buf.is_empty() {
-            return Step::Write(g.buf.split().freeze());
-        }
-        if g.closing {
-            return Step::Finish;
-        }
-        Step::Wait(None)
-    }
-}
-
 /// The writer task: drains the outbox into the stream until the connection ends.
 pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(outbox: Arc<Outbox>, mut w: W, cancel: CancellationToken) {
     loop {
@@ -217,7 +56,7 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(outbox: Arc<Outbox>, mut w
                     _ = cancel.cancelled() => return,
                 };
                 if let Err(e) = res {
-                    debug!(error = %e, "write failed; closing the connection");
+                    outbox.end_because(Ending::because(format!("write failed: {e}")));
                     cancel.cancel();
                     return;
                 }
@@ -263,8 +102,9 @@ enum End {
     Abort,
 }
 
-/// Serves one connection: registers it, spawns its writer, runs the reader, cleans up.
-pub(crate) async fn serve<R, W>(shared: Arc<Shared>, rd: R, wr: W, peer: Peer, guard: TaskGuard)
+/// Serves one connection: registers it, spawns its writer, runs the reader, cleans up, and
+/// logs how it ended.
+pub(crate) async fn serve<R, W>(shared: Arc<Shared>, mut rd: R, wr: W, peer: Peer, guard: TaskGuard)
 where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
@@ -273,13 +113,40 @@ where
     let outbox = Arc::new(Outbox::new(cancel.clone(), shared.cfg.max_queued_bytes));
     let conn = shared.lock_state().register_conn(outbox.clone(), cancel.clone(), &peer, shared.now());
     shared.spawn_tracked(write_loop(outbox.clone(), wr, cancel.clone()));
-    let end = read_loop(&shared, rd, conn, &outbox, &cancel).await;
+    let reader = Reader { shared: &shared, conn, outbox: &outbox, cancel: &cancel, buf: BytesMut::new() };
+    let (session, (end, ending)) = reader.run(&mut rd).await;
     match end {
-        End::AfterFlush => outbox.close_after_flush(),
-        End::Abort => outbox.abort(),
+        End::AfterFlush => outbox.close_after_flush(ending.clone()),
+        End::Abort => outbox.abort(ending.clone()),
     }
     shared.lock_state().remove_conn(conn);
+    log_end(&peer, session, outbox.ending().unwrap_or(ending));
     drop(guard);
+}
+
+/// The one line about a connection's end.
+fn log_end(peer: &Peer, session: Option<i64>, ending: Ending) {
+    let peer = &peer.display;
+    match (ending, session) {
+        (Ending::Quietly(why), None) => debug!(peer, reason = why, "connection closed"),
+        (Ending::Quietly(why), Some(id)) => {
+            debug!(session = %format_args!("0x{id:x}"), peer, reason = why, "connection closed")
+        }
+        (Ending::Because(why), None) => info!(peer, reason = %why, "connection refused"),
+        (Ending::Because(why), Some(id)) => {
+            info!(session = %format_args!("0x{id:x}"), peer, reason = %why, "connection dropped")
+        }
+    }
+}
+
+/// Why [`read_more`] read nothing more.
+enum Stop {
+    /// The connection's token was cancelled (by the server, or at shutdown).
+    Cancelled,
+    /// The deadline passed.
+    TimedOut,
+    /// The stream failed.
+    Failed(io::Error),
 }
 
 /// Reads into `buf` until `cancel`, `deadline` or end of stream; `Ok(false)` on EOF.
@@ -288,141 +155,172 @@ async fn read_more<R: AsyncRead + Unpin>(
     buf: &mut BytesMut,
     cancel: &CancellationToken,
     deadline: Instant,
-) -> Result<bool, &'static str> {
+) -> Result<bool, Stop> {
     if buf.capacity() - buf.len() < 1024 {
         buf.reserve(READ_CHUNK);
     }
     tokio::select! {
-        _ = cancel.cancelled() => Err("closed by the server"),
+        _ = cancel.cancelled() => Err(Stop::Cancelled),
         r = tokio::time::timeout_at(deadline, rd.read_buf(buf)) => match r {
-            Err(_) => Err("timed out"),
+            Err(_) => Err(Stop::TimedOut),
             Ok(Ok(0)) => Ok(false),
             Ok(Ok(_)) => Ok(true),
-            Ok(Err(_)) => Err("read error"),
+            Ok(Err(e)) => Err(Stop::Failed(e)),
         },
     }
 }
 
-async fn read_loop<R: AsyncRead + Unpin>(
-    shared: &Arc<Shared>,
-    mut rd: R,
+/// How the reader ended, and why.
+type Closed = (End, Ending);
+
+/// The reading side of one connection.
+struct Reader<'a> {
+    shared: &'a Arc<Shared>,
     conn: u64,
-    outbox: &Outbox,
-    cancel: &CancellationToken,
-) -> End {
-    let max_frame = shared.cfg.max_frame;
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    outbox: &'a Outbox,
+    cancel: &'a CancellationToken,
+    buf: BytesMut,
+}
 
-    // Handshake: a four-letter word, or one ConnectRequest frame, before the deadline.
-    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
-    let first = loop {
-        if buf.len() >= 4 {
-            if let Some(word) = fourlw::Word::parse(&buf[..4]) {
-                let text = fourlw::answer(word, shared);
-                outbox.push(0, |b| b.extend_from_slice(text.as_bytes()));
-                return End::AfterFlush;
-            }
-            match split_frame(&mut buf, max_frame) {
-                Err(e) => {
-                    debug!(conn, error = %e, "bad first frame; closing");
-                    return End::Abort;
+impl Reader<'_> {
+    /// Runs the handshake, then serves requests; returns the session the connection had (if
+    /// the handshake got that far) and how it ended.
+    async fn run<R: AsyncRead + Unpin>(mut self, rd: &mut R) -> (Option<i64>, Closed) {
+        match self.handshake(rd).await {
+            Err(closed) => (None, closed),
+            Ok((session, idle)) => (Some(session), self.requests(rd, idle).await),
+        }
+    }
+
+    /// Why the connection ends after a read stopped (`timed_out` says what a timeout means at
+    /// that point).
+    fn stopped(&self, stop: Stop, timed_out: impl FnOnce() -> String) -> Ending {
+        match stop {
+            // Whoever cancelled said why on the outbox; otherwise it is the shutdown.
+            Stop::Cancelled if self.shared.cancel.is_cancelled() => Ending::because("server shutdown"),
+            Stop::Cancelled => Ending::because("closed by the server"),
+            Stop::TimedOut => Ending::because(timed_out()),
+            Stop::Failed(e) => Ending::because(format!("read failed: {e}")),
+        }
+    }
+
+    /// A four-letter word (answered, then `Err`), or one ConnectRequest frame before the
+    /// deadline, answered by the state: the session and its timeout.
+    async fn handshake<R: AsyncRead + Unpin>(&mut self, rd: &mut R) -> Result<(i64, Duration), Closed> {
+        let max_frame = self.shared.cfg.max_frame;
+        let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+        let first = loop {
+            if self.buf.len() >= 4 {
+                if let Some(word) = fourlw::Word::parse(&self.buf[..4]) {
+                    let text = fourlw::answer(word, self.shared);
+                    self.outbox.push(0, |b| b.extend_from_slice(text.as_bytes()));
+                    return Err((End::AfterFlush, Ending::Quietly("a four-letter word was answered")));
                 }
-                Ok(Some(frame)) => break frame,
-                Ok(None) => {}
+                match split_frame(&mut self.buf, max_frame) {
+                    Err(e) => return Err((End::Abort, Ending::because(format!("bad first frame: {e}")))),
+                    Ok(Some(frame)) => break frame,
+                    Ok(None) => {}
+                }
             }
-        }
-        match read_more(&mut rd, &mut buf, cancel, deadline).await {
-            Ok(true) => {}
-            Ok(false) => return End::Abort,
-            Err(why) => {
-                debug!(conn, why, "no ConnectRequest; closing");
-                return End::Abort;
+            match read_more(rd, &mut self.buf, self.cancel, deadline).await {
+                Ok(true) => {}
+                Ok(false) => return Err((End::Abort, Ending::Quietly("the client left before its handshake"))),
+                Err(stop) => {
+                    let why = self.stopped(stop, || format!("no ConnectRequest within {HANDSHAKE_TIMEOUT:?}"));
+                    return Err((End::Abort, why));
+                }
             }
+        };
+        let request = ConnectRequest::decode_bytes(first)
+            .map_err(|e| (End::Abort, Ending::because(format!("undecodable ConnectRequest: {e}"))))?;
+        let attached = self.shared.lock_state().connect(self.shared.now(), self.conn, &request);
+        match attached {
+            Ok((session, timeout)) => Ok((session, Duration::from_millis(u64::try_from(timeout).unwrap_or(0).max(1)))),
+            // The state said why on the outbox.
+            Err(Flow::Abort) => Err((End::Abort, Ending::because("refused by the server"))),
+            Err(_) => Err((End::AfterFlush, Ending::because("refused by the server"))),
         }
-    };
-    let request = match ConnectRequest::decode_bytes(first) {
-        Ok(r) => r,
-        Err(e) => {
-            debug!(conn, error = %e, "undecodable ConnectRequest; closing");
-            return End::Abort;
-        }
-    };
-    let idle = match shared.lock_state().connect(shared.now(), conn, &request) {
-        Ok(timeout) => Duration::from_millis(u64::try_from(timeout).unwrap_or(0).max(1)),
-        Err(Flow::Abort) => return End::Abort,
-        Err(_) => return End::AfterFlush,
-    };
+    }
 
-    // Established: apply every complete frame of each read in one lock acquisition.
-    let mut frames: Vec<Bytes> = Vec::new();
-    loop {
-        if outbox.is_blackholed() {
-            // A silent network: what the client sends now is never read.
-            cancel.cancelled().await;
-            return End::Abort;
-        }
-        let mut bad = None;
+    /// Serves requests, applying every complete frame of each read in one lock acquisition.
+    /// `idle` is the session timeout: a client silent that long is dropped.
+    async fn requests<R: AsyncRead + Unpin>(&mut self, rd: &mut R, idle: Duration) -> Closed {
+        let max_frame = self.shared.cfg.max_frame;
+        let mut frames: Vec<Bytes> = Vec::new();
         loop {
-            match split_frame(&mut buf, max_frame) {
-                Ok(Some(f)) => frames.push(f),
-                Ok(None) => break,
-                Err(e) => {
-                    bad = Some(e);
-                    break;
-                }
+            if self.outbox.is_blackholed() {
+                // A silent network: what the client sends now is never read.
+                self.cancel.cancelled().await;
+                return (End::Abort, self.stopped(Stop::Cancelled, String::new));
             }
-        }
-        if !frames.is_empty() {
-            let flow = {
-                let mut st = shared.lock_state();
-                let now = shared.now();
-                let mut flow = Flow::Continue;
-                for f in frames.drain(..) {
-                    flow = st.handle_frame(now, conn, f);
-                    if flow != Flow::Continue {
+            let mut bad = None;
+            loop {
+                match split_frame(&mut self.buf, max_frame) {
+                    Ok(Some(f)) => frames.push(f),
+                    Ok(None) => break,
+                    Err(e) => {
+                        bad = Some(e);
                         break;
                     }
                 }
-                flow
-            };
-            frames.clear();
-            match flow {
-                Flow::Continue => {}
-                Flow::CloseAfterFlush => return End::AfterFlush,
-                Flow::Abort => return End::Abort,
             }
-        }
-        if let Some(e) = bad {
-            debug!(conn, error = %e, "frame length out of range; closing");
-            return End::Abort;
-        }
-        // A client that does not read its replies is not read from either; one that reads
-        // nothing for a whole session timeout is dropped.
-        let stuck_until = Instant::now() + idle;
-        while outbox.queued() > HIGH_WATER && !outbox.is_blackholed() {
-            tokio::select! {
-                _ = outbox.drained.notified() => {}
-                _ = cancel.cancelled() => return End::Abort,
-                _ = tokio::time::sleep_until(stuck_until) => {
-                    debug!(conn, queued = outbox.queued(), "client reads no replies; closing");
-                    return End::Abort;
+            if !frames.is_empty() {
+                let flow = {
+                    let mut st = self.shared.lock_state();
+                    let now = self.shared.now();
+                    let mut flow = Flow::Continue;
+                    for f in frames.drain(..) {
+                        flow = st.handle_frame(now, self.conn, f);
+                        if flow != Flow::Continue {
+                            break;
+                        }
+                    }
+                    flow
+                };
+                frames.clear();
+                // When the state ends a connection, it says why on the outbox.
+                match flow {
+                    Flow::Continue => {}
+                    Flow::CloseAfterFlush => return (End::AfterFlush, Ending::because("closed by the server")),
+                    Flow::Abort => return (End::Abort, Ending::because("closed by the server")),
                 }
             }
-        }
-        if outbox.is_blackholed() {
-            continue;
-        }
-        let more = tokio::select! {
-            biased;
-            _ = outbox.hush.notified() => continue,
-            r = read_more(&mut rd, &mut buf, cancel, Instant::now() + idle) => r,
-        };
-        match more {
-            Ok(true) => {}
-            Ok(false) => return End::Abort,
-            Err(why) => {
-                debug!(conn, why, "connection ended");
-                return End::Abort;
+            if let Some(e) = bad {
+                return (End::Abort, Ending::because(format!("bad frame: {e}")));
+            }
+            // A client that does not read its replies is not read from either; one that reads
+            // nothing for a whole session timeout is dropped.
+            let stuck_until = Instant::now() + idle;
+            while self.outbox.queued() > HIGH_WATER && !self.outbox.is_blackholed() {
+                tokio::select! {
+                    _ = self.outbox.drained.notified() => {}
+                    _ = self.cancel.cancelled() => return (End::Abort, self.stopped(Stop::Cancelled, String::new)),
+                    _ = tokio::time::sleep_until(stuck_until) => {
+                        let why = format!(
+                            "the client read no replies for {idle:?} ({} bytes queued)",
+                            self.outbox.queued()
+                        );
+                        return (End::Abort, Ending::because(why));
+                    }
+                }
+            }
+            if self.outbox.is_blackholed() {
+                continue;
+            }
+            let more = tokio::select! {
+                biased;
+                _ = self.outbox.hush.notified() => continue,
+                r = read_more(rd, &mut self.buf, self.cancel, Instant::now() + idle) => r,
+            };
+            match more {
+                Ok(true) => {}
+                Ok(false) => return (End::Abort, Ending::because("closed by the client")),
+                Err(stop) => {
+                    return (
+                        End::Abort,
+                        self.stopped(stop, || format!("nothing received for {idle:?} (session timeout)")),
+                    )
+                }
             }
         }
     }

@@ -24,7 +24,7 @@ impl Faults {
     /// (consuming a zxid) deletes its ephemeral nodes, firing their watches, and its connection
     /// is closed. Returns false if no such session is live.
     pub fn expire_session(&self, session_id: i64) -> bool {
-        !self.shared.cancel.is_cancelled() && self.shared.lock_state().expire_session(session_id)
+        !self.shared.cancel.is_cancelled() && self.shared.lock_state().expire_session(session_id, self.shared.now())
     }
 
     /// Abruptly closes the session's current connection (and any connection of it that

@@ -60,6 +60,8 @@ mod faults;
 mod fourlw;
 mod jhash;
 mod ops;
+mod outbox;
+mod peer;
 mod sessions;
 mod state;
 mod tree;
@@ -86,7 +88,7 @@ use tracing::{debug, info};
 pub use faults::Faults;
 
 use crate::error::{Error, Result};
-use conn::Peer;
+use peer::Peer;
 use state::State;
 
 /// Buffer size of an in-process connection's pipe.
@@ -431,13 +433,15 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             }
         };
         let ip = acl::java_host_address(addr.ip());
+        let peer = format!("/{ip}:{}", addr.port());
         if !shared.admit_ip(addr.ip()) {
-            debug!(%addr, limit = shared.cfg.max_connections_per_ip, "too many connections from this address; closing");
+            let limit = shared.cfg.max_connections_per_ip;
+            info!(peer, reason = %format_args!("{limit} connections from this address already"), "connection refused");
             continue;
         }
         let _ = stream.set_nodelay(true);
         let (rd, wr) = stream.into_split();
-        let peer = Peer { display: format!("/{ip}:{}", addr.port()), ip, tcp: Some(addr) };
+        let peer = Peer { display: peer, ip, tcp: Some(addr) };
         shared.spawn_conn(rd, wr, peer);
     }
     debug!("accept loop stopped");

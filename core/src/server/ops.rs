@@ -12,6 +12,7 @@
 use bytes::Bytes;
 
 use super::acl;
+use super::outbox::Ending;
 use super::sessions::ConnId;
 use super::state::{Flow, State};
 use super::watches::{Mode, Table};
@@ -55,21 +56,6 @@ fn op_name(op: OpCode) -> &'static str {
     }
 }
 
-/// Ops whose malformed body still costs a zxid (they are deserialized in the write pipeline).
-fn is_write_op(op: OpCode) -> bool {
-    matches!(
-        op,
-        OpCode::Create
-            | OpCode::Create2
-            | OpCode::CreateContainer
-            | OpCode::CreateTtl
-            | OpCode::Delete
-            | OpCode::SetData
-            | OpCode::SetAcl
-            | OpCode::Multi
-    )
-}
-
 /// Reads a jute ustring keeping null apart from empty.
 fn read_nullable_string(r: &mut Reader) -> Option<Option<String>> {
     r.read_opt_string().ok()
@@ -94,7 +80,7 @@ impl State {
     pub(crate) fn handle_frame(&mut self, now: Now, conn: ConnId, frame: Bytes) -> Flow {
         let mut r = Reader::new(frame);
         let Ok(header) = RequestHeader::decode(&mut r) else {
-            tracing::debug!(conn, "request shorter than its header; closing");
+            self.end_because(conn, Ending::because("malformed request: shorter than its header"));
             return Flow::Abort;
         };
         let Some(c) = self.conns.get_mut(&conn) else { return Flow::Abort };
@@ -106,6 +92,7 @@ impl State {
         if self.sessions.get(session).is_none() {
             // The session ended while this connection was still open: drop it, as ZooKeeper drops
             // requests of a closed session and then the connection.
+            self.end_because(conn, Ending::because("a request for a session that has ended"));
             return Flow::Abort;
         }
         let xid = header.xid;
@@ -118,6 +105,7 @@ impl State {
             Some(OpCode::Sasl) => {
                 // No SASL server is configured: 3.8.0 answers OK with a null token.
                 if r.read_buffer().is_err() {
+                    self.end_because(conn, Ending::because("malformed sasl request"));
                     return Flow::Abort;
                 }
                 self.reply_with(conn, ReplyHeader { xid, zxid: 0, err: 0 }, |b| write_buffer(b, None));
@@ -129,7 +117,7 @@ impl State {
         self.sessions.touch(session, now.ms, tick);
         let op = match op {
             None | Some(OpCode::Notification | OpCode::Check | OpCode::Error) => {
-                tracing::debug!(conn, op = header.op, "unimplemented op code; closing");
+                self.end_because(conn, Ending::because(format!("unimplemented op code {}", header.op)));
                 self.reply(conn, ReplyHeader { xid, zxid: -1, err: ErrorCode::Unimplemented.as_i32() }, None);
                 return Flow::CloseAfterFlush;
             }
@@ -150,7 +138,8 @@ impl State {
             Ok(req) => req,
             Err(e) => {
                 tracing::debug!(conn, %op, error = %e, "undecodable request body");
-                let zxid = if is_write_op(op) { self.next_zxid() } else { self.zxid };
+                // Writes are deserialized in the write pipeline, after their zxid is taken.
+                let zxid = if op.is_write() { self.next_zxid() } else { self.zxid };
                 self.reply(conn, ReplyHeader { xid, zxid, err: ErrorCode::MarshallingError.as_i32() }, None);
                 return Flow::Continue;
             }
@@ -165,9 +154,8 @@ impl State {
                 _ => false,
             });
         if drop_reply {
-            tracing::debug!(conn, %op, "fault: applying, then closing before the reply");
             if let Some(c) = self.conns.get(&conn) {
-                c.outbox.close_after_flush();
+                c.outbox.close_after_flush(Ending::because(format!("fault injection: {op} applied, reply dropped")));
             }
         }
         let flow = self.dispatch(now, conn, session, xid, request);
@@ -196,9 +184,11 @@ impl State {
                 self.reply(conn, ReplyHeader { xid, zxid, err: ErrorCode::ReconfigDisabled.as_i32() }, None);
             }
             Request::CloseSession => {
+                let peer = self.conns.get(&conn).map(|c| c.peer.display.clone()).unwrap_or_default();
+                tracing::info!(session = %format_args!("0x{session:x}"), peer, "session closed by the client");
                 let zxid = self.close_session(session);
                 self.reply(conn, ReplyHeader { xid, zxid, err: 0 }, None);
-                self.close_conn(conn, true);
+                self.close_conn(conn, true, Ending::Quietly("the client closed its session"));
                 return Flow::CloseAfterFlush;
             }
             Request::Exists { path, watch } => self.exists(conn, xid, &path, watch),
@@ -269,7 +259,7 @@ impl State {
             Some((scheme, auth))
         })();
         let Some((scheme, auth)) = parsed else {
-            tracing::debug!(conn, "malformed auth packet; closing");
+            self.end_because(conn, Ending::because("malformed auth packet"));
             return Flow::Abort;
         };
         let super_digest = self.cfg.super_digest.clone();
@@ -281,7 +271,8 @@ impl State {
         if ok {
             Flow::Continue
         } else {
-            tracing::debug!(conn, scheme = ?scheme, "authentication failed; closing");
+            let scheme = scheme.as_deref().unwrap_or("null");
+            self.end_because(conn, Ending::because(format!("authentication failed (scheme {scheme:?})")));
             Flow::CloseAfterFlush
         }
     }

@@ -22,6 +22,8 @@ pub(crate) struct Session {
     pub password: [u8; PASSWORD_LEN],
     /// The negotiated timeout, ms.
     pub timeout: i32,
+    /// Server-clock ms of the session's last request (or of its creation or resume).
+    pub touched_at: i64,
     /// Server-clock ms at which the session expires unless touched.
     pub expires_at: i64,
     /// The connection currently attached, if any.
@@ -65,7 +67,8 @@ impl Sessions {
         }
         self.next_id = id.wrapping_add(1);
         let expires_at = round_to_next_tick(now + i64::from(timeout), tick);
-        self.map.insert(id, Session { id, password, timeout, expires_at, conn: None, drop_reply: None });
+        self.map
+            .insert(id, Session { id, password, timeout, touched_at: now, expires_at, conn: None, drop_reply: None });
         id
     }
 
@@ -82,6 +85,7 @@ impl Sessions {
     /// Pushes the session's expiry to `now + timeout`, rounded up to a tick.
     pub(crate) fn touch(&mut self, id: i64, now: i64, tick: i64) {
         if let Some(s) = self.map.get_mut(&id) {
+            s.touched_at = now;
             s.expires_at = round_to_next_tick(now + i64::from(s.timeout), tick);
         }
     }

@@ -15,12 +15,13 @@ use std::sync::Arc;
 
 use bytes::{BufMut, Bytes};
 use tokio_util::sync::CancellationToken;
-use tracing::debug;
+use tracing::{debug, info};
 
 use super::acl::{self, AuthIds};
-use super::conn::{Outbox, Peer};
+use super::outbox::{Ending, Outbox};
+use super::peer::Peer;
 use super::sessions::{negotiate, ConnId, Sessions};
-use super::tree::{self, DataTree};
+use super::tree::{self, DataTree, NewNode};
 use super::watches::{Table, Watches};
 use super::{Config, Now};
 use crate::proto::frame::{finish_frame, start_frame, write_record_frame};
@@ -181,16 +182,25 @@ impl State {
         Some(conn)
     }
 
-    /// Closes a connection from the server side: at once (`flush == false`) or after writing what
-    /// is queued. A black-holed connection is detached but left silent and open.
-    pub(crate) fn close_conn(&mut self, id: ConnId, flush: bool) {
+    /// Closes a connection from the server side because of `ending`: at once (`flush == false`)
+    /// or after writing what is queued. A black-holed connection is detached but left silent and
+    /// open.
+    pub(crate) fn close_conn(&mut self, id: ConnId, flush: bool, ending: Ending) {
         let Some(conn) = self.remove_conn(id) else { return };
         if conn.outbox.is_blackholed() {
+            conn.outbox.end_because(ending);
             self.zombies.entry(conn.session.unwrap_or(0)).or_default().push(conn.cancel);
         } else if flush {
-            conn.outbox.close_after_flush();
+            conn.outbox.close_after_flush(ending);
         } else {
-            conn.outbox.abort();
+            conn.outbox.abort(ending);
+        }
+    }
+
+    /// Records why a connection that the caller is about to end (with a [`Flow`]) ends.
+    pub(crate) fn end_because(&self, conn: ConnId, ending: Ending) {
+        if let Some(c) = self.conns.get(&conn) {
+            c.outbox.end_because(ending);
         }
     }
 
@@ -257,22 +267,10 @@ impl State {
     }
 
     /// Creates a checked node and fires NodeCreated and the parent's NodeChildrenChanged.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn apply_create(
-        &mut self,
-        path: &str,
-        data: Option<Bytes>,
-        acl: Arc<[Acl]>,
-        owner: i64,
-        parent_cversion: i32,
-        zxid: i64,
-        time: i64,
-    ) -> Stat {
-        // Copy the data out of the request frame so the read buffer is not pinned.
-        let data = data.map(|d| Bytes::copy_from_slice(&d));
-        let stat = self.tree.create(path, data, acl.clone(), owner, parent_cversion, zxid, time);
-        self.notify(Table::Data, path, EventType::NodeCreated, &acl, &[]);
-        self.notify_parent(path);
+    pub(crate) fn apply_create(&mut self, node: &NewNode, zxid: i64, time: i64) -> Stat {
+        let stat = self.tree.create(node, zxid, time);
+        self.notify(Table::Data, &node.path, EventType::NodeCreated, &node.acl, &[]);
+        self.notify_parent(&node.path);
         stat
     }
 
@@ -302,21 +300,19 @@ impl State {
         stat
     }
 
-    /// The handshake (`processConnectRequest`): on success the negotiated timeout, otherwise
-    /// how to close. A client that has seen a newer zxid is dropped without an answer; an
-    /// unknown, expired or wrong-password resume gets the "expired" answer (timeout 0) and is
-    /// closed. Unlike ZooKeeper 3.8.0, a wrong password does not disconnect the session's
-    /// current connection.
-    pub(crate) fn connect(&mut self, now: Now, conn: ConnId, req: &ConnectRequest) -> Result<i32, Flow> {
+    /// The handshake (`processConnectRequest`): on success the session and its negotiated
+    /// timeout, otherwise how to close. A client that has seen a newer zxid is dropped without
+    /// an answer; an unknown, expired or wrong-password resume gets the "expired" answer
+    /// (timeout 0) and is closed. Unlike ZooKeeper 3.8.0, a wrong password does not disconnect
+    /// the session's current connection. A new session is logged at `info`.
+    pub(crate) fn connect(&mut self, now: Now, conn: ConnId, req: &ConnectRequest) -> Result<(i64, i32), Flow> {
         let Some(c) = self.conns.get_mut(&conn) else { return Err(Flow::Abort) };
         c.received += 1;
         if req.last_zxid_seen > self.zxid {
-            debug!(
-                conn,
-                client_zxid = req.last_zxid_seen,
-                server_zxid = self.zxid,
-                "client has seen a newer zxid; refusing"
-            );
+            c.outbox.end_because(Ending::because(format!(
+                "the client has seen zxid 0x{:x}, newer than the server's 0x{:x}",
+                req.last_zxid_seen, self.zxid
+            )));
             return Err(Flow::Abort);
         }
         let timeout = negotiate(req.timeout, self.cfg.min_session_ms(), self.cfg.max_session_ms());
@@ -330,7 +326,10 @@ impl State {
         } else {
             let valid = self.sessions.get(req.session_id).filter(|s| s.password[..] == req.passwd[..]);
             let Some(s) = valid else {
-                debug!(conn, session = format_args!("0x{:x}", req.session_id), "unknown session or wrong password");
+                c.outbox.end_because(Ending::because(format!(
+                    "session 0x{:x} is unknown, expired or has another password",
+                    req.session_id
+                )));
                 let resp = ConnectResponse {
                     protocol_version: 0,
                     timeout: 0,
@@ -345,7 +344,7 @@ impl State {
             };
             let (id, passwd, old) = (s.id, s.password, s.conn);
             if let Some(old) = old.filter(|o| *o != conn) {
-                self.close_conn(old, false);
+                self.close_conn(old, false, Ending::because("its session moved to a new connection"));
             }
             if let Some(s) = self.sessions.get_mut(id) {
                 s.timeout = timeout;
@@ -371,7 +370,13 @@ impl State {
         c.outbox.push(1, |b| {
             write_record_frame(b, &resp);
         });
-        Ok(timeout)
+        let session = format_args!("0x{session_id:x}");
+        if req.session_id == 0 {
+            info!(session = %session, timeout_ms = timeout, peer = %c.peer.display, "session opened");
+        } else {
+            debug!(session = %session, timeout_ms = timeout, peer = %c.peer.display, "session resumed");
+        }
+        Ok((session_id, timeout))
     }
 
     /// Ends a session (closeSession from the client, or expiry): one zxid, every ephemeral of
@@ -386,13 +391,15 @@ impl State {
         zxid
     }
 
-    /// Expires a session now, as its timeout would: close it, then drop its connection.
-    pub(crate) fn expire_session(&mut self, id: i64) -> bool {
-        let Some(conn) = self.sessions.get(id).map(|s| s.conn) else { return false };
-        debug!(session = format_args!("0x{id:x}"), "expiring session");
+    /// Expires a session at `now`, as its timeout would: close it, then drop its connection.
+    /// Logged at `info` with how long the session went without a request.
+    pub(crate) fn expire_session(&mut self, id: i64, now: Now) -> bool {
+        let Some(s) = self.sessions.get(id) else { return false };
+        let (conn, timeout, idle) = (s.conn, s.timeout, now.ms.saturating_sub(s.touched_at));
+        info!(session = %format_args!("0x{id:x}"), timeout_ms = timeout, idle_ms = idle, "session expired");
         self.close_session(id);
         if let Some(c) = conn {
-            self.close_conn(c, false);
+            self.close_conn(c, false, Ending::because("its session expired"));
         }
         true
     }
@@ -400,7 +407,7 @@ impl State {
     /// Expires every session whose deadline has passed.
     pub(crate) fn expire_due(&mut self, now: Now) {
         for id in self.sessions.due(now.ms) {
-            self.expire_session(id);
+            self.expire_session(id, now);
         }
     }
 
@@ -428,7 +435,7 @@ impl State {
         let mut cut = false;
         if let Some(conn) = self.sessions.get(id).and_then(|s| s.conn) {
             if let Some(c) = self.remove_conn(conn) {
-                c.outbox.abort();
+                c.outbox.abort(Ending::because("cut by fault injection"));
                 cut = true;
             }
         }

@@ -18,7 +18,7 @@ use super::jhash::StrSet;
 use crate::proto::{Acl, Id, Perms, Stat};
 
 /// Internal `ephemeralOwner` of a container node (`EphemeralType.CONTAINER_EPHEMERAL_OWNER`).
-pub(crate) const CONTAINER_OWNER: i64 = i64::MIN;
+const CONTAINER_OWNER: i64 = i64::MIN;
 /// High byte marking a TTL owner (`EphemeralType.TTL`): the TTL sits in the low 40 bits.
 const TTL_MASK: i64 = 0xff00_0000_0000_0000_u64 as i64;
 /// Largest TTL a node can have (`EphemeralType.MAX_TTL`, about 34.8 years in ms).
@@ -65,6 +65,21 @@ impl Owner {
 /// The ACL of the fresh tree's nodes, shared.
 pub(crate) fn open_acl() -> Arc<[Acl]> {
     Arc::from(Acl::open_unsafe())
+}
+
+/// A node to create, as the write path prepared it once every check passed.
+#[derive(Debug, Clone)]
+pub(crate) struct NewNode {
+    /// The full path, sequence suffix included.
+    pub path: String,
+    /// The data; `None` is the null a Java client can store.
+    pub data: Option<Bytes>,
+    /// The ACL, already fixed up (`auth` ids expanded).
+    pub acl: Arc<[Acl]>,
+    /// What kind of node: persistent, a session's ephemeral, a container or a TTL node.
+    pub owner: Owner,
+    /// The parent's child counter after this create (the source of a sequence suffix).
+    pub parent_cversion: i32,
 }
 
 /// One znode.
@@ -227,30 +242,22 @@ impl DataTree {
         }
     }
 
-    /// Creates a node whose parent exists and whose path is free (both checked by the caller).
-    /// `parent_cversion` is the counter the create computed for the parent; as in
-    /// `DataTree.createNode` it (and the parent's `pzxid`) is only stored when it is larger
-    /// than the current one.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn create(
-        &mut self,
-        path: &str,
-        data: Option<Bytes>,
-        acl: Arc<[Acl]>,
-        owner: i64,
-        parent_cversion: i32,
-        zxid: i64,
-        time: i64,
-    ) -> Stat {
+    /// Creates `new` (its parent exists and its path is free: both checked by the caller) at
+    /// `zxid` and wall-clock `time`. As in `DataTree.createNode`, the parent's counter (and its
+    /// `pzxid`) only moves to `new.parent_cversion` when that is larger than the current one.
+    /// The data is copied, so that the node does not pin the request frame it came in.
+    pub(crate) fn create(&mut self, new: &NewNode, zxid: i64, time: i64) -> Stat {
+        let path = new.path.as_str();
         let Some((parent, name)) = split_parent(path) else { return Stat::default() };
         let Some(p) = self.get_mut(parent) else { return Stat::default() };
-        if parent_cversion > p.cversion {
-            p.cversion = parent_cversion;
+        if new.parent_cversion > p.cversion {
+            p.cversion = new.parent_cversion;
             p.pzxid = zxid;
         }
         self.add_child(parent, name);
-        self.data_size += (path.len() + data.as_ref().map_or(0, Bytes::len)) as i64;
-        let node = Node::new(data, acl, owner, zxid, time);
+        self.data_size += (path.len() + new.data.as_ref().map_or(0, Bytes::len)) as i64;
+        let data = new.data.as_deref().map(Bytes::copy_from_slice);
+        let node = Node::new(data, new.acl.clone(), new.owner.raw(), zxid, time);
         let stat = node.stat();
         match node.kind() {
             Owner::Container => {
@@ -477,9 +484,16 @@ mod tests {
     #[test]
     fn create_guard_keeps_the_counter_at_max() {
         let mut t = DataTree::new();
-        t.create("/p", None, open_acl(), 0, 1, 2, 10);
+        let node = |path: &str, parent_cversion| NewNode {
+            path: path.into(),
+            data: None,
+            acl: open_acl(),
+            owner: Owner::None,
+            parent_cversion,
+        };
+        t.create(&node("/p", 1), 2, 10);
         assert!(t.set_cversion("/p", i32::MAX));
-        t.create("/p/a", None, open_acl(), 0, i32::MIN, 3, 11);
+        t.create(&node("/p/a", i32::MIN), 3, 11);
         let p = t.get("/p").unwrap();
         assert_eq!((p.cversion, p.pzxid), (i32::MAX, 2), "MIN is not larger than MAX: nothing stored");
         assert_eq!(p.stat().cversion, i32::MAX.wrapping_mul(2) - 1);

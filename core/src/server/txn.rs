@@ -23,7 +23,7 @@ use bytes::Bytes;
 use super::acl;
 use super::sessions::ConnId;
 use super::state::State;
-use super::tree::{Owner, CONTAINER_OWNER, MAX_TTL};
+use super::tree::{NewNode, Owner, MAX_TTL};
 use super::Now;
 use crate::proto::{
     Acl, CreateMode, CreateRequest, ErrorCode, MultiResult, OpCode, Perms, ReplyHeader, Request, Response, Stat,
@@ -61,7 +61,7 @@ impl Overlay {
 /// A prepared change.
 #[derive(Debug)]
 enum Txn {
-    Create { op: OpCode, path: String, data: Option<Bytes>, acl: Arc<[Acl]>, owner: i64, parent_cversion: i32 },
+    Create { op: OpCode, node: NewNode },
     Delete { path: String },
     SetData { path: String, data: Option<Bytes>, version: i32 },
     SetAcl { path: String, acl: Arc<[Acl]>, aversion: i32 },
@@ -218,23 +218,25 @@ impl State {
         }
         let parent_cversion = parent.cversion.wrapping_add(1);
         let owner = match op {
-            OpCode::CreateContainer => CONTAINER_OWNER,
-            OpCode::CreateTtl => Owner::Ttl(ttl).raw(),
-            _ if mode.is_ephemeral() => session,
-            _ => 0,
+            OpCode::CreateContainer => Owner::Container,
+            OpCode::CreateTtl => Owner::Ttl(ttl),
+            _ if mode.is_ephemeral() => Owner::Session(session),
+            _ => Owner::None,
         };
         parent.num_children += 1;
         parent.cversion = parent_cversion;
         ov.set(parent_path, Some(parent));
-        ov.set(&path, Some(Record { version: 0, aversion: 0, cversion: 0, num_children: 0, owner, acl: acl.clone() }));
-        Ok(Txn::Create { op, path, data: req.data, acl, owner, parent_cversion })
+        let record =
+            Record { version: 0, aversion: 0, cversion: 0, num_children: 0, owner: owner.raw(), acl: acl.clone() };
+        ov.set(&path, Some(record));
+        Ok(Txn::Create { op, node: NewNode { path, data: req.data, acl, owner, parent_cversion } })
     }
 
     fn apply(&mut self, txn: Txn, zxid: i64, time: i64) -> Applied {
         match txn {
-            Txn::Create { op, path, data, acl, owner, parent_cversion } => {
-                let stat = self.apply_create(&path, data, acl, owner, parent_cversion, zxid, time);
-                Applied::Created { op, path, stat }
+            Txn::Create { op, node } => {
+                let stat = self.apply_create(&node, zxid, time);
+                Applied::Created { op, path: node.path, stat }
             }
             Txn::Delete { path } => {
                 self.apply_delete(&path, zxid);

@@ -185,25 +185,6 @@ pub(crate) async fn attempt(
     }
 }
 
-/// Shuffles `v` in place (Fisher–Yates over UUID randomness: no extra dependency needed).
-pub(crate) fn shuffle<T>(v: &mut [T]) {
-    for i in (1..v.len()).rev() {
-        let r = u64::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().unwrap_or([0; 8]));
-        v.swap(i, (r % (i as u64 + 1)) as usize);
-    }
-}
-
-/// A random duration in `0..max`, for jitter.
-pub(crate) fn jitter(max: Duration) -> Duration {
-    let r = u64::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().unwrap_or([0; 8]));
-    let nanos = max.as_nanos() as u64;
-    if nanos == 0 {
-        Duration::ZERO
-    } else {
-        Duration::from_nanos(r % nanos)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,15 +198,5 @@ mod tests {
         for bad in ["", "/app", "a:x", ":1", "[::1", "[::1]x"] {
             assert!(parse_connect_string(bad).is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn shuffle_keeps_elements() {
-        let mut v: Vec<u32> = (0..50).collect();
-        shuffle(&mut v);
-        let mut s = v.clone();
-        s.sort();
-        assert_eq!(s, (0..50).collect::<Vec<_>>());
-        assert!(jitter(Duration::from_millis(10)) < Duration::from_millis(10));
     }
 }

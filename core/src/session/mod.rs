@@ -7,11 +7,21 @@
 //! credentials and re-registering watches with `SetWatches`), never goes back to a server that
 //! is behind what it has seen, and ends everything with a typed error when the session ends.
 //! See [`state`] for the state diagram and the recipe-level connection states.
+//!
+//! Inside, `task` is the loop, `inflight` the bookkeeping of requests written to the current
+//! connection, `reconnect` the connecting and replaying, `connect` one connection attempt and
+//! `watches` the watch registry.
 
 mod connect;
+mod event;
+mod inflight;
+mod reconnect;
 pub mod state;
 mod task;
 mod watches;
+
+#[cfg(all(test, feature = "testing"))]
+mod tests;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -27,8 +37,9 @@ use crate::error::{Error, Result};
 use crate::path::Chroot;
 use crate::proto::{AuthPacket, OpCode, Reader, WatcherType, PASSWORD_LEN};
 
-pub(crate) use connect::{jitter, parse_connect_string, shuffle, Endpoints};
+pub(crate) use connect::{parse_connect_string, Endpoints};
 pub use connect::{BoxTransport, Transport, TransportFactory};
+pub use event::WatchedEvent;
 pub use state::{ConnectionState, ConnectionStateStream, SessionState, StateStream};
 pub(crate) use watches::{WatchKind, WatchRegistration, WatchSink, WatcherId};
 
@@ -45,6 +56,15 @@ impl RawReply {
     pub(crate) fn reader(self) -> Reader {
         Reader::new(self.body)
     }
+}
+
+/// Why serving a connection stopped.
+#[derive(Debug)]
+enum Outcome {
+    /// The connection is gone; the session may live on.
+    Lost(String),
+    /// The session is over.
+    Terminal(SessionState),
 }
 
 /// Where a request's outcome goes.

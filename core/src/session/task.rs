@@ -1,5 +1,9 @@
-//! The session task itself: serving one connection, matching replies, handling commands,
-//! reconnecting, and ending the session.
+//! The session task's loop: serving one connection (a `select!` over socket I/O, commands from
+//! the client handles, and the ping/read-timeout timer), routing each frame that arrives
+//! (notifications to the watch registry, replies to the in-flight bookkeeping of
+//! [`super::inflight`]), writing requests in the order they were made, and, once a connection is
+//! lost, handing over to [`super::reconnect`] until the session goes on or ends. Ending the
+//! session fails everything still waiting with the terminal error.
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
@@ -14,20 +18,17 @@ use tokio::io::AsyncWrite;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::connect::{self, AttemptError, BoxTransport, Connection};
+use super::connect::{BoxTransport, Connection};
+use super::inflight::InFlight;
+use super::reconnect::Queued;
 use super::watches::Registry;
 use super::{
-    fail_command, forget_session, Command, Effect, Outgoing, RawReply, Responder, SessionConfig, SessionCredentials,
-    SessionState, Shared, WatchKind,
+    fail_command, forget_session, Command, Effect, Outcome, Outgoing, Responder, SessionConfig, SessionCredentials,
+    SessionState, Shared,
 };
-use crate::error::{Error, Result};
-use crate::proto::{
-    frame, xid, AuthPacket, ConnectRequest, Decode, ErrorCode, EventType, OpCode, Reader, ReplyHeader, Request,
-    WatcherEvent,
-};
+use crate::error::Error;
+use crate::proto::{frame, xid, AuthPacket, Decode, EventType, Reader, ReplyHeader, Request, WatcherEvent};
 
-/// How much path text one `SetWatches` request carries at most (the Java client's figure).
-const SET_WATCHES_BATCH: usize = 128 * 1024;
 /// The Java client pings at least this often, whatever the session timeout.
 const MAX_PING_INTERVAL: Duration = Duration::from_secs(10);
 /// How long `close()` waits for the server to confirm `closeSession`.
@@ -36,49 +37,6 @@ const CLOSE_WAIT: Duration = Duration::from_secs(3);
 /// write without starving the reader.
 const COMMAND_BATCH: usize = 512;
 
-/// Why serving a connection stopped.
-#[derive(Debug)]
-pub(super) enum Outcome {
-    /// The connection is gone; the session may live on.
-    Lost(String),
-    /// The session is over.
-    Terminal(SessionState),
-}
-
-/// How long connection attempts may go on.
-#[derive(Debug, Clone, Copy)]
-enum Limit {
-    /// Until then, and then give up (the first connection).
-    GiveUpAt(Instant),
-    /// Until then, and then the session is known to be expired (client-side expiry).
-    ExpireAt(Instant),
-    /// Until a server answers (or the session ends otherwise).
-    Forever,
-}
-
-/// A request written to the current connection, awaiting its reply.
-#[derive(Debug)]
-struct InFlight {
-    xid: i32,
-    op: OpCode,
-    responder: Option<Responder>,
-    effect: Effect,
-    /// For reads: the highest zxid seen when the request was written; a reply from an older
-    /// state is stale.
-    floor: i64,
-    /// The frame of a guaranteed request, to send again after a reconnect.
-    resend: Option<Bytes>,
-    /// Whether this is such a repeat.
-    resent: bool,
-}
-
-/// A request received while disconnected.
-#[derive(Debug)]
-enum Queued {
-    Request(Outgoing),
-    Auth { packet: AuthPacket, frame: Bytes, responder: Responder },
-}
-
 /// Something readable from the transport.
 enum Io {
     Read(usize),
@@ -86,42 +44,28 @@ enum Io {
     Failed(io::Error),
 }
 
-/// Whether the reply of `op` reflects the server's state at some zxid (and so can be stale).
-fn is_read(op: OpCode) -> bool {
-    matches!(
-        op,
-        OpCode::Exists
-            | OpCode::GetData
-            | OpCode::GetChildren
-            | OpCode::GetChildren2
-            | OpCode::GetAcl
-            | OpCode::GetAllChildrenNumber
-            | OpCode::GetEphemerals
-            | OpCode::MultiRead
-    )
-}
-
+/// The state of one session task (its connecting half is in [`super::reconnect`]).
 pub(super) struct Session {
-    shared: Arc<Shared>,
-    config: SessionConfig,
-    rx: mpsc::UnboundedReceiver<Command>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) config: SessionConfig,
+    pub(super) rx: mpsc::UnboundedReceiver<Command>,
     /// Identifies this session task in the registry of live sessions.
     owner: u64,
-    /// Requests written (or in `wbuf`) in order, awaiting replies.
-    pending: VecDeque<InFlight>,
-    /// Auth requests awaiting replies (servers answer auth out of band, in order among themselves).
-    auth_pending: VecDeque<Option<Responder>>,
-    /// Requests received while disconnected, sent after the reconnect.
-    queued: VecDeque<Queued>,
-    registry: Registry,
+    /// Requests and auth packets written (or in `wbuf`), awaiting replies.
+    pub(super) inflight: InFlight,
+    /// Commands received while disconnected, carried out after the reconnect.
+    pub(super) queued: VecDeque<Queued>,
+    pub(super) registry: Registry,
     /// Credentials to replay after a reconnect.
-    auths: Vec<AuthPacket>,
-    wbuf: BytesMut,
-    next_host: usize,
+    pub(super) auths: Vec<AuthPacket>,
+    /// Bytes to write to the current connection.
+    pub(super) wbuf: BytesMut,
+    /// The server to try next (an index into the endpoints).
+    pub(super) next_host: usize,
     /// When a server was last heard from.
-    last_heard: Instant,
-    close_waiters: Vec<oneshot::Sender<()>>,
-    detach_waiters: Vec<oneshot::Sender<SessionCredentials>>,
+    pub(super) last_heard: Instant,
+    pub(super) close_waiters: Vec<oneshot::Sender<()>>,
+    pub(super) detach_waiters: Vec<oneshot::Sender<SessionCredentials>>,
 }
 
 impl Session {
@@ -136,8 +80,7 @@ impl Session {
             config,
             rx,
             owner,
-            pending: VecDeque::new(),
-            auth_pending: VecDeque::new(),
+            inflight: InFlight::default(),
             queued: VecDeque::new(),
             registry: Registry::default(),
             auths: Vec::new(),
@@ -149,22 +92,12 @@ impl Session {
         }
     }
 
+    /// How long the first connection may take.
     pub(super) fn connect_timeout(&self) -> Duration {
         self.config.connect_timeout
     }
 
-    /// The first connection of the session (a new one, or the one to resume).
-    pub(super) async fn first_connection(&mut self, deadline: Instant) -> Result<Connection> {
-        match self.connect_until(Limit::GiveUpAt(deadline)).await {
-            Ok(conn) => {
-                self.connected(&conn);
-                Ok(conn)
-            }
-            Err(Outcome::Lost(why)) => Err(Error::Connect(why)),
-            Err(Outcome::Terminal(state)) => Err(state.terminal_error().unwrap_or(Error::Closed)),
-        }
-    }
-
+    /// Serves `conn`, and every connection after it, until the session ends.
     pub(super) async fn run(mut self, mut conn: Connection) {
         loop {
             match self.serve(&mut conn).await {
@@ -294,70 +227,8 @@ impl Session {
                 }
             }
             xid::PING => {}
-            xid::AUTH => {
-                let responder = self.auth_pending.pop_front().flatten();
-                let result =
-                    if h.err == 0 { Ok(RawReply { body: Bytes::new() }) } else { Err(Error::from_code(h.err)) };
-                if let Some(tx) = responder {
-                    let _ = tx.send(result);
-                }
-                if h.err == ErrorCode::AuthFailed.as_i32() {
-                    return Err(Outcome::Terminal(SessionState::AuthFailed));
-                }
-            }
-            got => {
-                let Some(p) = self.pending.pop_front() else {
-                    return Err(Outcome::Lost(format!("reply with xid {got} but no request in flight")));
-                };
-                if p.xid != got {
-                    let expected = p.xid;
-                    self.pending.push_front(p);
-                    return Err(Outcome::Lost(format!("xid out of order: expected {expected}, got {got}")));
-                }
-                let stale = is_read(p.op) && h.zxid > 0 && h.zxid < p.floor;
-                if h.zxid > 0 {
-                    self.shared.last_zxid.raise(h.zxid);
-                }
-                // A repeated guaranteed delete that finds the node gone may have been the one
-                // that deleted it: the end it was sent for is reached.
-                let done_before = p.resent && p.op == OpCode::Delete && h.err == ErrorCode::NoNode.as_i32();
-                let result = if stale {
-                    Err(Error::StaleRead { zxid: h.zxid, floor: p.floor })
-                } else if h.err == 0 || done_before {
-                    Ok(RawReply { body: r.into_rest() })
-                } else {
-                    Err(Error::from_code(h.err))
-                };
-                match p.effect {
-                    Effect::Watch(mut reg) => {
-                        let announced = reg.kind;
-                        let path = reg.path.clone();
-                        let keep = match &result {
-                            Ok(_) => true,
-                            Err(Error::NoNode) if p.op == OpCode::Exists => {
-                                reg.kind = WatchKind::Exist;
-                                true
-                            }
-                            Err(_) => false,
-                        };
-                        self.registry.settle(announced, &path, keep.then_some(reg));
-                    }
-                    Effect::RemoveLocal { path, watcher_type, client_path } if result.is_ok() => {
-                        self.registry.remove_local(&path, watcher_type, client_path)
-                    }
-                    Effect::RemoveLocal { .. } | Effect::None => {}
-                }
-                if let Some(tx) = p.responder {
-                    let _ = tx.send(result);
-                }
-                if p.op == OpCode::CloseSession {
-                    return Err(Outcome::Terminal(SessionState::Closed));
-                }
-                if h.err == ErrorCode::SessionMoved.as_i32() {
-                    // The server says another connection owns the session now.
-                    return Err(Outcome::Terminal(SessionState::Moved));
-                }
-            }
+            xid::AUTH => self.inflight.on_auth_reply(h.err)?,
+            _ => self.inflight.on_reply(h, r, &mut self.registry, &self.shared)?,
         }
         Ok(())
     }
@@ -392,274 +263,41 @@ impl Session {
 
     /// Records the watch a request will register. A one-shot watch that a persistent watch on
     /// the same path already serves is not requested from the server (see
-    /// `Registry::covered`): the request's watch flag, its last byte, is cleared.
-    fn announce(&mut self, out: &mut Outgoing) {
+    /// `Registry::covered`): the request's watch flag is cleared.
+    pub(super) fn announce(&mut self, out: &mut Outgoing) {
         let Effect::Watch(reg) = &out.effect else { return };
         if self.registry.covered(reg.kind, &reg.path) {
-            let mut frame = BytesMut::from(&out.frame[..]);
-            if let Some(flag) = frame.last_mut() {
-                *flag = 0;
+            match frame::clear_watch_flag(&out.frame) {
+                Ok(cleared) => out.frame = cleared,
+                // Only the client's own watching reads carry a watch registration.
+                Err(e) => tracing::warn!(op = %out.op, error = %e, "watch flag not cleared"),
             }
-            out.frame = frame.freeze();
         }
         self.registry.expect(reg.kind, &reg.path);
     }
 
-    fn write_auth(&mut self, packet: AuthPacket, frame: Bytes, responder: Responder) {
+    /// Appends an `addAuth` packet (remembered for replay after reconnects).
+    pub(super) fn write_auth(&mut self, packet: AuthPacket, frame: Bytes, responder: Responder) {
         self.auths.push(packet);
-        self.auth_pending.push_back(Some(responder));
-        self.wbuf.extend_from_slice(&frame);
+        self.inflight.write_auth(&mut self.wbuf, &frame, Some(responder));
     }
 
     /// Appends a request whose watch expectation (if any) is already recorded.
-    fn write_request(&mut self, out: Outgoing) {
-        self.wbuf.extend_from_slice(&out.frame);
+    pub(super) fn write_request(&mut self, out: Outgoing) {
         let floor = self.shared.last_zxid();
-        self.pending.push_back(InFlight {
-            xid: out.xid,
-            op: out.op,
-            responder: out.responder,
-            effect: out.effect,
-            floor,
-            resend: out.guaranteed.then_some(out.frame),
-            resent: out.resent,
-        });
+        self.inflight.write(&mut self.wbuf, out, floor);
     }
 
     /// Sends a request of the session's own whose reply nobody waits for.
-    fn write_internal(&mut self, req: Request) {
+    pub(super) fn write_internal(&mut self, req: Request) {
         let xid = self.shared.next_xid();
-        frame::write_request_frame(&mut self.wbuf, xid, &req);
-        self.pending.push_back(InFlight {
-            xid,
-            op: req.op_code(),
-            responder: None,
-            effect: Effect::None,
-            floor: 0,
-            resend: None,
-            resent: false,
-        });
+        self.inflight.write_internal(&mut self.wbuf, xid, &req);
     }
 
     fn begin_close(&mut self, closing: &mut Option<Instant>) {
         if closing.is_none() {
             self.write_internal(Request::CloseSession);
             *closing = Some(Instant::now() + CLOSE_WAIT);
-        }
-    }
-
-    fn connected(&mut self, conn: &Connection) {
-        self.shared.adopt(conn);
-        self.last_heard = Instant::now();
-        let state = if conn.response.read_only == Some(true) {
-            SessionState::ConnectedReadOnly
-        } else {
-            SessionState::Connected
-        };
-        self.shared.state.set(state);
-    }
-
-    /// Fails what was in flight on the lost connection; watches stay registered locally and are
-    /// re-registered after the reconnect. Guaranteed requests are queued again, ahead of what
-    /// was queued meanwhile, to be sent after the reconnect.
-    fn connection_lost(&mut self) {
-        self.shared.set_server(None);
-        self.shared.state.set(SessionState::Disconnected);
-        self.wbuf.clear();
-        let mut again = Vec::new();
-        for p in self.pending.drain(..) {
-            if let Some(frame) = p.resend {
-                let out = Outgoing {
-                    xid: p.xid,
-                    op: p.op,
-                    frame,
-                    responder: p.responder,
-                    effect: p.effect,
-                    deadline: None,
-                    guaranteed: true,
-                    resent: true,
-                };
-                again.push(Queued::Request(out));
-                continue;
-            }
-            if let Effect::Watch(reg) = p.effect {
-                self.registry.settle(reg.kind, &reg.path, None);
-            }
-            if let Some(tx) = p.responder {
-                let _ = tx.send(Err(Error::ConnectionLoss));
-            }
-        }
-        for q in again.into_iter().rev() {
-            self.queued.push_front(q);
-        }
-        for tx in self.auth_pending.drain(..).flatten() {
-            let _ = tx.send(Err(Error::ConnectionLoss));
-        }
-    }
-
-    /// Reconnects to the same session, queueing commands meanwhile. Returns the terminal state
-    /// if the session ended instead. With client-side expiry, a session that has not heard from
-    /// any server for 4/3 of its timeout is expired on every server by then: give up on it.
-    async fn reconnect(&mut self) -> std::result::Result<Connection, SessionState> {
-        let limit = if self.config.client_side_expiry {
-            Limit::ExpireAt(self.last_heard + self.shared.negotiated_timeout() * 4 / 3)
-        } else {
-            Limit::Forever
-        };
-        match self.connect_until(limit).await {
-            Ok(conn) => {
-                self.prime();
-                Ok(conn)
-            }
-            Err(Outcome::Terminal(state)) => Err(state),
-            // Only `GiveUpAt` ends in `Lost`.
-            Err(Outcome::Lost(_)) => Err(SessionState::Closed),
-        }
-    }
-
-    /// After a reconnect: replay credentials, re-register watches, then send what was queued
-    /// (except requests whose callers have stopped waiting).
-    fn prime(&mut self) {
-        for packet in &self.auths {
-            frame::write_request_frame(&mut self.wbuf, xid::AUTH, &Request::Auth(packet.clone()));
-            self.auth_pending.push_back(None);
-        }
-        let last_zxid = self.shared.last_zxid();
-        for sw in self.registry.set_watches(last_zxid, SET_WATCHES_BATCH) {
-            let v2 = !sw.persistent_watches.is_empty() || !sw.persistent_recursive_watches.is_empty();
-            self.write_internal(if v2 { Request::SetWatches2(sw) } else { Request::SetWatches(sw) });
-        }
-        let now = Instant::now();
-        while let Some(q) = self.queued.pop_front() {
-            match q {
-                Queued::Request(out) if out.deadline.is_some_and(|d| d <= now) => {
-                    if let Effect::Watch(reg) = &out.effect {
-                        self.registry.settle(reg.kind, &reg.path, None);
-                    }
-                    if let Some(tx) = out.responder {
-                        let _ = tx.send(Err(Error::OperationTimeout));
-                    }
-                }
-                // The watch expectation was recorded when the request was queued.
-                Queued::Request(out) => self.write_request(out),
-                Queued::Auth { packet, frame, responder } => self.write_auth(packet, frame, responder),
-            }
-        }
-    }
-
-    /// Tries the servers round-robin until one accepts the session or the limit passes. While
-    /// waiting, commands are queued (or end the session).
-    async fn connect_until(&mut self, limit: Limit) -> std::result::Result<Connection, Outcome> {
-        let hosts = self.config.endpoints.len().max(1);
-        let mut failures_in_row = 0u32;
-        let mut last_error = String::from("no server tried");
-        let remaining = |last_error: &str| {
-            let now = Instant::now();
-            match limit {
-                Limit::GiveUpAt(d) if now >= d => Err(Outcome::Lost(last_error.to_string())),
-                Limit::ExpireAt(d) if now >= d => Err(Outcome::Terminal(SessionState::Expired)),
-                Limit::GiveUpAt(d) | Limit::ExpireAt(d) => Ok(d - now),
-                Limit::Forever => Ok(Duration::MAX),
-            }
-        };
-        loop {
-            // A full cycle without success: back off (exponential, capped at 1 s, with jitter).
-            if failures_in_row > 0 && (failures_in_row as usize).is_multiple_of(hosts) {
-                let round = (failures_in_row as usize / hosts).min(7) as u32;
-                let pause = Duration::from_millis(10 << round).min(Duration::from_secs(1));
-                let pause = (pause / 2 + connect::jitter(pause / 2)).min(remaining(&last_error)?);
-                self.wait_queueing(Instant::now() + pause).await?;
-            }
-            let limit = remaining(&last_error)?.min(self.attempt_limit());
-            let i = self.next_host;
-            self.next_host = (self.next_host + 1) % hosts;
-            let request = ConnectRequest {
-                protocol_version: 0,
-                last_zxid_seen: self.shared.last_zxid(),
-                timeout: self.config.session_timeout.as_millis().min(i32::MAX as u128) as i32,
-                session_id: self.shared.session_id(),
-                passwd: self.shared.password(),
-                read_only: Some(self.config.read_only),
-            };
-            let endpoints = self.config.endpoints.clone();
-            let max_frame = self.config.max_reply_frame;
-            let attempt = connect::attempt(&endpoints, i, &request, max_frame, limit);
-            tokio::pin!(attempt);
-            let result = loop {
-                tokio::select! {
-                    r = &mut attempt => break r,
-                    cmd = self.rx.recv() => self.queue_command(cmd)?,
-                }
-            };
-            match result {
-                Ok(conn) => return Ok(conn),
-                Err(AttemptError::Expired) => return Err(Outcome::Terminal(SessionState::Expired)),
-                Err(AttemptError::Failed(why)) => {
-                    tracing::debug!(reason = %why, "connection attempt failed");
-                    last_error = why;
-                    failures_in_row += 1;
-                }
-            }
-        }
-    }
-
-    /// One attempt may take a fair share of the session timeout (as the Java client's
-    /// `connectTimeout = sessionTimeout / hostCount`), but never less than a second.
-    fn attempt_limit(&self) -> Duration {
-        let base = if self.shared.state.get() == SessionState::Connecting {
-            self.config.session_timeout
-        } else {
-            self.shared.negotiated_timeout()
-        };
-        (base / self.config.endpoints.len().max(1) as u32).max(Duration::from_secs(1))
-    }
-
-    /// Sleeps until `until`, queueing commands that arrive meanwhile.
-    async fn wait_queueing(&mut self, until: Instant) -> std::result::Result<(), Outcome> {
-        let sleep = tokio::time::sleep_until(until);
-        tokio::pin!(sleep);
-        loop {
-            tokio::select! {
-                () = &mut sleep => return Ok(()),
-                cmd = self.rx.recv() => self.queue_command(cmd)?,
-            }
-        }
-    }
-
-    /// Handles a command while no connection is up.
-    fn queue_command(&mut self, cmd: Option<Command>) -> std::result::Result<(), Outcome> {
-        match cmd {
-            // Nobody can reach this session any more, or it was asked to close: without a
-            // connection closeSession cannot be sent, so the server expires the session later.
-            None => Err(Outcome::Terminal(SessionState::Closed)),
-            Some(Command::Close(done)) => {
-                self.close_waiters.push(done);
-                Err(Outcome::Terminal(SessionState::Closed))
-            }
-            Some(Command::Detach(done)) => {
-                self.detach_waiters.push(done);
-                Err(Outcome::Terminal(SessionState::Moved))
-            }
-            Some(Command::Unwatch(id)) => {
-                // Not re-registered after the reconnect, so nothing to remove on the server.
-                self.registry.unwatch(id);
-                Ok(())
-            }
-            Some(Command::Request(out)) if self.config.fail_fast && !out.guaranteed => {
-                if let Some(tx) = out.responder {
-                    let _ = tx.send(Err(Error::ConnectionLoss));
-                }
-                Ok(())
-            }
-            Some(Command::Request(mut out)) => {
-                self.announce(&mut out);
-                self.queued.push_back(Queued::Request(out));
-                Ok(())
-            }
-            Some(Command::Auth { packet, frame, responder }) => {
-                self.queued.push_back(Queued::Auth { packet, frame, responder });
-                Ok(())
-            }
         }
     }
 
@@ -672,22 +310,9 @@ impl Session {
         let err = self.shared.state.get().terminal_error().unwrap_or(Error::Closed);
         tracing::debug!(session_id = format_args!("{:#x}", self.shared.session_id()), state = ?state, "session ended");
         self.rx.close();
-        for p in self.pending.drain(..) {
-            if let Some(tx) = p.responder {
-                let _ = tx.send(Err(err.clone()));
-            }
-        }
-        for tx in self.auth_pending.drain(..).flatten() {
+        self.inflight.fail_all(&err);
+        for tx in self.queued.drain(..).filter_map(Queued::into_responder) {
             let _ = tx.send(Err(err.clone()));
-        }
-        for q in self.queued.drain(..) {
-            let responder = match q {
-                Queued::Request(out) => out.responder,
-                Queued::Auth { responder, .. } => Some(responder),
-            };
-            if let Some(tx) = responder {
-                let _ = tx.send(Err(err.clone()));
-            }
         }
         while let Ok(cmd) = self.rx.try_recv() {
             match cmd {

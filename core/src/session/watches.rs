@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::client::WatchedEvent;
+use super::event::WatchedEvent;
 use crate::error::Error;
 use crate::path::Chroot;
 use crate::proto::{EventType, SetWatches, WatcherType};

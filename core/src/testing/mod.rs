@@ -12,6 +12,9 @@
 //! - [`Proxy`]: a loopback TCP proxy in front of any server that cuts, stalls or black-holes
 //!   connections, refuses new ones, loses a reply, or switches servers: network partitions and
 //!   faults for the real server too.
+//! - [`MockServer`]: a scripted peer at frame level that a client connects to in-process; the
+//!   test plays the server frame by frame ([`MockConn`]), for the client edge cases no real
+//!   server produces on demand (replies out of order, a connection cut mid-frame, ...).
 //!
 //! The installation is found through `ZOOKEEPER_HOME` (an Apache tarball layout: `lib/*.jar`),
 //! else in the jars of Debian's `zookeeper` package (`/usr/share/java`). [`ZooKeeperInstall::find`]
@@ -25,12 +28,14 @@
 
 mod ensemble;
 mod expire;
+mod mock;
 mod process;
 mod proxy;
 mod server;
 
 pub use ensemble::{EnsembleBuilder, ZooKeeperEnsemble};
 pub use expire::{expire_session, expire_session_over};
+pub use mock::{MockConn, MockServer, Received, MOCK_SESSION_TIMEOUT_MS};
 pub use process::{four_letter_word, ZooKeeperInstall, INSTALL_HINT};
 pub use proxy::Proxy;
 pub use server::{ZooKeeperServer, ZooKeeperServerBuilder};

@@ -9,7 +9,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio_util::sync::CancellationToken;
 
-use super::super::conn::{Outbox, Peer};
+use super::super::outbox::Outbox;
+use super::super::peer::Peer;
 use super::super::sessions::ConnId;
 use super::super::state::{Flow, State};
 use super::super::{Config, Now, ServerHandle};

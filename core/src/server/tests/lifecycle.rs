@@ -117,7 +117,7 @@ fn reaper_deletes_used_empty_containers_and_expired_ttl_nodes() {
     assert_eq!(h.st.reap(h.now), 1);
     assert!(h.st.tree.get("/t2").is_none());
     // A container whose last child goes away (here: an ephemeral at session close).
-    h.st.expire_session(c.session);
+    h.st.expire_session(c.session, h.now);
     assert_eq!(h.st.reap(h.now), 1);
     assert!(h.st.tree.get("/busy").is_none());
 }

@@ -4,6 +4,7 @@
 mod faults;
 mod harness;
 mod lifecycle;
+mod logging;
 mod props;
 mod reads;
 mod watch_events;

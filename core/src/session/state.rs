@@ -185,8 +185,20 @@ impl StateCell {
         }
     }
 
-    pub(crate) fn subscribe(&self) -> StateStream {
+    /// The subscribers, without those whose stream was dropped: a dropped stream is otherwise
+    /// only noticed at the next transition, and a long-lived session may see none for days
+    /// while recipes subscribe for every wait.
+    fn live_subscribers(&self) -> std::sync::MutexGuard<'_, Vec<Subscriber>> {
         let mut subs = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        subs.retain(|sub| match sub {
+            Subscriber::Session(tx) => !tx.is_closed(),
+            Subscriber::Connection(tx) => !tx.is_closed(),
+        });
+        subs
+    }
+
+    pub(crate) fn subscribe(&self) -> StateStream {
+        let mut subs = self.live_subscribers();
         let (tx, rx) = mpsc::unbounded_channel();
         let now = self.get();
         let _ = tx.send(now);
@@ -197,7 +209,7 @@ impl StateCell {
     }
 
     pub(crate) fn subscribe_connection(&self) -> ConnectionStateStream {
-        let mut subs = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut subs = self.live_subscribers();
         let (tx, rx) = mpsc::unbounded_channel();
         let now = self.get();
         if let Some(first) = ConnectionState::initial(now) {
@@ -291,5 +303,17 @@ mod tests {
             Some(C::ReadOnly)
         );
         assert_eq!(ConnectionState::of_transition(SessionState::Connected, SessionState::Moved), Some(C::Lost));
+    }
+
+    #[test]
+    fn dropped_streams_do_not_pile_up() {
+        let cell = StateCell::new(SessionState::Connected);
+        for _ in 0..1000 {
+            drop(cell.subscribe_connection());
+            drop(cell.subscribe());
+        }
+        let kept = cell.subscribe_connection();
+        assert_eq!(cell.inner.lock().unwrap().len(), 1, "only the live stream is kept");
+        drop(kept);
     }
 }

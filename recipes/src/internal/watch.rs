@@ -97,17 +97,24 @@ where
     Fut: Future<Output = Result<Step<T>>>,
 {
     let mut states = client.connection_states();
+    // The last round's watchers, kept until this round's reads have registered theirs: a watch
+    // dropped first would be removed from the server (a request) just before it is set again.
+    let mut previous = Vec::new();
     loop {
         // What happened before this round is seen by its reads.
         while let Some(Some(_)) = states.next().now_or_never() {}
         let r = Round { client: client.clone(), watchers: Arc::default() };
         let step = round(r.clone()).await;
-        let watchers = r.take();
+        drop(std::mem::take(&mut previous));
+        let mut watchers = r.take();
         match step {
             Ok(Step::Done(done)) => return Ok(done),
             Ok(Step::Again) => {}
             Ok(Step::Wait) if watchers.is_empty() => {}
-            Ok(Step::Wait) => changed(watchers, &mut states).await?,
+            Ok(Step::Wait) => {
+                changed(&mut watchers, &mut states).await?;
+                previous = watchers;
+            }
             Err(e) if e.is_retryable() => client.wait_connected().await?,
             Err(e) => return Err(e),
         }
@@ -130,7 +137,7 @@ where
 /// Waits until one of `watchers` fires or the client is connected again after a disconnection.
 /// A watcher failing with the session's end, or the connection states ending, also returns: the
 /// next round's reads report the end.
-async fn changed(watchers: Vec<OneshotWatcher>, states: &mut ConnectionStateStream) -> Result<()> {
+async fn changed(watchers: &mut [OneshotWatcher], states: &mut ConnectionStateStream) -> Result<()> {
     let reconnected = async {
         while let Some(state) = states.next().await {
             match state {
@@ -140,7 +147,7 @@ async fn changed(watchers: Vec<OneshotWatcher>, states: &mut ConnectionStateStre
         }
     };
     tokio::select! {
-        (fired, _, _) = select_all(watchers) => {
+        (fired, _, _) = select_all(watchers.iter_mut()) => {
             if let Err(e) = fired {
                 return Err(e.into());
             }
@@ -148,4 +155,111 @@ async fn changed(watchers: Vec<OneshotWatcher>, states: &mut ConnectionStateStre
         () = reconnected => {}
     }
     Ok(())
+}
+
+/// The loop's rules, driven through a real client against a scripted peer
+/// ([`conclave_core::testing::MockServer`]) in virtual time.
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use conclave_core::proto::{ErrorCode, OpCode, Request, Response};
+    use conclave_core::testing::{MockConn, MockServer, MOCK_SESSION_TIMEOUT_MS};
+
+    use super::*;
+    use crate::error::Error;
+
+    const SESSION: i64 = 0x1007;
+
+    /// A loop that reads `/x` with a watch until its data is `go`, counting its rounds.
+    fn follow(client: Client, rounds: Arc<AtomicUsize>) -> tokio::task::JoinHandle<Result<Bytes>> {
+        tokio::spawn(async move {
+            until(&client, |round| {
+                rounds.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    Ok(match round.watch_data("/x").await? {
+                        Some((data, _)) if &data[..] == b"go" => Step::Done(data),
+                        _ => Step::Wait,
+                    })
+                }
+            })
+            .await
+        })
+    }
+
+    fn data(bytes: &'static [u8]) -> Response {
+        Response::Data { data: Some(Bytes::from_static(bytes)), stat: Stat::default() }
+    }
+
+    /// Answers the next request, a watched read of `/x`, with `bytes`. Fails if none comes
+    /// within a minute (of virtual time; the client's pings alone never end the wait).
+    async fn answer_read(conn: &mut MockConn, bytes: &'static [u8]) {
+        let r = tokio::time::timeout(Duration::from_secs(60), conn.expect_request()).await.expect("a read in time");
+        assert_eq!(r.request, Request::GetData { path: "/x".into(), watch: true });
+        conn.reply(r.xid, 5, ErrorCode::Ok, Some(&data(bytes))).await;
+    }
+
+    async fn accept_resume(server: &mut MockServer) -> MockConn {
+        let mut conn = server.accept().await;
+        let request = conn.accept_session(SESSION, MOCK_SESSION_TIMEOUT_MS).await;
+        assert_eq!(request.session_id, SESSION);
+        conn
+    }
+
+    /// After a reconnect to the same session the round runs again although no watch fired:
+    /// something may have changed while the client could not hear of it.
+    #[tokio::test(start_paused = true)]
+    async fn a_reconnect_runs_the_round_again() {
+        let mut server = MockServer::new();
+        let (client, mut conn) = server.connect(Client::builder(), SESSION).await.expect("connected");
+        let rounds = Arc::new(AtomicUsize::new(0));
+        let task = follow(client, rounds.clone());
+        answer_read(&mut conn, b"wait").await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(!task.is_finished());
+        drop(conn);
+        let mut conn = accept_resume(&mut server).await;
+        // The watch is re-registered; the server reports no change.
+        let sw = conn.expect_request().await;
+        assert_eq!(sw.op, OpCode::SetWatches);
+        conn.reply(sw.xid, 5, ErrorCode::Ok, None).await;
+        // Read again at once, with no removal of the old watch first.
+        answer_read(&mut conn, b"go").await;
+        let done = tokio::time::timeout(Duration::from_secs(60), task).await.expect("ended").expect("task");
+        assert_eq!(done, Ok(Bytes::from_static(b"go")));
+        assert_eq!(rounds.load(Ordering::SeqCst), 2);
+    }
+
+    /// A round whose read meets a connection loss runs again once the session is back.
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_loss_runs_the_round_again() {
+        let mut server = MockServer::new();
+        let (client, mut conn) = server.connect(Client::builder(), SESSION).await.expect("connected");
+        let rounds = Arc::new(AtomicUsize::new(0));
+        let task = follow(client, rounds.clone());
+        let r = conn.expect_request().await;
+        assert_eq!(r.op, OpCode::GetData);
+        drop(conn);
+        let mut conn = accept_resume(&mut server).await;
+        answer_read(&mut conn, b"go").await;
+        let done = tokio::time::timeout(Duration::from_secs(60), task).await.expect("ended").expect("task");
+        assert_eq!(done, Ok(Bytes::from_static(b"go")));
+        assert_eq!(rounds.load(Ordering::SeqCst), 2);
+    }
+
+    /// The session's end ends the loop with the session's error.
+    #[tokio::test(start_paused = true)]
+    async fn the_session_end_ends_the_loop() {
+        let mut server = MockServer::new();
+        let (client, mut conn) = server.connect(Client::builder(), SESSION).await.expect("connected");
+        let task = follow(client, Arc::default());
+        answer_read(&mut conn, b"wait").await;
+        drop(conn);
+        let mut conn = server.accept().await;
+        let request = conn.expect_connect().await;
+        conn.grant_session(&request, SESSION, 0).await;
+        let done = tokio::time::timeout(Duration::from_secs(60), task).await.expect("ended").expect("task");
+        assert_eq!(done, Err(Error::Zk(ZkError::SessionExpired)));
+    }
 }

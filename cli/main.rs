@@ -5,6 +5,9 @@
 //! across machines) and `locks` shows who holds and who waits.
 //!
 //! # Layout
+//! The binary is the target `conclave` of the root package, `conclave-cli`, in `cli/`: the
+//! command line's dependencies (clap, tracing-subscriber, serde_json, libc) stay out of the
+//! library `conclave` (`recipes/`), which it uses like any other program would.
 //! - `main.rs`: the argument grammar (clap derive), the runtime and the dispatch.
 //! - `connect.rs`: the connection flags and opening a session.
 //! - `ops.rs`: the one-shot commands (`locks` too); `watch.rs`: the `watch` command; `lock.rs`:

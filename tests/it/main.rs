@@ -6,6 +6,7 @@ mod support;
 
 mod acl;
 mod cli;
+mod data;
 mod ensemble;
 mod external;
 mod fault_run;

@@ -5,6 +5,7 @@
 //! request, it only discards the answer.
 
 mod builder;
+mod data;
 mod multi;
 mod ops;
 mod options;
@@ -27,6 +28,7 @@ use crate::session::{
 };
 
 pub use builder::ClientBuilder;
+pub use data::Data;
 pub use multi::Transaction;
 pub use options::{CreateOptions, Op, OpResult, ReadOp, ReadResult, MAX_TTL};
 pub use watcher::{OneshotWatcher, PersistentWatcher, WatchedEvent};
@@ -42,6 +44,14 @@ pub use watcher::{OneshotWatcher, PersistentWatcher, WatchedEvent};
 /// order of calls is the order in which the server applies them, and the order in which their
 /// futures complete. Watch events are delivered before the reply to any request that follows
 /// the change that fired them.
+///
+/// # Node data
+/// Every argument that is node data ([`Client::create`], [`Client::set_data`],
+/// [`Client::create_protected`], [`Transaction`], [`Op`]) takes `impl Into<`[`Data`]`>`:
+/// `"text"`, `String`, `b"bytes"`, `&[u8]`, `Vec<u8>` or [`Bytes`], borrowed or owned. Borrowed
+/// data is copied when the method is called, so the returned future does not borrow it
+/// (`create` and `set_data` return a boxed future for that reason: an `impl Future` would keep
+/// the borrow alive).
 ///
 /// # Connection loss
 /// If the connection breaks, requests in flight fail with [`Error::ConnectionLoss`]: they may or

@@ -130,19 +130,8 @@ impl Zk {
 
 /// Deletes everything below `path` (not `path` itself).
 async fn remove_tree(client: &Client, path: &str) {
-    let mut stack = vec![(path.to_string(), false)];
-    while let Some((node, expanded)) = stack.pop() {
-        if expanded {
-            let _ = client.delete(&node, None).await;
-            continue;
-        }
-        if node != path {
-            stack.push((node.clone(), true));
-        }
-        for child in client.get_children(&node).await.unwrap_or_default() {
-            let child = if node == "/" { format!("/{child}") } else { format!("{node}/{child}") };
-            stack.push((child, false));
-        }
+    for child in client.get_children(path).await.unwrap_or_default() {
+        let _ = client.delete_all(&conclave::path::join(path, &child)).await;
     }
 }
 

@@ -10,6 +10,7 @@ mod multi;
 mod ops;
 mod options;
 mod protected;
+mod tree;
 mod watcher;
 
 use std::fmt;
@@ -47,11 +48,11 @@ pub use watcher::{OneshotWatcher, PersistentWatcher, WatchedEvent};
 ///
 /// # Node data
 /// Every argument that is node data ([`Client::create`], [`Client::set_data`],
-/// [`Client::create_protected`], [`Transaction`], [`Op`]) takes `impl Into<`[`Data`]`>`:
-/// `"text"`, `String`, `b"bytes"`, `&[u8]`, `Vec<u8>` or [`Bytes`], borrowed or owned. Borrowed
-/// data is copied when the method is called, so the returned future does not borrow it
-/// (`create` and `set_data` return a boxed future for that reason: an `impl Future` would keep
-/// the borrow alive).
+/// [`Client::create_all`], [`Client::create_protected`], [`Transaction`], [`Op`]) takes
+/// `impl Into<`[`Data`]`>`: `"text"`, `String`, `b"bytes"`, `&[u8]`, `Vec<u8>` or [`Bytes`],
+/// borrowed or owned. Borrowed data is copied when the method is called, so the returned future
+/// does not borrow it (`create`, `set_data` and `create_all` return a boxed future for that
+/// reason: an `impl Future` would keep the borrow alive).
 ///
 /// # Connection loss
 /// If the connection breaks, requests in flight fail with [`Error::ConnectionLoss`]: they may or

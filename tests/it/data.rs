@@ -1,5 +1,5 @@
 //! Node data arguments: every operation that takes node data (`create`, `set_data`,
-//! `create_protected`, transactions, `Op`s and fenced transactions) takes text or
+//! `create_protected`, `create_all`, transactions, `Op`s and fenced transactions) takes text or
 //! bytes, borrowed or owned, through `conclave::Data`, and stores exactly those bytes. Written once,
 //! run on both backends.
 
@@ -107,6 +107,8 @@ async fn every_data_form_is_stored_as_given(env: Env) -> Result<()> {
     let (protected, _) =
         c.create_protected("/protected", "protected", CreateMode::Persistent, &RetryPolicy::default()).await?;
     assert_eq!(data(&c, &protected).await?, "protected");
+    c.create_all("/deep/er/node", &text, CreateMode::Persistent).await?;
+    assert_eq!(data(&c, "/deep/er/node").await?, "string");
 
     let guard = Mutex::new(c.clone(), "/lock").lock().await?;
     guard

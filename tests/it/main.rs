@@ -23,5 +23,6 @@ mod ops;
 mod semaphore;
 mod session;
 mod stat;
+mod tree;
 mod watches;
 mod wire;

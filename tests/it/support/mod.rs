@@ -18,6 +18,7 @@
 #![allow(dead_code)]
 
 pub mod clients;
+pub mod round_trips;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

@@ -96,8 +96,12 @@ pub enum ClientCommand {
     /// after --grace, and conclave exits 11 saying why. SIGINT, SIGTERM and SIGHUP sent to
     /// conclave are passed on to the command (SIGKILL follows after --grace), and the lock is
     /// released once it has exited. The command runs in a process group of its own, and the
-    /// signals go to the whole group (see --foreground). stdin, stdout and stderr are the
-    /// command's; conclave writes only its own errors, to stderr.
+    /// signals go to the whole group (see --foreground). Like flock(1), the lock outlives
+    /// everything the command started: once the command has exited or been stopped, processes
+    /// still in its group (a background `sleep &`) get SIGTERM, then SIGKILL after --grace, and
+    /// the lock is released only once they are all gone; the exit status stays the command's.
+    /// stdin, stdout and stderr are the command's; conclave writes only its own errors, to
+    /// stderr.
     ///
     /// Exit codes: 10 not acquired within --timeout, 11 lock lost, 126 command not runnable,
     /// 127 command not found, 128+N stopped by signal N while waiting; otherwise the command's.

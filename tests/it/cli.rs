@@ -647,6 +647,112 @@ async fn lock_lost_stops_the_command(zk: &Zk) {
     );
 }
 
+/// Whether process `pid` is running: it exists and is not a zombie.
+fn running(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        // `pid (name) S ...`: the state follows the last `)`.
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')))
+    } else {
+        Command::new("kill").arg("-0").arg(pid.to_string()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    }
+}
+
+/// Runs `conclave lock FLAGS /g -- sh -c SCRIPT`, where SCRIPT starts a background process and
+/// prints its pid and then `$CONCLAVE_LOCK_NODE` (the background process must not hold stdout
+/// or stderr open: reading them to the end would wait for it). Until conclave exits, the lock
+/// node must be there whenever the background process runs (read in that order: the node, then
+/// the process, so a node found missing while the process still runs is a real overlap). Once
+/// conclave has exited, the process is gone and so is the lock node. `interrupt` sends conclave
+/// SIGINT once the lines are out. Gives conclave's exit status, stderr, how long it ran after
+/// the lines were out, and whether the lock was seen held while the background process ran.
+async fn lock_outlived_by(
+    zk: &Zk,
+    flags: &[&str],
+    script: &str,
+    interrupt: bool,
+) -> (ExitStatus, String, Duration, bool) {
+    let mut args = vec!["lock"];
+    args.extend(flags);
+    args.extend(["/g", "--", "sh", "-c", script]);
+    let mut holder = zk.spawn(&args);
+    let lines = holder.lines();
+    let pid: u32 = next_line(&lines).await.parse().expect("the background process's pid");
+    let node = next_line(&lines).await;
+    let started = Instant::now();
+    if interrupt {
+        let sent = Command::new("kill").arg("-INT").arg(holder.0.id().to_string()).status().expect("run kill");
+        assert!(sent.success(), "kill -INT failed");
+    }
+    let mut overlapped = false;
+    while !holder.exited() {
+        assert!(started.elapsed() < PATIENCE, "conclave did not exit");
+        let held = zk.client.exists(&node).await.expect("look at the lock node").is_some();
+        if running(pid) {
+            assert!(held, "the lock node {node} is gone while process {pid} of the command's group runs");
+            overlapped = true;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let ran = started.elapsed();
+    let (status, _, err) = finished(holder).await;
+    assert!(!running(pid), "process {pid} outlived conclave");
+    assert_eq!(zk.client.exists(&node).await.expect("look at the lock node"), None, "released: {err}");
+    (status, err, ran, overlapped)
+}
+
+both!(lock_outlives_the_background_processes);
+/// The lock is held until every process of the command's process group is gone, as flock(1)
+/// holds it while any process has the lock file open: a process the command left running in
+/// the background gets SIGTERM once the command exits, and the lock is released after it is
+/// gone. The exit status is still the command's.
+async fn lock_outlives_the_background_processes(zk: &Zk) {
+    let (status, err, ran, _) =
+        lock_outlived_by(zk, &[], r#"sleep 30 >/dev/null 2>&1 & echo $!; echo "$CONCLAVE_LOCK_NODE"; exit 3"#, false)
+            .await;
+    assert_eq!((status.code(), err.as_str()), (Some(3), ""), "the command's status");
+    assert!(ran < Duration::from_secs(5), "SIGTERM, not the 10 s grace period: {ran:?}");
+}
+
+both!(lock_interrupted_outlives_the_background_processes);
+/// SIGINT to conclave reaches the command's group, but a background job of a script ignores it
+/// (POSIX shells start asynchronous lists with SIGINT ignored; here it is also ignored from the
+/// start, so that it does not depend on when the job runs): it gets SIGTERM once the command
+/// has died, before the lock is released.
+async fn lock_interrupted_outlives_the_background_processes(zk: &Zk) {
+    let script = r#"trap "" INT; sleep 30 >/dev/null 2>&1 & trap - INT; echo $!; echo "$CONCLAVE_LOCK_NODE"; sleep 30"#;
+    let (status, err, _, _) = lock_outlived_by(zk, &[], script, true).await;
+    assert_eq!((status.code(), err.as_str()), (Some(128 + 2), ""), "the command died of SIGINT");
+}
+
+both!(lock_outlives_a_process_that_ignores_sigterm);
+/// A background process that ignores SIGTERM is killed with SIGKILL after `--grace`, and the
+/// lock is held until then.
+async fn lock_outlives_a_process_that_ignores_sigterm(zk: &Zk) {
+    let script = r#"trap "" TERM; sleep 30 >/dev/null 2>&1 & echo $!; echo "$CONCLAVE_LOCK_NODE""#;
+    let (status, err, ran, overlapped) = lock_outlived_by(zk, &["--grace", "500ms"], script, false).await;
+    assert_eq!((status.code(), err.as_str()), (Some(0), ""), "the command's status");
+    assert!(ran >= Duration::from_millis(400), "held through the grace period: {ran:?}");
+    assert!(overlapped, "the lock was seen held while the background process ran");
+}
+
+/// `--foreground` runs the command in conclave's own process group, which conclave cannot stop
+/// without stopping itself: a process left in the background is not waited for (the documented
+/// price of the foreground).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lock_in_the_foreground_does_not_wait_for_the_background() {
+    let zk = Zk::embedded("lock-foreground").await;
+    let script = r#"sleep 30 >/dev/null 2>&1 & echo $!; echo "$CONCLAVE_LOCK_NODE""#;
+    let mut holder = zk.spawn(&["lock", "--foreground", "/f", "--", "sh", "-c", script]);
+    let lines = holder.lines();
+    let pid: u32 = next_line(&lines).await.parse().expect("the background process's pid");
+    let (status, _, err) = finished(holder).await;
+    assert!(status.success(), "{err}");
+    assert!(running(pid), "left running");
+    let _ = Command::new("kill").arg(pid.to_string()).status();
+    zk.finish().await;
+}
+
 /// When the holder's session expires, a command that ignores SIGTERM is killed after `--grace`,
 /// and conclave exits 11. Embedded only: it expires the session from the server's side.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -51,6 +51,9 @@ pub enum ClientCommand {
     },
     /// Create a node and print its path (with the sequence suffix for -s).
     ///
+    /// With -p, missing parent nodes are created first, like `mkdir -p` (persistent, empty, with
+    /// the node's ACL); the node itself must still be new (else exit 4).
+    ///
     /// An ephemeral node (-e) belongs to the session of this command, which ends when the
     /// command exits: the node is deleted right away. That is ZooKeeper's rule, not a bug; use
     /// a long-lived client to hold ephemeral nodes.
@@ -65,11 +68,18 @@ pub enum ClientCommand {
         /// The new data; `-` reads it from stdin.
         data: String,
     },
-    /// Delete a node (it must have no children); prints nothing.
+    /// Delete a node; prints nothing. It must have no children (else exit 6), unless -r.
+    ///
+    /// With -r, the node's children are deleted too, and theirs (zkCli's `deleteall`): a level
+    /// at a time, the deepest first. Not atomic: if it fails part way (exit 7 when a node may
+    /// not be deleted), what was deleted stays deleted. The root (`/`) cannot be deleted.
     Delete {
         /// Only if the node's data version is VERSION (else exit code 5).
-        #[arg(short = 'v', long, value_name = "VERSION", allow_negative_numbers = true)]
+        #[arg(short = 'v', long, value_name = "VERSION", allow_negative_numbers = true, conflicts_with = "recursive")]
         version: Option<i32>,
+        /// Delete the node's descendants too.
+        #[arg(short = 'r', long)]
+        recursive: bool,
         /// The node.
         path: String,
     },
@@ -129,6 +139,9 @@ pub struct CreateArgs {
     /// Sequential: the server appends a 10-digit counter to the name.
     #[arg(short = 's', long)]
     pub sequential: bool,
+    /// Create missing parent nodes first (persistent, empty), like `mkdir -p`.
+    #[arg(short = 'p', long)]
+    pub parents: bool,
     /// Container: the server deletes it once it has had children and has none left.
     #[arg(long, conflicts_with_all = ["ephemeral", "sequential", "ttl"])]
     pub container: bool,
@@ -174,14 +187,16 @@ pub async fn run(cmd: ClientCommand, opts: &ConnectOpts, out: &mut Output) -> Re
             let valid = if args.sequential { validate_sequential_path(&args.path) } else { validate_path(&args.path) };
             valid.map_err(|e| CliError::zk(context.as_str(), &e))?;
             let data = read_data(args.data.as_deref(), &context)?;
-            OneShot::Create { options: args.options(), path: args.path, data }
+            OneShot::Create { options: args.options(), parents: args.parents, path: args.path, data }
         }
         ClientCommand::Set { version, path, data } => {
             let path = checked("set", path)?;
             let data = read_data(Some(&data), &format!("set {path}"))?;
             OneShot::Set { path, data, version }
         }
-        ClientCommand::Delete { version, path } => OneShot::Delete { path: checked("delete", path)?, version },
+        ClientCommand::Delete { version, recursive, path } => {
+            OneShot::Delete { path: checked("delete", path)?, version, recursive }
+        }
         ClientCommand::Watch(args) => return watch::run(&args, opts, out).await,
         ClientCommand::Lock(args) => return lock::run(args, opts).await,
         ClientCommand::Locks { path } => OneShot::Locks(checked("locks", path)?),
@@ -225,9 +240,9 @@ enum OneShot {
     Ls(String),
     Get(String),
     Stat(String),
-    Create { path: String, data: Bytes, options: CreateOptions },
+    Create { path: String, data: Bytes, options: CreateOptions, parents: bool },
     Set { path: String, data: Bytes, version: Option<i32> },
-    Delete { path: String, version: Option<i32> },
+    Delete { path: String, version: Option<i32>, recursive: bool },
     Locks(String),
 }
 
@@ -261,16 +276,24 @@ impl OneShot {
                 let stat = client.exists(path).await?.ok_or(Error::NoNode)?;
                 Reply::Stat { path: path.clone(), stat }
             }
-            OneShot::Create { path, data, options } => {
-                let (path, stat) = client.create(path, data, options.clone()).await?;
+            OneShot::Create { path, data, options, parents } => {
+                let (path, stat) = if *parents {
+                    client.create_all(path, data, options.clone()).await?
+                } else {
+                    client.create(path, data, options.clone()).await?
+                };
                 Reply::Created { path, stat }
             }
             OneShot::Set { path, data, version } => {
                 let stat = client.set_data(path, data, *version).await?;
                 Reply::Set { path: path.clone(), stat }
             }
-            OneShot::Delete { path, version } => {
-                client.delete(path, *version).await?;
+            OneShot::Delete { path, version, recursive } => {
+                if *recursive {
+                    client.delete_all(path).await?;
+                } else {
+                    client.delete(path, *version).await?;
+                }
                 Reply::Deleted { path: path.clone() }
             }
             OneShot::Locks(path) => {
@@ -287,7 +310,9 @@ mod tests {
 
     fn create(flags: (bool, bool, bool, Option<u64>)) -> CreateMode {
         let (ephemeral, sequential, container, ttl) = flags;
-        CreateArgs { ephemeral, sequential, container, ttl, path: "/a".into(), data: None }.options().mode
+        CreateArgs { ephemeral, sequential, parents: false, container, ttl, path: "/a".into(), data: None }
+            .options()
+            .mode
     }
 
     #[test]

@@ -430,6 +430,31 @@ async fn json_documents(zk: &Zk) {
     assert_eq!(deleted["path"], "/bin");
 }
 
+both!(create_parents_and_delete_recursive);
+/// `create -p` creates the missing parents too (empty), like `mkdir -p`, and `delete -r` a node
+/// with its whole subtree (zkCli's `deleteall`); the node itself must be new for `create -p`
+/// and exist for `delete -r`.
+async fn create_parents_and_delete_recursive(zk: &Zk) {
+    assert_eq!(zk.cli(&["create", "-p", "/a/b/c", "hello"]).await.ok(), "/a/b/c\n");
+    assert_eq!(zk.cli(&["get", "/a/b/c"]).await.ok(), "hello");
+    assert_eq!(zk.cli(&["get", "/a/b"]).await.ok(), "", "parents are empty");
+    zk.cli(&["create", "-p", "/a/b/c"]).await.fails(code::NODE_EXISTS, "create /a/b/c: node already exists");
+    assert_eq!(zk.cli(&["create", "--parents", "-s", "/q/r/item-"]).await.ok(), "/q/r/item-0000000000\n");
+    let created = zk.cli(&["--json", "create", "-p", "/a/x/y", "v"]).await.json();
+    assert_eq!(created["path"], "/a/x/y");
+    zk.cli(&["create", "/m/n"]).await.fails(code::NO_NODE, "create /m/n: node does not exist (NONODE)");
+
+    zk.cli(&["delete", "/a"]).await.fails(code::NOT_EMPTY, "delete /a: node has children (NOTEMPTY)");
+    assert_eq!(zk.cli(&["delete", "-r", "/a"]).await.ok(), "", "delete -r prints nothing");
+    zk.cli(&["get", "/a"]).await.fails(code::NO_NODE, "(NONODE)");
+    assert_eq!(zk.cli(&["ls", "/"]).await.ok(), "q\n", "only /a's subtree went");
+    let deleted = zk.cli(&["--json", "delete", "--recursive", "/q"]).await.json();
+    assert_eq!(deleted["path"], "/q");
+    zk.cli(&["delete", "-r", "/missing"]).await.fails(code::NO_NODE, "delete /missing: node does not exist (NONODE)");
+    zk.cli(&["delete", "-r", "/"]).await.fails(code::INVALID, "delete /: ");
+    assert_eq!(zk.cli(&["delete", "-r", "-v", "1", "/x"]).await.code, code::USAGE, "no version with -r");
+}
+
 both!(ephemeral_goes_with_the_command);
 /// An ephemeral node belongs to the CLI's session, which the CLI closes before exiting, so the
 /// node is gone as soon as the command returns (Programmer's Guide, "Ephemeral Nodes").

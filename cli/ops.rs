@@ -122,8 +122,10 @@ pub enum ClientCommand {
     /// `holder|waiting SEQUENCE NODE SESSION FENCING_TOKEN DATA` (the session in 0x hex, the
     /// fencing token in decimal as `lock` passes it on, the node's data with control characters
     /// escaped). Works for `conclave lock`, Curator's InterProcessMutex and read-write locks.
-    /// Prints nothing (exit 0) if nobody holds the lock. With --json, one array of {"role",
-    /// "holder", "sequence", "node", "path", "kind", "session", "fencing_token", "data"}.
+    /// Prints nothing (exit 0) if nobody holds the lock, and fails with exit 3 (NONODE) if PATH
+    /// does not exist (a mistyped path, or a lock directory the server removed once it was
+    /// free: `conclave lock` makes it a container). With --json, one array of {"role", "holder",
+    /// "sequence", "node", "path", "kind", "session", "fencing_token", "data"}.
     Locks {
         /// The lock path.
         path: String,
@@ -298,6 +300,11 @@ impl OneShot {
             }
             OneShot::Locks(path) => {
                 let participants = conclave::lock::participants(client, path).await?;
+                // The recipe lists a missing lock directory as a lock nobody holds; a path
+                // that is not there is worth saying so (a typo shows at once).
+                if participants.is_empty() && client.exists(path).await?.is_none() {
+                    return Err(Error::NoNode);
+                }
                 Reply::Locks { path: path.clone(), participants }
             }
         })

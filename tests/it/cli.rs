@@ -187,6 +187,24 @@ impl Run {
         assert!(self.stdout.is_empty(), "nothing on stdout on failure: {self:?}");
     }
 
+    /// Asserts a failure under `--json`: the exit code and the one error line as
+    /// [`Run::fails`], and on stdout one JSON object `{"error": {...}}` with the same exit code
+    /// and context and message as the error line; gives the inner object.
+    fn fails_json(&self, code: i32, needle: &str) -> Value {
+        assert_eq!(self.code, code, "exit code: {self:?}");
+        assert!(self.stderr.starts_with("conclave: ") && self.stderr.lines().count() == 1, "error line: {self:?}");
+        assert!(self.stderr.contains(needle), "error line should mention {needle:?}: {self:?}");
+        let out = self.out();
+        assert_eq!(out.lines().count(), 1, "one JSON line on stdout: {self:?}");
+        let doc: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"));
+        let error = doc["error"].clone();
+        assert_eq!(error["exit"], code, "{doc}");
+        let (context, message) = (error["context"].as_str(), error["message"].as_str());
+        let line = format!("conclave: {}: {}\n", context.unwrap_or_default(), message.unwrap_or_default());
+        assert_eq!(line, self.stderr, "the JSON says what the error line says: {doc}");
+        error
+    }
+
     /// Asserts success and parses stdout as one JSON document.
     fn json(&self) -> Value {
         serde_json::from_str(&self.ok()).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"))
@@ -430,6 +448,33 @@ async fn json_documents(zk: &Zk) {
     assert_eq!(deleted["path"], "/bin");
 }
 
+both!(json_errors);
+/// Under `--json` a failure is also one JSON object on stdout, with ZooKeeper's code name and
+/// number when there is one, the exit code, and the context and message of the error line.
+async fn json_errors(zk: &Zk) {
+    let e = zk.cli(&["--json", "get", "/missing"]).await.fails_json(code::NO_NODE, "get /missing");
+    assert_eq!((e["code"].as_str(), e["code_number"].as_i64()), (Some("NONODE"), Some(-101)), "{e}");
+    assert_eq!(
+        (e["context"].as_str(), e["message"].as_str()),
+        (Some("get /missing"), Some("node does not exist (NONODE)"))
+    );
+
+    zk.cli(&["create", "/p"]).await.ok();
+    zk.cli(&["create", "/p/c"]).await.ok();
+    let e = zk.cli(&["create", "/p", "--json"]).await.fails_json(code::NODE_EXISTS, "create /p");
+    assert_eq!((e["code"].as_str(), e["code_number"].as_i64()), (Some("NODEEXISTS"), Some(-110)), "{e}");
+    let e = zk.cli(&["--json", "delete", "/p"]).await.fails_json(code::NOT_EMPTY, "delete /p");
+    assert_eq!((e["code"].as_str(), e["code_number"].as_i64()), (Some("NOTEMPTY"), Some(-111)), "{e}");
+    let e = zk.cli(&["--json", "set", "-v", "9", "/p", "x"]).await.fails_json(code::BAD_VERSION, "set /p");
+    assert_eq!(e["code"], "BADVERSION", "{e}");
+
+    // No ZooKeeper code behind these: no code fields.
+    let e = zk.cli(&["--json", "get", "relative"]).await.fails_json(code::INVALID, "get relative: invalid path");
+    assert_eq!((e.get("code"), e.get("code_number")), (None, None), "{e}");
+    let e = zk.cli(&["--json", "delete", "-r", "/"]).await.fails_json(code::INVALID, "delete /");
+    assert_eq!((e.get("code"), e.get("code_number")), (None, None), "{e}");
+}
+
 both!(create_parents_and_delete_recursive);
 /// `create -p` creates the missing parents too (empty), like `mkdir -p`, and `delete -r` a node
 /// with its whole subtree (zkCli's `deleteall`); the node itself must be new for `create -p`
@@ -573,7 +618,7 @@ async fn lock_runs_the_command_under_the_lock(zk: &Zk) {
     assert!(holder[3].starts_with("0x"), "session: {out}");
     assert_eq!(holder[4], token, "locks shows the token the command got");
     assert!(holder[6].ends_with(&format!(" sh -c {script}")), "node data is HOST PID COMMAND: {out}");
-    assert_eq!(zk.cli(&["locks", "/l"]).await.ok(), "", "released after the command");
+    assert_free(zk, "/l", false).await;
 
     let r = zk.cli(&["lock", "/l", "--", "sh", "-c", "kill -TERM $$"]).await;
     assert_eq!((r.code, r.stderr.as_str()), (code::SIGTERM, ""), "death by SIGTERM is 143, as in shells: {r:?}");
@@ -581,7 +626,21 @@ async fn lock_runs_the_command_under_the_lock(zk: &Zk) {
         .await
         .fails(code::NOT_FOUND, "lock /l: conclave-no-such-command: command not found");
     assert_eq!(zk.cli(&["lock", "/l", "true"]).await.ok(), "", "`--` is optional");
-    assert_eq!(zk.cli(&["--json", "locks", "/l"]).await.json(), serde_json::json!([]));
+    assert_free(zk, "/l", true).await;
+}
+
+/// Asserts that nobody holds or waits for the lock at `path`: `locks` prints nothing (`[]` with
+/// `--json`), or fails with NONODE (exit 3) once the server has removed the lock directory, a
+/// container, for being empty (ZooKeeper removes emptied containers on its own schedule).
+async fn assert_free(zk: &Zk, path: &str, json: bool) {
+    let args = if json { vec!["--json", "locks", path] } else { vec!["locks", path] };
+    let r = zk.cli(&args).await;
+    match (r.code, json) {
+        (code::NO_NODE, false) => r.fails(code::NO_NODE, "(NONODE)"),
+        (code::NO_NODE, true) => assert_eq!(r.fails_json(code::NO_NODE, "(NONODE)")["code"], "NONODE"),
+        (_, false) => assert_eq!(r.ok(), "", "released: {path}"),
+        (_, true) => assert_eq!(r.json(), serde_json::json!([]), "released: {path}"),
+    }
 }
 
 both!(lock_serializes_commands);
@@ -807,10 +866,14 @@ async fn lock_lost_with_the_session_escalates_to_sigkill() {
 
 both!(locks_lists_holder_then_waiters);
 /// `locks` prints the holder, then the waiters in order, with session, fencing token and node
-/// data; `--json` the same as an array; nothing (`[]`) for a free or missing lock.
+/// data; `--json` the same as an array; nothing (`[]`) for a free lock, and NONODE (exit 3) for
+/// a path that does not exist.
 async fn locks_lists_holder_then_waiters(zk: &Zk) {
-    assert_eq!(zk.cli(&["locks", "/never"]).await.ok(), "");
-    assert_eq!(zk.cli(&["--json", "locks", "/never"]).await.json(), serde_json::json!([]));
+    zk.cli(&["locks", "/never"]).await.fails(code::NO_NODE, "locks /never: node does not exist (NONODE)");
+    zk.cli(&["--json", "locks", "/never"]).await.fails_json(code::NO_NODE, "locks /never: node does not exist");
+    zk.client.create("/free", "", CreateMode::Persistent).await.expect("create /free");
+    assert_eq!(zk.cli(&["locks", "/free"]).await.ok(), "", "a lock directory nobody holds");
+    assert_eq!(zk.cli(&["--json", "locks", "/free"]).await.json(), serde_json::json!([]));
 
     let mut holder = zk.spawn(&["lock", "/q", "--", "sh", "-c", r#"echo "$CONCLAVE_FENCING_TOKEN"; exec sleep 30"#]);
     let token = next_line(&holder.lines()).await;
@@ -844,7 +907,7 @@ async fn locks_lists_holder_then_waiters(zk: &Zk) {
     assert_eq!(status.code(), Some(code::SIGTERM), "{err}");
     let (status, _, err) = finished(waiter).await;
     assert!(status.success(), "the waiter ran once the holder let go: {status:?} {err}");
-    assert_eq!(zk.cli(&["locks", "/q"]).await.ok(), "");
+    assert_free(zk, "/q", false).await;
 }
 
 /// `--ttl` and `--container` create ZooKeeper's TTL and container nodes; a server without TTL
@@ -933,6 +996,36 @@ async fn usage_errors_exit_2() {
     let help = run(conclave(&["--help"]), None).await.ok();
     assert!(help.contains("Exit status:") && help.contains("9  invalid path"), "{help}");
     assert!(help.contains(" 10  lock: ") && help.contains(" 11  lock: the lock was lost"), "{help}");
+}
+
+/// Failures that need no server are JSON objects on stdout under `--json` too, without code
+/// fields (no ZooKeeper code is behind them): a refused connection, and usage errors, whose
+/// full text stays clap's on stderr.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn json_errors_without_a_server() {
+    let target = format!("127.0.0.1:{}", closed_port());
+    let r = run(conclave(&["--json", "--connect", &target, "--connect-timeout-ms", "300", "ls", "/"]), None).await;
+    let e = r.fails_json(code::CONNECTION, &format!("cannot connect to {target}: "));
+    assert_eq!((e.get("code"), e.get("code_number")), (None, None), "{e}");
+
+    for args in [vec!["--json", "frobnicate"], vec!["lock", "--json", "/a"], vec!["set", "/a", "--json"]] {
+        let r = run(conclave(&args), None).await;
+        assert_eq!(r.code, code::USAGE, "{args:?}: {r:?}");
+        assert!(r.stderr.starts_with("error: "), "clap's message: {r:?}");
+        let doc: Value = serde_json::from_str(&r.out()).unwrap_or_else(|e| panic!("not JSON ({e}): {r:?}"));
+        assert_eq!(
+            (doc["error"]["exit"].as_i64(), doc["error"]["context"].as_str()),
+            (Some(2), Some("usage")),
+            "{doc}"
+        );
+        let first = r.stderr.lines().next().unwrap_or_default();
+        assert_eq!(Some(first.trim_start_matches("error: ")), doc["error"]["message"].as_str(), "{doc}");
+    }
+    // `--json` after `--` belongs to the command of `lock`: not a JSON usage error.
+    let r = run(conclave(&["lock", "--", "--json"]), None).await;
+    assert_eq!((r.code, r.out().as_str()), (code::USAGE, ""), "{r:?}");
+    let help = run(conclave(&["--json", "--help"]), None).await.ok();
+    assert!(help.contains("code_number"), "--help documents the JSON errors: {help}");
 }
 
 /// `serve --port 0` prints its address, serves other CLI calls, and exits 0 on SIGTERM.

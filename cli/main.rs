@@ -117,6 +117,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the embedded ZooKeeper-compatible server in the foreground until Ctrl-C or SIGTERM.
     ///
+    /// It keeps all data in memory only (no snapshot, no transaction log): every node and
+    /// session is gone when the process stops. For data that must survive a restart, run a real
+    /// ZooKeeper ensemble; every other command talks to it the same way.
+    ///
     /// Prints `listening on ADDRESS:PORT` (or `{"listening": "ADDRESS:PORT"}` with --json) to
     /// stdout once it accepts connections; logs go to stderr (filter with RUST_LOG, default
     /// `info`).

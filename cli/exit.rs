@@ -210,9 +210,7 @@ impl CliError {
         if !matches!(self.class, ExitClass::Quiet | ExitClass::Status(_)) {
             eprintln!("conclave: {self}");
             if json {
-                let mut stdout = io::stdout().lock();
-                // Nothing more can be said if stdout is gone; the exit code still tells.
-                let _ = writeln!(stdout, "{}", self.json()).and_then(|()| stdout.flush());
+                return self.report_json_only();
             }
         }
         ExitCode::from(self.class.code())
@@ -222,6 +220,7 @@ impl CliError {
     /// already; gives the exit code.
     pub fn report_json_only(&self) -> ExitCode {
         let mut stdout = io::stdout().lock();
+        // Nothing more can be said if stdout is gone; the exit code still tells.
         let _ = writeln!(stdout, "{}", self.json()).and_then(|()| stdout.flush());
         ExitCode::from(self.class.code())
     }

@@ -1,7 +1,7 @@
 //! Node data arguments: every operation that takes node data (`create`, `set_data`,
 //! `create_protected`, `create_all`, transactions, `Op`s and fenced transactions) takes text or
-//! bytes, borrowed or owned, through `conclave::Data`, and stores exactly those bytes. Written once,
-//! run on both backends.
+//! bytes, borrowed or owned, through `conclave::Data`, and stores exactly those bytes. Written
+//! once, run on both backends.
 
 use conclave::lock::Mutex;
 use conclave::{Bytes, Client, CreateMode, Op, Result, RetryPolicy};
@@ -14,6 +14,14 @@ conformance!(every_data_form_is_stored_as_given, borrowed_data_need_not_outlive_
 /// The bytes of `path`.
 async fn data(c: &Client, path: &str) -> Result<Bytes> {
     Ok(c.get_data(path).await?.0)
+}
+
+/// Asserts that each node holds its expected bytes; `what` names the operation that wrote them.
+async fn assert_stored(c: &Client, what: &str, expected: &[(&str, &[u8])]) -> Result<()> {
+    for (path, bytes) in expected {
+        assert_eq!(data(c, path).await?, bytes, "{what} {path}");
+    }
+    Ok(())
 }
 
 /// `&str`, `String`, `&String`, `&[u8]`, `b"..."`, `Vec<u8>`, `&Vec<u8>`, `Bytes` and `&Bytes`
@@ -35,8 +43,8 @@ async fn every_data_form_is_stored_as_given(env: Env) -> Result<()> {
     c.create("/vec-ref", &vec, CreateMode::Persistent).await?;
     c.create("/bytes", bytes.clone(), CreateMode::Persistent).await?;
     c.create("/bytes-ref", &bytes, CreateMode::Persistent).await?;
-    for (path, expected) in [
-        ("/str", &b"text"[..]),
+    let created: [(&str, &[u8]); 9] = [
+        ("/str", b"text"),
         ("/string", b"string"),
         ("/string-ref", b"string"),
         ("/slice", slice),
@@ -45,9 +53,8 @@ async fn every_data_form_is_stored_as_given(env: Env) -> Result<()> {
         ("/vec-ref", b"vec"),
         ("/bytes", b"bytes"),
         ("/bytes-ref", b"bytes"),
-    ] {
-        assert_eq!(data(&c, path).await?, expected, "create {path}");
-    }
+    ];
+    assert_stored(&c, "create", &created).await?;
 
     c.set_data("/str", "set text", None).await?;
     assert_eq!(data(&c, "/str").await?, "set text");
@@ -72,16 +79,15 @@ async fn every_data_form_is_stored_as_given(env: Env) -> Result<()> {
         .set_data("/t-str", "t text 2", None)
         .commit()
         .await?;
-    for (path, expected) in [
-        ("/t-str", &b"t text 2"[..]),
+    let committed: [(&str, &[u8]); 6] = [
+        ("/t-str", b"t text 2"),
         ("/t-string", b"t string"),
         ("/t-slice", slice),
         ("/t-array", b"t array"),
         ("/t-vec", b"t vec"),
         ("/t-bytes", b"t bytes"),
-    ] {
-        assert_eq!(data(&c, path).await?, expected, "transaction {path}");
-    }
+    ];
+    assert_stored(&c, "transaction", &committed).await?;
 
     c.multi([
         Op::create("/op-str", "op text", CreateMode::Persistent),
@@ -93,16 +99,15 @@ async fn every_data_form_is_stored_as_given(env: Env) -> Result<()> {
         Op::set_data("/op-vec", vec.clone(), None),
     ])
     .await?;
-    for (path, expected) in [
-        ("/op-str", &b"op text"[..]),
+    let applied: [(&str, &[u8]); 6] = [
+        ("/op-str", b"op text"),
         ("/op-string", b"op string"),
         ("/op-slice", slice),
         ("/op-array", b"op array"),
         ("/op-vec", b"vec"),
         ("/op-bytes", b"op bytes"),
-    ] {
-        assert_eq!(data(&c, path).await?, expected, "Op {path}");
-    }
+    ];
+    assert_stored(&c, "Op", &applied).await?;
 
     let (protected, _) =
         c.create_protected("/protected", "protected", CreateMode::Persistent, &RetryPolicy::default()).await?;

@@ -548,30 +548,6 @@ async fn lock_many(target: &Target, root: &str, n: usize, reps: usize) -> Result
     Ok(())
 }
 
-/// Deletes `path` and everything below it. Nodes that vanish meanwhile are fine: the lock
-/// directories are containers, which the server removes once they are empty.
-async fn delete_tree(c: &Client, path: &str) -> Result<()> {
-    let mut stack = vec![(path.to_string(), false)];
-    while let Some((p, expanded)) = stack.pop() {
-        if expanded {
-            match c.delete(&p, None).await {
-                Ok(()) | Err(ZkError::NoNode) => {}
-                Err(e) => return Err(e.into()),
-            }
-            continue;
-        }
-        stack.push((p.clone(), true));
-        match c.get_children(&p).await {
-            Ok(children) => {
-                stack.extend(children.iter().map(|child| (conclave::path::join(&p, child), false)));
-            }
-            Err(ZkError::NoNode) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
-}
-
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = match parse_args() {
@@ -618,7 +594,9 @@ async fn main() -> Result<()> {
         run.await.map_err(|e| ZkError::Io(format!("benchmark task failed: {e}")))??;
         println!("# {name} took {:.1} s", t.elapsed().as_secs_f64());
     }
-    delete_tree(&admin, &root).await?;
+    // Nodes that vanish meanwhile are fine: the lock directories are containers, which the
+    // server removes once they are empty.
+    admin.delete_all(&root).await?;
     admin.close().await;
     if let Target::Embedded(server, _) = &target {
         server.shutdown().await;

@@ -14,17 +14,6 @@ use conclave::lock::Mutex;
 use conclave::{AddWatchMode, Client, CreateMode, EventType, Result};
 use futures::StreamExt;
 
-/// Deletes `path` and its subtree (the tour cleans up after itself).
-async fn delete_tree(c: &Client, path: &str) -> Result<()> {
-    for child in c.get_children(path).await.unwrap_or_default() {
-        Box::pin(delete_tree(c, &conclave::path::join(path, &child))).await?;
-    }
-    match c.delete(path, None).await {
-        Ok(()) | Err(conclave::ZkError::NoNode) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
-
 #[tokio::main]
 async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -46,8 +35,12 @@ async fn main() -> Result<()> {
     let bob = Client::connect(&hosts).await?;
     println!("alice has session {:#x}, bob has session {:#x}", alice.session_id(), bob.session_id());
 
-    // Start from a clean slate when re-run against a real server.
-    delete_tree(&alice, "/demo").await?;
+    // Start from a clean slate when re-run against a real server: `delete_all` deletes a node
+    // and its subtree.
+    match alice.delete_all("/demo").await {
+        Ok(()) | Err(conclave::ZkError::NoNode) => {}
+        Err(e) => return Err(e.into()),
+    }
 
     // 1. Nodes hold data and a Stat.
     let (path, stat) = alice.create("/demo", b"hello", CreateMode::Persistent).await?;
@@ -140,7 +133,7 @@ async fn main() -> Result<()> {
     );
 
     drop(members);
-    delete_tree(&bob, "/demo").await?;
+    bob.delete_all("/demo").await?;
     bob.close().await;
     if let Some(server) = server {
         server.shutdown().await;

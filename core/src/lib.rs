@@ -17,8 +17,11 @@ pub mod session;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+/// Node data as read back, and a cheap way to give it (re-exported from the `bytes` crate, so
+/// callers need not depend on it).
+pub use bytes::Bytes;
 pub use client::{
-    Client, ClientBuilder, CreateOptions, OneshotWatcher, Op, OpResult, PersistentWatcher, ReadOp, ReadResult,
+    Client, ClientBuilder, CreateOptions, Data, OneshotWatcher, Op, OpResult, PersistentWatcher, ReadOp, ReadResult,
     Transaction, WatchedEvent,
 };
 pub use error::{Error, Result};
@@ -26,3 +29,5 @@ pub use proto::{Acl, AddWatchMode, ClientInfo, CreateMode, ErrorCode, EventType,
 pub use retry::RetryPolicy;
 pub use server::{Faults, Server, ServerBuilder, ServerHandle};
 pub use session::{ConnectionState, ConnectionStateStream, SessionCredentials, SessionState, StateStream, ZxidFloor};
+/// Cancels a waiting acquire or any task that takes one (re-exported from `tokio-util`).
+pub use tokio_util::sync::CancellationToken;

@@ -18,9 +18,8 @@
 use std::fmt;
 use std::future::Future;
 
-use bytes::Bytes;
 use conclave_core::{
-    Client, ConnectionState, CreateOptions, Error as ZkError, OpResult, SessionState, Stat, Transaction,
+    Client, ConnectionState, CreateOptions, Data, Error as ZkError, OpResult, SessionState, Stat, Transaction,
 };
 use futures::future::{BoxFuture, FutureExt, Shared};
 use futures::StreamExt;
@@ -243,7 +242,7 @@ impl FencedTransaction {
     }
 
     /// Adds a create.
-    pub fn create(self, path: &str, data: impl Into<Bytes>, options: impl Into<CreateOptions>) -> Self {
+    pub fn create(self, path: &str, data: impl Into<Data>, options: impl Into<CreateOptions>) -> Self {
         FencedTransaction { txn: self.txn.create(path, data, options), ..self }
     }
 
@@ -253,7 +252,7 @@ impl FencedTransaction {
     }
 
     /// Adds a setData.
-    pub fn set_data(self, path: &str, data: impl Into<Bytes>, version: Option<i32>) -> Self {
+    pub fn set_data(self, path: &str, data: impl Into<Data>, version: Option<i32>) -> Self {
         FencedTransaction { txn: self.txn.set_data(path, data, version), ..self }
     }
 

@@ -22,8 +22,7 @@ use crate::error::Result;
 ///
 /// ```
 /// use std::time::Duration;
-/// use conclave::Wait;
-/// use tokio_util::sync::CancellationToken;
+/// use conclave::{CancellationToken, Wait};
 ///
 /// let shutdown = CancellationToken::new();
 /// // Up to 30 s, and not past shutdown.

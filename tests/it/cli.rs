@@ -131,19 +131,8 @@ impl Zk {
 
 /// Deletes everything below `path` (not `path` itself).
 async fn remove_tree(client: &Client, path: &str) {
-    let mut stack = vec![(path.to_string(), false)];
-    while let Some((node, expanded)) = stack.pop() {
-        if expanded {
-            let _ = client.delete(&node, None).await;
-            continue;
-        }
-        if node != path {
-            stack.push((node.clone(), true));
-        }
-        for child in client.get_children(&node).await.unwrap_or_default() {
-            let child = if node == "/" { format!("/{child}") } else { format!("{node}/{child}") };
-            stack.push((child, false));
-        }
+    for child in client.get_children(path).await.unwrap_or_default() {
+        let _ = client.delete_all(&conclave::path::join(path, &child)).await;
     }
 }
 
@@ -197,6 +186,24 @@ impl Run {
         assert_eq!(self.stderr.lines().count(), 1, "one error line: {self:?}");
         assert!(self.stderr.contains(needle), "error line should mention {needle:?}: {self:?}");
         assert!(self.stdout.is_empty(), "nothing on stdout on failure: {self:?}");
+    }
+
+    /// Asserts a failure under `--json`: the exit code and the one error line as
+    /// [`Run::fails`], and on stdout one JSON object `{"error": {...}}` with the same exit code
+    /// and context and message as the error line; gives the inner object.
+    fn fails_json(&self, code: i32, needle: &str) -> Value {
+        assert_eq!(self.code, code, "exit code: {self:?}");
+        assert!(self.stderr.starts_with("conclave: ") && self.stderr.lines().count() == 1, "error line: {self:?}");
+        assert!(self.stderr.contains(needle), "error line should mention {needle:?}: {self:?}");
+        let out = self.out();
+        assert_eq!(out.lines().count(), 1, "one JSON line on stdout: {self:?}");
+        let doc: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"));
+        let error = doc["error"].clone();
+        assert_eq!(error["exit"], code, "{doc}");
+        let (context, message) = (error["context"].as_str(), error["message"].as_str());
+        let line = format!("conclave: {}: {}\n", context.unwrap_or_default(), message.unwrap_or_default());
+        assert_eq!(line, self.stderr, "the JSON says what the error line says: {doc}");
+        error
     }
 
     /// Asserts success and parses stdout as one JSON document.
@@ -442,6 +449,58 @@ async fn json_documents(zk: &Zk) {
     assert_eq!(deleted["path"], "/bin");
 }
 
+both!(json_errors);
+/// Under `--json` a failure is also one JSON object on stdout, with ZooKeeper's code name and
+/// number when there is one, the exit code, and the context and message of the error line.
+async fn json_errors(zk: &Zk) {
+    let e = zk.cli(&["--json", "get", "/missing"]).await.fails_json(code::NO_NODE, "get /missing");
+    assert_eq!((e["code"].as_str(), e["code_number"].as_i64()), (Some("NONODE"), Some(-101)), "{e}");
+    assert_eq!(
+        (e["context"].as_str(), e["message"].as_str()),
+        (Some("get /missing"), Some("node does not exist (NONODE)"))
+    );
+
+    zk.cli(&["create", "/p"]).await.ok();
+    zk.cli(&["create", "/p/c"]).await.ok();
+    let e = zk.cli(&["create", "/p", "--json"]).await.fails_json(code::NODE_EXISTS, "create /p");
+    assert_eq!((e["code"].as_str(), e["code_number"].as_i64()), (Some("NODEEXISTS"), Some(-110)), "{e}");
+    let e = zk.cli(&["--json", "delete", "/p"]).await.fails_json(code::NOT_EMPTY, "delete /p");
+    assert_eq!((e["code"].as_str(), e["code_number"].as_i64()), (Some("NOTEMPTY"), Some(-111)), "{e}");
+    let e = zk.cli(&["--json", "set", "-v", "9", "/p", "x"]).await.fails_json(code::BAD_VERSION, "set /p");
+    assert_eq!(e["code"], "BADVERSION", "{e}");
+
+    // No ZooKeeper code behind these: no code fields.
+    let e = zk.cli(&["--json", "get", "relative"]).await.fails_json(code::INVALID, "get relative: invalid path");
+    assert_eq!((e.get("code"), e.get("code_number")), (None, None), "{e}");
+    let e = zk.cli(&["--json", "delete", "-r", "/"]).await.fails_json(code::INVALID, "delete /");
+    assert_eq!((e.get("code"), e.get("code_number")), (None, None), "{e}");
+}
+
+both!(create_parents_and_delete_recursive);
+/// `create -p` creates the missing parents too (empty), like `mkdir -p`, and `delete -r` a node
+/// with its whole subtree (zkCli's `deleteall`); the node itself must be new for `create -p`
+/// and exist for `delete -r`.
+async fn create_parents_and_delete_recursive(zk: &Zk) {
+    assert_eq!(zk.cli(&["create", "-p", "/a/b/c", "hello"]).await.ok(), "/a/b/c\n");
+    assert_eq!(zk.cli(&["get", "/a/b/c"]).await.ok(), "hello");
+    assert_eq!(zk.cli(&["get", "/a/b"]).await.ok(), "", "parents are empty");
+    zk.cli(&["create", "-p", "/a/b/c"]).await.fails(code::NODE_EXISTS, "create /a/b/c: node already exists");
+    assert_eq!(zk.cli(&["create", "--parents", "-s", "/q/r/item-"]).await.ok(), "/q/r/item-0000000000\n");
+    let created = zk.cli(&["--json", "create", "-p", "/a/x/y", "v"]).await.json();
+    assert_eq!(created["path"], "/a/x/y");
+    zk.cli(&["create", "/m/n"]).await.fails(code::NO_NODE, "create /m/n: node does not exist (NONODE)");
+
+    zk.cli(&["delete", "/a"]).await.fails(code::NOT_EMPTY, "delete /a: node has children (NOTEMPTY)");
+    assert_eq!(zk.cli(&["delete", "-r", "/a"]).await.ok(), "", "delete -r prints nothing");
+    zk.cli(&["get", "/a"]).await.fails(code::NO_NODE, "(NONODE)");
+    assert_eq!(zk.cli(&["ls", "/"]).await.ok(), "q\n", "only /a's subtree went");
+    let deleted = zk.cli(&["--json", "delete", "--recursive", "/q"]).await.json();
+    assert_eq!(deleted["path"], "/q");
+    zk.cli(&["delete", "-r", "/missing"]).await.fails(code::NO_NODE, "delete /missing: node does not exist (NONODE)");
+    zk.cli(&["delete", "-r", "/"]).await.fails(code::INVALID, "delete /: ");
+    assert_eq!(zk.cli(&["delete", "-r", "-v", "1", "/x"]).await.code, code::USAGE, "no version with -r");
+}
+
 both!(ephemeral_goes_with_the_command);
 /// An ephemeral node belongs to the CLI's session, which the CLI closes before exiting, so the
 /// node is gone as soon as the command returns (Programmer's Guide, "Ephemeral Nodes").
@@ -560,7 +619,7 @@ async fn lock_runs_the_command_under_the_lock(zk: &Zk) {
     assert!(holder[3].starts_with("0x"), "session: {out}");
     assert_eq!(holder[4], token, "locks shows the token the command got");
     assert!(holder[6].ends_with(&format!(" sh -c {script}")), "node data is HOST PID COMMAND: {out}");
-    assert_eq!(zk.cli(&["locks", "/l"]).await.ok(), "", "released after the command");
+    assert_free(zk, "/l", false).await;
 
     let r = zk.cli(&["lock", "/l", "--", "sh", "-c", "kill -TERM $$"]).await;
     assert_eq!((r.code, r.stderr.as_str()), (code::SIGTERM, ""), "death by SIGTERM is 143, as in shells: {r:?}");
@@ -568,7 +627,21 @@ async fn lock_runs_the_command_under_the_lock(zk: &Zk) {
         .await
         .fails(code::NOT_FOUND, "lock /l: conclave-no-such-command: command not found");
     assert_eq!(zk.cli(&["lock", "/l", "true"]).await.ok(), "", "`--` is optional");
-    assert_eq!(zk.cli(&["--json", "locks", "/l"]).await.json(), serde_json::json!([]));
+    assert_free(zk, "/l", true).await;
+}
+
+/// Asserts that nobody holds or waits for the lock at `path`: `locks` prints nothing (`[]` with
+/// `--json`), or fails with NONODE (exit 3) once the server has removed the lock directory, a
+/// container, for being empty (ZooKeeper removes emptied containers on its own schedule).
+async fn assert_free(zk: &Zk, path: &str, json: bool) {
+    let args = if json { vec!["--json", "locks", path] } else { vec!["locks", path] };
+    let r = zk.cli(&args).await;
+    match (r.code, json) {
+        (code::NO_NODE, false) => r.fails(code::NO_NODE, "(NONODE)"),
+        (code::NO_NODE, true) => assert_eq!(r.fails_json(code::NO_NODE, "(NONODE)")["code"], "NONODE"),
+        (_, false) => assert_eq!(r.ok(), "", "released: {path}"),
+        (_, true) => assert_eq!(r.json(), serde_json::json!([]), "released: {path}"),
+    }
 }
 
 both!(lock_serializes_commands);
@@ -659,6 +732,112 @@ async fn lock_lost_stops_the_command(zk: &Zk) {
     );
 }
 
+/// Whether process `pid` is running: it exists and is not a zombie.
+fn running(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        // `pid (name) S ...`: the state follows the last `)`.
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')))
+    } else {
+        Command::new("kill").arg("-0").arg(pid.to_string()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    }
+}
+
+/// Runs `conclave lock FLAGS /g -- sh -c SCRIPT`, where SCRIPT starts a background process and
+/// prints its pid and then `$CONCLAVE_LOCK_NODE` (the background process must not hold stdout
+/// or stderr open: reading them to the end would wait for it). Until conclave exits, the lock
+/// node must be there whenever the background process runs (read in that order: the node, then
+/// the process, so a node found missing while the process still runs is a real overlap). Once
+/// conclave has exited, the process is gone and so is the lock node. `interrupt` sends conclave
+/// SIGINT once the lines are out. Gives conclave's exit status, stderr, how long it ran after
+/// the lines were out, and whether the lock was seen held while the background process ran.
+async fn lock_outlived_by(
+    zk: &Zk,
+    flags: &[&str],
+    script: &str,
+    interrupt: bool,
+) -> (ExitStatus, String, Duration, bool) {
+    let mut args = vec!["lock"];
+    args.extend(flags);
+    args.extend(["/g", "--", "sh", "-c", script]);
+    let mut holder = zk.spawn(&args);
+    let lines = holder.lines();
+    let pid: u32 = next_line(&lines).await.parse().expect("the background process's pid");
+    let node = next_line(&lines).await;
+    let started = Instant::now();
+    if interrupt {
+        let sent = Command::new("kill").arg("-INT").arg(holder.0.id().to_string()).status().expect("run kill");
+        assert!(sent.success(), "kill -INT failed");
+    }
+    let mut overlapped = false;
+    while !holder.exited() {
+        assert!(started.elapsed() < PATIENCE, "conclave did not exit");
+        let held = zk.client.exists(&node).await.expect("look at the lock node").is_some();
+        if running(pid) {
+            assert!(held, "the lock node {node} is gone while process {pid} of the command's group runs");
+            overlapped = true;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let ran = started.elapsed();
+    let (status, _, err) = finished(holder).await;
+    assert!(!running(pid), "process {pid} outlived conclave");
+    assert_eq!(zk.client.exists(&node).await.expect("look at the lock node"), None, "released: {err}");
+    (status, err, ran, overlapped)
+}
+
+both!(lock_outlives_the_background_processes);
+/// The lock is held until every process of the command's process group is gone, as flock(1)
+/// holds it while any process has the lock file open: a process the command left running in
+/// the background gets SIGTERM once the command exits, and the lock is released after it is
+/// gone. The exit status is still the command's.
+async fn lock_outlives_the_background_processes(zk: &Zk) {
+    let (status, err, ran, _) =
+        lock_outlived_by(zk, &[], r#"sleep 30 >/dev/null 2>&1 & echo $!; echo "$CONCLAVE_LOCK_NODE"; exit 3"#, false)
+            .await;
+    assert_eq!((status.code(), err.as_str()), (Some(3), ""), "the command's status");
+    assert!(ran < Duration::from_secs(5), "SIGTERM, not the 10 s grace period: {ran:?}");
+}
+
+both!(lock_interrupted_outlives_the_background_processes);
+/// SIGINT to conclave reaches the command's group, but a background job of a script ignores it
+/// (POSIX shells start asynchronous lists with SIGINT ignored; here it is also ignored from the
+/// start, so that it does not depend on when the job runs): it gets SIGTERM once the command
+/// has died, before the lock is released.
+async fn lock_interrupted_outlives_the_background_processes(zk: &Zk) {
+    let script = r#"trap "" INT; sleep 30 >/dev/null 2>&1 & trap - INT; echo $!; echo "$CONCLAVE_LOCK_NODE"; sleep 30"#;
+    let (status, err, _, _) = lock_outlived_by(zk, &[], script, true).await;
+    assert_eq!((status.code(), err.as_str()), (Some(128 + 2), ""), "the command died of SIGINT");
+}
+
+both!(lock_outlives_a_process_that_ignores_sigterm);
+/// A background process that ignores SIGTERM is killed with SIGKILL after `--grace`, and the
+/// lock is held until then.
+async fn lock_outlives_a_process_that_ignores_sigterm(zk: &Zk) {
+    let script = r#"trap "" TERM; sleep 30 >/dev/null 2>&1 & echo $!; echo "$CONCLAVE_LOCK_NODE""#;
+    let (status, err, ran, overlapped) = lock_outlived_by(zk, &["--grace", "500ms"], script, false).await;
+    assert_eq!((status.code(), err.as_str()), (Some(0), ""), "the command's status");
+    assert!(ran >= Duration::from_millis(400), "held through the grace period: {ran:?}");
+    assert!(overlapped, "the lock was seen held while the background process ran");
+}
+
+/// `--foreground` runs the command in conclave's own process group, which conclave cannot stop
+/// without stopping itself: a process left in the background is not waited for (the documented
+/// price of the foreground).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lock_in_the_foreground_does_not_wait_for_the_background() {
+    let zk = Zk::embedded("lock-foreground").await;
+    let script = r#"sleep 30 >/dev/null 2>&1 & echo $!; echo "$CONCLAVE_LOCK_NODE""#;
+    let mut holder = zk.spawn(&["lock", "--foreground", "/f", "--", "sh", "-c", script]);
+    let lines = holder.lines();
+    let pid: u32 = next_line(&lines).await.parse().expect("the background process's pid");
+    let (status, _, err) = finished(holder).await;
+    assert!(status.success(), "{err}");
+    assert!(running(pid), "left running");
+    let _ = Command::new("kill").arg(pid.to_string()).status();
+    zk.finish().await;
+}
+
 /// When the holder's session expires, a command that ignores SIGTERM is killed after `--grace`,
 /// and conclave exits 11. Embedded only: it expires the session from the server's side.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -688,10 +867,14 @@ async fn lock_lost_with_the_session_escalates_to_sigkill() {
 
 both!(locks_lists_holder_then_waiters);
 /// `locks` prints the holder, then the waiters in order, with session, fencing token and node
-/// data; `--json` the same as an array; nothing (`[]`) for a free or missing lock.
+/// data; `--json` the same as an array; nothing (`[]`) for a free lock, and NONODE (exit 3) for
+/// a path that does not exist.
 async fn locks_lists_holder_then_waiters(zk: &Zk) {
-    assert_eq!(zk.cli(&["locks", "/never"]).await.ok(), "");
-    assert_eq!(zk.cli(&["--json", "locks", "/never"]).await.json(), serde_json::json!([]));
+    zk.cli(&["locks", "/never"]).await.fails(code::NO_NODE, "locks /never: node does not exist (NONODE)");
+    zk.cli(&["--json", "locks", "/never"]).await.fails_json(code::NO_NODE, "locks /never: node does not exist");
+    zk.client.create("/free", "", CreateMode::Persistent).await.expect("create /free");
+    assert_eq!(zk.cli(&["locks", "/free"]).await.ok(), "", "a lock directory nobody holds");
+    assert_eq!(zk.cli(&["--json", "locks", "/free"]).await.json(), serde_json::json!([]));
 
     let mut holder = zk.spawn(&["lock", "/q", "--", "sh", "-c", r#"echo "$CONCLAVE_FENCING_TOKEN"; exec sleep 30"#]);
     let token = next_line(&holder.lines()).await;
@@ -725,7 +908,7 @@ async fn locks_lists_holder_then_waiters(zk: &Zk) {
     assert_eq!(status.code(), Some(code::SIGTERM), "{err}");
     let (status, _, err) = finished(waiter).await;
     assert!(status.success(), "the waiter ran once the holder let go: {status:?} {err}");
-    assert_eq!(zk.cli(&["locks", "/q"]).await.ok(), "");
+    assert_free(zk, "/q", false).await;
 }
 
 /// `--ttl` and `--container` create ZooKeeper's TTL and container nodes; a server without TTL
@@ -814,6 +997,36 @@ async fn usage_errors_exit_2() {
     let help = run(conclave(&["--help"]), None).await.ok();
     assert!(help.contains("Exit status:") && help.contains("9  invalid path"), "{help}");
     assert!(help.contains(" 10  lock: ") && help.contains(" 11  lock: the lock was lost"), "{help}");
+}
+
+/// Failures that need no server are JSON objects on stdout under `--json` too, without code
+/// fields (no ZooKeeper code is behind them): a refused connection, and usage errors, whose
+/// full text stays clap's on stderr.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn json_errors_without_a_server() {
+    let target = format!("127.0.0.1:{}", closed_port());
+    let r = run(conclave(&["--json", "--connect", &target, "--connect-timeout-ms", "300", "ls", "/"]), None).await;
+    let e = r.fails_json(code::CONNECTION, &format!("cannot connect to {target}: "));
+    assert_eq!((e.get("code"), e.get("code_number")), (None, None), "{e}");
+
+    for args in [vec!["--json", "frobnicate"], vec!["lock", "--json", "/a"], vec!["set", "/a", "--json"]] {
+        let r = run(conclave(&args), None).await;
+        assert_eq!(r.code, code::USAGE, "{args:?}: {r:?}");
+        assert!(r.stderr.starts_with("error: "), "clap's message: {r:?}");
+        let doc: Value = serde_json::from_str(&r.out()).unwrap_or_else(|e| panic!("not JSON ({e}): {r:?}"));
+        assert_eq!(
+            (doc["error"]["exit"].as_i64(), doc["error"]["context"].as_str()),
+            (Some(2), Some("usage")),
+            "{doc}"
+        );
+        let first = r.stderr.lines().next().unwrap_or_default();
+        assert_eq!(Some(first.trim_start_matches("error: ")), doc["error"]["message"].as_str(), "{doc}");
+    }
+    // `--json` after `--` belongs to the command of `lock`: not a JSON usage error.
+    let r = run(conclave(&["lock", "--", "--json"]), None).await;
+    assert_eq!((r.code, r.out().as_str()), (code::USAGE, ""), "{r:?}");
+    let help = run(conclave(&["--json", "--help"]), None).await.ok();
+    assert!(help.contains("code_number"), "--help documents the JSON errors: {help}");
 }
 
 /// `serve --port 0` prints its address, serves other CLI calls, and exits 0 on SIGTERM.

@@ -46,11 +46,11 @@ async fn frame_limit_is_exact(env: Env) -> Result<()> {
     // Frame body: header 8 + path (4 + len) + data (4 + n) + version 4.
     let server_path_len = env.root.len() + "/big".len();
     let max = 0xfffff - (8 + 4 + server_path_len + 4 + 4);
-    let st = c.set_data("/big", &vec![7u8; max], None).await?;
+    let st = c.set_data("/big", vec![7u8; max], None).await?;
     assert_eq!(st.data_length as usize, max);
     assert_eq!(c.get_data("/big").await?.0.len(), max);
     assert_eq!(
-        c.set_data("/big", &vec![7u8; max + 1], None).await,
+        c.set_data("/big", vec![7u8; max + 1], None).await,
         Err(Error::DataTooLarge { size: 0x100000, limit: 0xfffff })
     );
     Ok(())
@@ -62,7 +62,7 @@ async fn oversized_request_closes_the_connection(env: Env) -> Result<()> {
     let c = env.connect(env.builder().max_frame(4 << 20)).await;
     let session = c.session_id();
     c.create("/big", b"", CreateMode::Persistent).await?;
-    assert_eq!(c.set_data("/big", &vec![0u8; 2 << 20], None).await, Err(Error::ConnectionLoss));
+    assert_eq!(c.set_data("/big", vec![0u8; 2 << 20], None).await, Err(Error::ConnectionLoss));
     c.wait_connected().await?;
     assert_eq!(c.session_id(), session);
     assert_eq!(c.get_data("/big").await?.1.data_length, 0);

@@ -6,6 +6,7 @@ mod support;
 
 mod acl;
 mod cli;
+mod data;
 mod ensemble;
 mod external;
 mod fault_run;
@@ -18,5 +19,6 @@ mod nodes;
 mod ops;
 mod session;
 mod stat;
+mod tree;
 mod watches;
 mod wire;

@@ -5,10 +5,12 @@
 //! request, it only discards the answer.
 
 mod builder;
+mod data;
 mod multi;
 mod ops;
 mod options;
 mod protected;
+mod tree;
 mod watcher;
 
 use std::fmt;
@@ -28,6 +30,7 @@ use crate::session::{
 
 pub use crate::session::WatchedEvent;
 pub use builder::ClientBuilder;
+pub use data::Data;
 pub use multi::Transaction;
 pub use options::{CreateOptions, Op, OpResult, ReadOp, ReadResult, MAX_TTL};
 pub use watcher::{OneshotWatcher, PersistentWatcher};
@@ -43,6 +46,14 @@ pub use watcher::{OneshotWatcher, PersistentWatcher};
 /// order of calls is the order in which the server applies them, and the order in which their
 /// futures complete. Watch events are delivered before the reply to any request that follows
 /// the change that fired them.
+///
+/// # Node data
+/// Every argument that is node data ([`Client::create`], [`Client::set_data`],
+/// [`Client::create_all`], [`Client::create_protected`], [`Transaction`], [`Op`]) takes
+/// `impl Into<`[`Data`]`>`: `"text"`, `String`, `b"bytes"`, `&[u8]`, `Vec<u8>` or [`Bytes`],
+/// borrowed or owned. Borrowed data is copied when the method is called, so the returned future
+/// does not borrow it (`create`, `set_data` and `create_all` return a boxed future for that
+/// reason: an `impl Future` would keep the borrow alive).
 ///
 /// # Connection loss
 /// If the connection breaks, requests in flight fail with [`Error::ConnectionLoss`]: they may or

@@ -3,9 +3,7 @@
 
 use std::future::Future;
 
-use bytes::Bytes;
-
-use super::{unexpected, Client, CreateOptions, Op, OpResult, ReadOp, ReadResult};
+use super::{unexpected, Client, CreateOptions, Data, Op, OpResult, ReadOp, ReadResult};
 use crate::error::{Error, Result};
 use crate::proto::{MultiResult, OpCode, Request, Response};
 
@@ -59,7 +57,7 @@ impl Client {
 
     fn multi_request(&self, op: Op) -> Result<Request> {
         Ok(match op {
-            Op::Create { path, data, options } => self.create_request(&path, &data, &options)?,
+            Op::Create { path, data, options } => self.create_request(&path, data, &options)?,
             Op::Delete { path, version } => {
                 Request::Delete { path: self.server_path(&path)?, version: version.unwrap_or(-1) }
             }
@@ -118,7 +116,7 @@ pub struct Transaction {
 
 impl Transaction {
     /// Adds a create.
-    pub fn create(mut self, path: &str, data: impl Into<Bytes>, options: impl Into<CreateOptions>) -> Self {
+    pub fn create(mut self, path: &str, data: impl Into<Data>, options: impl Into<CreateOptions>) -> Self {
         self.ops.push(Op::create(path, data, options));
         self
     }
@@ -130,7 +128,7 @@ impl Transaction {
     }
 
     /// Adds a setData.
-    pub fn set_data(mut self, path: &str, data: impl Into<Bytes>, version: Option<i32>) -> Self {
+    pub fn set_data(mut self, path: &str, data: impl Into<Data>, version: Option<i32>) -> Self {
         self.ops.push(Op::set_data(path, data, version));
         self
     }

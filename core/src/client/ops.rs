@@ -8,9 +8,10 @@
 use std::future::Future;
 
 use bytes::{Bytes, BytesMut};
+use futures::future::{BoxFuture, FutureExt};
 use tokio::sync::oneshot;
 
-use super::{decode, unexpected, Client, CreateOptions, OneshotWatcher, PersistentWatcher};
+use super::{decode, unexpected, Client, CreateOptions, Data, OneshotWatcher, PersistentWatcher};
 use crate::error::{Error, Result};
 use crate::path::{validate_path, validate_sequential_path};
 use crate::proto::{
@@ -32,10 +33,20 @@ impl Client {
     pub fn create(
         &self,
         path: &str,
-        data: &[u8],
+        data: impl Into<Data>,
         options: impl Into<CreateOptions>,
+    ) -> BoxFuture<'static, Result<(String, Stat)>> {
+        self.create_data(path, data.into(), &options.into()).boxed()
+    }
+
+    /// [`Client::create`] with its arguments converted: the future borrows none of them.
+    pub(crate) fn create_data(
+        &self,
+        path: &str,
+        data: Data,
+        options: &CreateOptions,
     ) -> impl Future<Output = Result<(String, Stat)>> + Send + 'static {
-        let reply = self.create_request(path, data, &options.into()).map(|req| self.call(req));
+        let reply = self.create_request(path, data.into_bytes(), options).map(|req| self.call(req));
         let client = self.path_mapper();
         async move {
             match reply?.await? {
@@ -46,7 +57,7 @@ impl Client {
     }
 
     /// Builds the create request for `path` (shared with multi).
-    pub(crate) fn create_request(&self, path: &str, data: &[u8], options: &CreateOptions) -> Result<Request> {
+    pub(crate) fn create_request(&self, path: &str, data: Bytes, options: &CreateOptions) -> Result<Request> {
         if options.mode.is_sequential() {
             validate_sequential_path(path)?;
         } else {
@@ -55,7 +66,7 @@ impl Client {
         let ttl = options.validated_ttl()?;
         let req = CreateRequest {
             path: self.shared.chroot.to_server(path),
-            data: Some(Bytes::copy_from_slice(data)),
+            data: Some(data),
             acl: options.acl.clone(),
             flags: options.mode.as_i32(),
             ttl: ttl.unwrap_or(-1),
@@ -186,17 +197,14 @@ impl Client {
     pub fn set_data(
         &self,
         path: &str,
-        data: &[u8],
+        data: impl Into<Data>,
         version: Option<i32>,
-    ) -> impl Future<Output = Result<Stat>> + Send + 'static {
-        let reply = self.server_path(path).map(|path| {
-            self.call(Request::SetData {
-                path,
-                data: Some(Bytes::copy_from_slice(data)),
-                version: version.unwrap_or(-1),
-            })
-        });
-        stat(OpCode::SetData, reply)
+    ) -> BoxFuture<'static, Result<Stat>> {
+        let data = data.into().into_bytes();
+        let reply = self
+            .server_path(path)
+            .map(|path| self.call(Request::SetData { path, data: Some(data), version: version.unwrap_or(-1) }));
+        stat(OpCode::SetData, reply).boxed()
     }
 
     /// The node's ACL and stat. Without ADMIN permission, `digest` passwords hashes are redacted.

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::Data;
 use crate::error::{Error, Result};
 use crate::proto::{Acl, CreateMode, Stat};
 
@@ -101,8 +102,8 @@ pub enum Op {
 
 impl Op {
     /// A create op.
-    pub fn create(path: impl Into<String>, data: impl Into<Bytes>, options: impl Into<CreateOptions>) -> Op {
-        Op::Create { path: path.into(), data: data.into(), options: options.into() }
+    pub fn create(path: impl Into<String>, data: impl Into<Data>, options: impl Into<CreateOptions>) -> Op {
+        Op::Create { path: path.into(), data: data.into().into_bytes(), options: options.into() }
     }
 
     /// A delete op.
@@ -111,8 +112,8 @@ impl Op {
     }
 
     /// A setData op.
-    pub fn set_data(path: impl Into<String>, data: impl Into<Bytes>, version: Option<i32>) -> Op {
-        Op::SetData { path: path.into(), data: data.into(), version }
+    pub fn set_data(path: impl Into<String>, data: impl Into<Data>, version: Option<i32>) -> Op {
+        Op::SetData { path: path.into(), data: data.into().into_bytes(), version }
     }
 
     /// A version check.

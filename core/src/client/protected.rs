@@ -1,8 +1,6 @@
 //! Protected creates: at most one node per call, even across connection losses.
 
-use bytes::Bytes;
-
-use super::{Client, CreateOptions};
+use super::{Client, CreateOptions, Data};
 use crate::error::{Error, Result};
 use crate::path::{self, protected_name};
 use crate::proto::Stat;
@@ -25,7 +23,7 @@ impl Client {
     pub async fn create_protected(
         &self,
         path: &str,
-        data: &[u8],
+        data: impl Into<Data>,
         options: impl Into<CreateOptions>,
         retry: &RetryPolicy,
     ) -> Result<(String, Stat)> {
@@ -38,7 +36,7 @@ impl Client {
         let id = uuid::Uuid::new_v4().to_string();
         let protected = path::join(parent, &protected_name(&id, name));
         let prefix = protected_name(&id, "");
-        let data = Bytes::copy_from_slice(data);
+        let data = data.into().into_bytes();
         let mut created_maybe = false;
         crate::retry::retry(retry, || {
             let attempt = created_maybe;

@@ -1,7 +1,7 @@
 //! [`Mutex`]: the fair, exclusive lock (Curator's `InterProcessMutex`).
 
 use bytes::Bytes;
-use conclave_core::Client;
+use conclave_core::{Client, Data};
 
 use super::{LockGuard, LossPolicy, Participant};
 use crate::error::Result;
@@ -65,8 +65,8 @@ impl Mutex {
 
     /// Stores `data` in each lock node this mutex creates (who holds or waits, for operators:
     /// see [`Mutex::participants`]). Empty by default.
-    pub fn with_data(mut self, data: impl Into<Bytes>) -> Mutex {
-        self.spec.data = data.into();
+    pub fn with_data(mut self, data: impl Into<Data>) -> Mutex {
+        self.spec.data = data.into().into_bytes();
         self
     }
 

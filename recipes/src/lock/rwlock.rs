@@ -1,7 +1,7 @@
 //! [`RwLock`]: a fair read-write lock (Curator's `InterProcessReadWriteLock`).
 
 use bytes::Bytes;
-use conclave_core::Client;
+use conclave_core::{Client, Data};
 
 use super::{LockGuard, LossPolicy, Participant};
 use crate::error::Result;
@@ -51,8 +51,8 @@ impl RwLock {
     }
 
     /// Stores `data` in each node this lock creates (empty by default).
-    pub fn with_data(mut self, data: impl Into<Bytes>) -> RwLock {
-        let data = data.into();
+    pub fn with_data(mut self, data: impl Into<Data>) -> RwLock {
+        let data = data.into().into_bytes();
         self.read.data = data.clone();
         self.write.data = data;
         self

@@ -2,7 +2,7 @@
 //! `InterProcessSemaphoreV2`).
 
 use bytes::Bytes;
-use conclave_core::{path, Client, Error as ZkError};
+use conclave_core::{path, Client, Data, Error as ZkError};
 
 use super::{LockGuard, LossPolicy, Mutex, Participant};
 use crate::error::Result;
@@ -55,8 +55,8 @@ impl Semaphore {
     }
 
     /// Stores `data` in each lease node (empty by default).
-    pub fn with_data(mut self, data: impl Into<Bytes>) -> Semaphore {
-        self.leases.data = data.into();
+    pub fn with_data(mut self, data: impl Into<Data>) -> Semaphore {
+        self.leases.data = data.into().into_bytes();
         self
     }
 

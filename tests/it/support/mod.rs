@@ -18,6 +18,7 @@
 #![allow(dead_code)]
 
 pub mod clients;
+pub mod round_trips;
 pub mod stress;
 
 use std::sync::atomic::{AtomicU64, Ordering};

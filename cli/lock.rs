@@ -15,10 +15,22 @@
 //!
 //! The command runs in a process group of its own and the signals go to the whole group, so
 //! that what the command started (`sh -c 'a; b'`, pipelines, background jobs) is stopped with
-//! it, as GNU `timeout` does. `--foreground` keeps it in conclave's group, for interactive
-//! commands that read the terminal (a background group cannot); signals then go to the command
-//! alone (and a Ctrl-C at the terminal reaches the command twice: from the terminal and from
-//! conclave).
+//! it, as GNU `timeout` does. And the lock outlives the whole group, as flock(1)'s outlives
+//! every process that has the lock file open: once the command has exited (or died of a signal,
+//! passed on or sent on a loss), any process still in its group (a `sleep 30 &` of a script, a
+//! background job that ignores SIGINT) gets SIGTERM, then SIGKILL once `--grace` has passed
+//! since the first stop signal, and the lock is released only when the group is empty. The exit
+//! status is still the command's (11 on a loss). On Linux conclave becomes the reaper of the
+//! orphans of its descendants (`PR_SET_CHILD_SUBREAPER`), so that a dead process of the group is
+//! reaped at once instead of lingering as a zombie, which would still count as a member.
+//! Processes that leave the group (`setsid`, daemons) are not followed, as with `timeout`.
+//!
+//! `--foreground` keeps the command in conclave's group, for interactive commands that read the
+//! terminal (a background group cannot). What it gives up: signals go to the command alone (and
+//! a Ctrl-C at the terminal reaches the command twice: from the terminal and from conclave);
+//! processes it started are neither signalled on a loss nor waited for, so the lock is released
+//! as soon as the command itself has exited, even if something it left in the background still
+//! runs.
 //!
 //! A signal while connecting or waiting for the lock gives up the wait (the waiting node is
 //! deleted) and exits 128+N. Nothing goes to stdout: stdin, stdout and stderr belong to the
@@ -59,14 +71,16 @@ pub struct LockArgs {
     /// [default: wait as long as it takes]
     #[arg(long, value_name = "D", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
-    /// How long the command has to exit after SIGTERM (sent when the lock is lost, or passed on
-    /// from conclave) before it is killed with SIGKILL.
+    /// How long the command, and the processes of its group, have to exit after SIGTERM (sent
+    /// when the lock is lost, passed on from conclave, or sent to what the command left running
+    /// once it exited) before they are killed with SIGKILL.
     #[arg(long, value_name = "D", value_parser = parse_duration, default_value = "10s")]
     pub grace: Duration,
     /// Run the command in conclave's process group, for interactive commands: it can read the
     /// terminal and gets Ctrl-C from it directly, but signals then reach only the command itself,
-    /// not the processes it started. By default the command gets a process group of its own and
-    /// every signal goes to the whole group.
+    /// not the processes it started, and the lock is released when the command exits even if
+    /// processes it started still run. By default the command gets a process group of its own,
+    /// every signal goes to the whole group, and the lock is held until the group is empty.
     #[arg(long)]
     pub foreground: bool,
     /// The lock: a node whose children are the contenders (created, as a container, if missing).
@@ -137,6 +151,10 @@ async fn hold(client: &Client, args: &LockArgs, context: &str, signals: &mut Shu
     #[cfg(unix)]
     if !args.foreground {
         command.process_group(0);
+        // So that the group's processes the command leaves behind can be reaped once dead.
+        if let Err(e) = signal::adopt_orphans() {
+            tracing::debug!(error = %e, "cannot become the reaper of the command's orphans");
+        }
     }
     let child = match command.spawn() {
         Ok(child) => child,
@@ -183,6 +201,17 @@ async fn hold(client: &Client, args: &LockArgs, context: &str, signals: &mut Shu
     }
 }
 
+/// How often the command's process group is checked for processes left behind, once the
+/// command itself has exited: short enough that the lock is released within a few milliseconds
+/// of the last one ending, long enough to cost nothing (two system calls).
+const GROUP_POLL: Duration = Duration::from_millis(10);
+
+/// How long processes of the group may take to disappear after SIGKILL before the lock is
+/// released anyway. SIGKILL cannot be caught or ignored; only a process stuck in the kernel (an
+/// I/O on a dead network file system) or a dead one nobody reaps (outside Linux, under an init
+/// that does not reap) stays longer, and neither runs any more code of its own.
+const AFTER_KILL: Duration = Duration::from_secs(2);
+
 /// How the command ended.
 #[derive(Debug)]
 struct Ended {
@@ -191,26 +220,36 @@ struct Ended {
     loss: Option<LossReason>,
     /// The signal first sent to stop the command (SIGTERM on a loss, or the one relayed).
     stopped_with: Option<Signal>,
-    /// The grace period, if SIGKILL had to follow it.
+    /// The grace period, if SIGKILL had to follow it while the command itself still ran.
     killed_after: Option<Duration>,
+    /// Whether processes of the command's group outlived it, and the grace period, until
+    /// SIGKILL.
+    left_behind_killed: bool,
 }
 
 impl Ended {
     /// What was done to the command and how it ended, for the loss message.
     fn stop_story(&self) -> String {
-        match (self.stopped_with, self.killed_after) {
+        let mut story = match (self.stopped_with, self.killed_after) {
             (first, Some(grace)) => format!(
                 "the command did not exit within {grace:?} of {} and was killed with SIGKILL",
                 first.unwrap_or(Signal::Terminate).name()
             ),
             (Some(signal), None) => format!("the command was sent {} and {}", signal.name(), describe(self.status)),
             (None, None) => format!("the command {}", describe(self.status)),
+        };
+        if self.left_behind_killed {
+            story.push_str("; processes it left running were killed with SIGKILL after the grace period");
         }
+        story
     }
 }
 
 /// Waits for the command to exit, stopping it if the lock is lost and relaying signals: to the
-/// command alone in the `foreground`, else to its whole process group (which it leads).
+/// command alone in the `foreground`, else to its whole process group (which it leads). Then,
+/// outside the foreground, waits for the rest of the group: processes the command started and
+/// left running get SIGTERM, and SIGKILL once `grace` has passed since the first stop signal;
+/// it returns only when the group is empty, so that the lock outlives every one of them.
 async fn supervise(
     mut child: Child,
     foreground: bool,
@@ -218,12 +257,38 @@ async fn supervise(
     signals: &mut Shutdown,
     grace: Duration,
 ) -> io::Result<Ended> {
+    // The group's id is its leader's pid; known before the leader is reaped.
+    let group = if foreground { None } else { child.id() };
+    let mut status: Option<ExitStatus> = None;
     let mut loss = None;
     let mut stopped_with = None;
     let mut kill_at: Option<Instant> = None;
+    let mut killed_at: Option<Instant> = None;
     let mut killed_after = None;
+    let mut left_behind = false;
+    let mut left_behind_killed = false;
+    let mut poll = tokio::time::interval(GROUP_POLL);
     loop {
-        let kill = kill_at.filter(|_| killed_after.is_none());
+        if let Some(status) = status {
+            let rest = group.filter(|&pgid| signal::group_alive(pgid));
+            let waited_out = killed_at.is_some_and(|at| at.elapsed() >= AFTER_KILL);
+            if rest.is_none() || waited_out {
+                if waited_out {
+                    tracing::debug!("the command's process group is still there {AFTER_KILL:?} after SIGKILL");
+                }
+                return Ok(Ended { status, loss, stopped_with, killed_after, left_behind_killed });
+            }
+            if !left_behind {
+                left_behind = true;
+                // Unless they had SIGKILL with the command.
+                if killed_at.is_none() {
+                    tracing::debug!("the command left processes running in its group; stopping them");
+                    send(group, Signal::Terminate);
+                    kill_at.get_or_insert_with(|| Instant::now() + grace);
+                }
+            }
+        }
+        let kill = kill_at.filter(|_| killed_at.is_none());
         let deadline = async move {
             match kill {
                 Some(at) => tokio::time::sleep_until(at).await,
@@ -233,9 +298,9 @@ async fn supervise(
         // Stop requests (SIGTERM, relayed signals) start the grace period once; SIGKILL ends it.
         let stop = tokio::select! {
             biased;
-            status = child.wait() => {
-                let status = status?;
-                return Ok(Ended { status, loss, stopped_with, killed_after });
+            exited = child.wait(), if status.is_none() => {
+                status = Some(exited?);
+                continue;
             }
             reason = &mut *lost, if loss.is_none() => {
                 tracing::debug!(%reason, "lock lost; stopping the command");
@@ -247,24 +312,44 @@ async fn supervise(
                 signal
             }
             () = deadline => {
-                killed_after = Some(grace);
+                killed_at = Some(Instant::now());
+                if status.is_none() {
+                    killed_after = Some(grace);
+                } else {
+                    left_behind_killed = true;
+                }
                 Signal::Kill
             }
+            _ = poll.tick(), if status.is_some() => continue,
         };
-        // `id` is `None` once the child is reaped: then there is nobody left to signal.
-        if let Some(pid) = child.id() {
-            let target = if foreground { Target::Process(pid) } else { Target::Group(pid) };
-            if let Err(e) = signal::send(target, stop) {
-                tracing::debug!(error = %e, signal = stop.name(), "cannot signal the command; killing it");
-                // Fails only if the child is already gone, which the next wait reports.
-                let _ = child.start_kill();
+        if status.is_none() {
+            // `id` is `None` once the child is reaped: then there is nobody left to signal.
+            if let Some(pid) = child.id() {
+                let target = if foreground { Target::Process(pid) } else { Target::Group(pid) };
+                if let Err(e) = signal::send(target, stop) {
+                    tracing::debug!(error = %e, signal = stop.name(), "cannot signal the command; killing it");
+                    // Fails only if the child is already gone, which the next wait reports.
+                    let _ = child.start_kill();
+                }
             }
+        } else {
+            send(group, stop);
         }
         if stop == Signal::Kill {
             continue;
         }
         stopped_with.get_or_insert(stop);
         kill_at.get_or_insert_with(|| Instant::now() + grace);
+    }
+}
+
+/// Sends `signal` to what is left of the command's process `group` (none in the foreground).
+fn send(group: Option<u32>, signal: Signal) {
+    if let Some(pgid) = group {
+        if let Err(e) = signal::send(Target::Group(pgid), signal) {
+            // The group emptied meanwhile: the next check sees it.
+            tracing::debug!(error = %e, signal = signal.name(), "cannot signal the command's process group");
+        }
     }
 }
 
@@ -476,5 +561,29 @@ mod tests {
         assert_eq!(status_code(ExitStatus::from_raw(15)), 143);
         assert_eq!(describe(ExitStatus::from_raw(9)).to_string(), "died of signal 9 (SIGKILL)");
         assert_eq!(describe(ExitStatus::from_raw(0)).to_string(), "exited with status 0");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_loss_story_says_what_was_killed() {
+        use std::os::unix::process::ExitStatusExt;
+        let ended = |stopped_with, killed_after, left_behind_killed, raw| Ended {
+            status: ExitStatus::from_raw(raw),
+            loss: Some(LossReason::NodeDeleted),
+            stopped_with,
+            killed_after,
+            left_behind_killed,
+        };
+        let term = Some(Signal::Terminate);
+        assert_eq!(ended(term, None, false, 0).stop_story(), "the command was sent SIGTERM and exited with status 0");
+        assert_eq!(
+            ended(term, None, true, 0).stop_story(),
+            "the command was sent SIGTERM and exited with status 0; processes it left running were killed with \
+             SIGKILL after the grace period"
+        );
+        assert_eq!(
+            ended(term, Some(Duration::from_secs(1)), false, 9).stop_story(),
+            "the command did not exit within 1s of SIGTERM and was killed with SIGKILL"
+        );
     }
 }

@@ -8,7 +8,12 @@
 //! command must await [`Shutdown::requested`] alongside its work.
 //!
 //! `lock` uses [`Shutdown::install_relay`], which also catches SIGHUP (a closed terminal), and
-//! [`send`] to pass each signal on to its command and to stop it when the lock is lost.
+//! [`send`] to pass each signal on to its command and to stop it when the lock is lost. It keeps
+//! the lock until every process of its command's process group is gone: [`group_alive`] tells,
+//! and [`adopt_orphans`] makes sure that processes of the group whose parent exits become
+//! conclave's own children, so that it can reap them once they are dead (where nothing else
+//! would: an init that does not reap, as in many containers, leaves zombies that still count as
+//! members of the group).
 
 use std::io;
 
@@ -62,8 +67,10 @@ pub enum Target {
 /// Sends `signal` to `target`.
 ///
 /// Only call this with the id of an own child that has not been reaped yet (as
-/// `tokio::process::Child::id` gives it), or of the process group it leads: that id cannot have
-/// been reused by another process.
+/// `tokio::process::Child::id` gives it), or of the process group it leads while
+/// [`group_alive`] says the group has members: that id cannot have been reused by another
+/// process (a process group id stays taken while the group has a member, and a dead member that
+/// is conclave's child stays one until [`group_alive`] reaps it).
 #[cfg(unix)]
 pub fn send(target: Target, signal: Signal) -> io::Result<()> {
     let (id, sign) = match target {
@@ -87,6 +94,63 @@ pub fn send(target: Target, signal: Signal) -> io::Result<()> {
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// Whether any process of the process group `pgid` (the id of its leader) is still there.
+///
+/// First reaps the group's dead processes that are conclave's children (without waiting), so
+/// that they do not count: call it only once the leader itself has been reaped by its
+/// `tokio::process::Child`, whose exit status it would otherwise take. A group whose processes
+/// this user may not signal counts as alive.
+#[cfg(unix)]
+pub fn group_alive(pgid: u32) -> bool {
+    let pgid = match libc::pid_t::try_from(pgid) {
+        Ok(pgid) if pgid > 1 => pgid,
+        _ => return false,
+    };
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid(2) writes only to `status`, a local; WNOHANG makes it return at once.
+        if unsafe { libc::waitpid(-pgid, &mut status, libc::WNOHANG) } <= 0 {
+            break;
+        }
+    }
+    // SAFETY: kill(2) with signal 0 sends nothing; it checks that a target exists.
+    if unsafe { libc::kill(-pgid, 0) } == 0 {
+        return true;
+    }
+    io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Without process groups there is nothing left to wait for once the command has exited.
+#[cfg(not(unix))]
+pub fn group_alive(_pgid: u32) -> bool {
+    false
+}
+
+/// Makes conclave the reaper of its descendants' orphans (Linux's `PR_SET_CHILD_SUBREAPER`): a
+/// process whose parent exits becomes conclave's child instead of init's, so that
+/// [`group_alive`] can reap it once it is dead. Elsewhere orphans go to init, which is trusted
+/// to reap them.
+///
+/// # Errors
+/// The `prctl(2)` error (none is expected: the call needs no privilege).
+#[cfg(target_os = "linux")]
+pub fn adopt_orphans() -> io::Result<()> {
+    // prctl(2) reads its arguments as unsigned longs.
+    let (on, unused): (libc::c_ulong, libc::c_ulong) = (1, 0);
+    // SAFETY: prctl(2) with PR_SET_CHILD_SUBREAPER takes integers and touches no memory.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, on, unused, unused, unused) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// See the Linux version: elsewhere orphans go to init.
+#[cfg(not(target_os = "linux"))]
+pub fn adopt_orphans() -> io::Result<()> {
+    Ok(())
 }
 
 /// Without Unix signals, only [`Signal::Kill`] can be delivered (by the caller, through

@@ -1,14 +1,16 @@
 //! Failures of the command line and their exit codes. Every failure is a [`CliError`]: what
-//! failed (the context, such as `get /a`), why, and an [`ExitClass`] that fixes the exit code.
-//! [`CliError::report`] prints the one line `conclave: <context>: <why>` to stderr and returns
-//! the code. The codes are part of the command line's interface: scripts branch on them, so they
-//! never change meaning.
+//! failed (the context, such as `get /a`), why, the ZooKeeper code behind it if any, and an
+//! [`ExitClass`] that fixes the exit code. [`CliError::report`] prints the one line
+//! `conclave: <context>: <why>` to stderr and returns the code; with `--json` it also prints the
+//! failure as one JSON object on stdout ([`CliError::json`]). The codes and the JSON shape are
+//! part of the command line's interface: scripts branch on them, so they never change meaning.
 
 use std::fmt;
-use std::io;
+use std::io::{self, Write};
 use std::process::ExitCode;
 
-use conclave_core::Error;
+use conclave_core::{Error, ErrorCode};
+use serde_json::{json, Map, Value};
 
 /// The exit-code table, shown at the end of `--help`.
 pub const EXIT_CODES_HELP: &str = "\
@@ -30,6 +32,13 @@ Exit status:
 `lock` otherwise exits with its command's status, 128+N if the command died of signal N (also
 when conclave is stopped by signal N while waiting for the lock).
 
+With --json, a failure also prints one JSON object on stdout (after anything the command
+printed), besides the line on stderr:
+  {\"error\": {\"code\": \"NONODE\", \"code_number\": -101, \"exit\": 3, \"message\": \"...\", \"context\": \"get /a\"}}
+\"code\" (ZooKeeper's name) and \"code_number\" are left out when no ZooKeeper code is behind the
+failure (a bad argument, no connection, a lock timeout). Usage errors (exit 2) give
+{\"error\": {\"exit\": 2, \"message\": \"...\", \"context\": \"usage\"}}.
+
 Environment:
   CONCLAVE_CONNECT  default for --connect (else 127.0.0.1:2181)
   RUST_LOG          log filter (stderr); `serve` defaults to info, client commands to off";
@@ -41,6 +50,8 @@ pub enum ExitClass {
     Quiet,
     /// 1: anything without a class of its own.
     Other,
+    /// 2: a usage error (reported by the argument parser itself, except under `--json`).
+    Usage,
     /// 3: `NONODE`.
     NoNode,
     /// 4: `NODEEXISTS`.
@@ -75,6 +86,7 @@ impl ExitClass {
         match self {
             ExitClass::Quiet => 0,
             ExitClass::Other => 1,
+            ExitClass::Usage => 2,
             ExitClass::NoNode => 3,
             ExitClass::NodeExists => 4,
             ExitClass::BadVersion => 5,
@@ -125,12 +137,14 @@ pub struct CliError {
     context: String,
     reason: String,
     class: ExitClass,
+    /// The ZooKeeper result code behind the failure: known by name, or only by number.
+    code: Option<(Option<ErrorCode>, i32)>,
 }
 
 impl CliError {
     /// A failure with an explicit class.
     pub fn new(context: impl Into<String>, reason: impl Into<String>, class: ExitClass) -> CliError {
-        CliError { context: context.into(), reason: reason.into(), class }
+        CliError { context: context.into(), reason: reason.into(), class, code: None }
     }
 
     /// A client or server error while doing `context`: the reason is the error's text followed
@@ -141,7 +155,14 @@ impl CliError {
             (_, Some(code)) => format!("{e} ({})", code.name()),
             (_, None) => e.to_string(),
         };
-        CliError::new(context, reason, ExitClass::of(e))
+        let code = e.raw_code().map(|number| (e.code(), number));
+        CliError { code, ..CliError::new(context, reason, ExitClass::of(e)) }
+    }
+
+    /// A usage error (exit 2) found by the argument parser, for `--json`: its first line.
+    pub fn usage(message: &str) -> CliError {
+        let first = message.lines().next().unwrap_or_default();
+        CliError::new("usage", first.strip_prefix("error: ").unwrap_or(first), ExitClass::Usage)
     }
 
     /// A recipe's error while doing `context`: a client or server error as [`CliError::zk`]; a
@@ -192,13 +213,41 @@ impl CliError {
         self.class
     }
 
-    /// Prints the error line (unless the class is quiet or a passed-on status) and gives the
-    /// exit code.
-    pub fn report(&self) -> ExitCode {
+    /// Prints the error line (unless the class is quiet or a passed-on status) and, with
+    /// `json`, the JSON object on stdout; gives the exit code.
+    pub fn report(&self, json: bool) -> ExitCode {
         if !matches!(self.class, ExitClass::Quiet | ExitClass::Status(_)) {
             eprintln!("conclave: {self}");
+            if json {
+                return self.report_json_only();
+            }
         }
         ExitCode::from(self.class.code())
+    }
+
+    /// Prints only the JSON object, for an error whose text the argument parser has printed
+    /// already; gives the exit code.
+    pub fn report_json_only(&self) -> ExitCode {
+        let mut stdout = io::stdout().lock();
+        // Nothing more can be said if stdout is gone; the exit code still tells.
+        let _ = writeln!(stdout, "{}", self.json()).and_then(|()| stdout.flush());
+        ExitCode::from(self.class.code())
+    }
+
+    /// The failure as `--json` prints it: `{"error": {"code", "code_number", "exit", "message",
+    /// "context"}}`, without the two code fields when no ZooKeeper code is behind it.
+    pub fn json(&self) -> Value {
+        let mut error = Map::new();
+        if let Some((code, number)) = self.code {
+            if let Some(code) = code {
+                error.insert("code".into(), code.name().into());
+            }
+            error.insert("code_number".into(), number.into());
+        }
+        error.insert("exit".into(), self.class.code().into());
+        error.insert("message".into(), self.reason.as_str().into());
+        error.insert("context".into(), self.context.as_str().into());
+        json!({ "error": error })
     }
 }
 
@@ -219,6 +268,23 @@ mod tests {
         assert_eq!(e.class(), ExitClass::NoNode);
         let multi = Error::MultiFailed { index: 0, source: Box::new(Error::BadVersion) };
         assert_eq!(CliError::zk("x", &multi).class(), ExitClass::BadVersion);
+    }
+
+    #[test]
+    fn json_errors_carry_the_code_when_there_is_one() {
+        let e = CliError::zk("get /a", &Error::NoNode).json();
+        assert_eq!(
+            e,
+            json!({"error": {"code": "NONODE", "code_number": -101, "exit": 3,
+                             "message": "node does not exist (NONODE)", "context": "get /a"}})
+        );
+        let e = CliError::zk("get /a", &Error::Unknown(-999)).json();
+        assert_eq!((e["error"].get("code"), &e["error"]["code_number"]), (None, &json!(-999)));
+        let e = CliError::new("lock /l", "not acquired", ExitClass::LockTimeout).json();
+        assert_eq!(e, json!({"error": {"exit": 10, "message": "not acquired", "context": "lock /l"}}));
+        let e = CliError::usage("error: unexpected argument '--x' found\n\nUsage: conclave ...").json();
+        assert_eq!(e["error"]["message"], "unexpected argument '--x' found");
+        assert_eq!(e["error"]["exit"], 2);
     }
 
     #[test]
@@ -243,6 +309,7 @@ mod tests {
     fn codes_are_those_of_the_help() {
         for class in [
             ExitClass::Other,
+            ExitClass::Usage,
             ExitClass::NoNode,
             ExitClass::NodeExists,
             ExitClass::BadVersion,

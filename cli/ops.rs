@@ -51,6 +51,9 @@ pub enum ClientCommand {
     },
     /// Create a node and print its path (with the sequence suffix for -s).
     ///
+    /// With -p, missing parent nodes are created first, like `mkdir -p` (persistent, empty, with
+    /// the node's ACL); the node itself must still be new (else exit 4).
+    ///
     /// An ephemeral node (-e) belongs to the session of this command, which ends when the
     /// command exits: the node is deleted right away. That is ZooKeeper's rule, not a bug; use
     /// a long-lived client to hold ephemeral nodes.
@@ -65,11 +68,18 @@ pub enum ClientCommand {
         /// The new data; `-` reads it from stdin.
         data: String,
     },
-    /// Delete a node (it must have no children); prints nothing.
+    /// Delete a node; prints nothing. It must have no children (else exit 6), unless -r.
+    ///
+    /// With -r, the node's children are deleted too, and theirs (zkCli's `deleteall`): a level
+    /// at a time, the deepest first. Not atomic: if it fails part way (exit 7 when a node may
+    /// not be deleted), what was deleted stays deleted. The root (`/`) cannot be deleted.
     Delete {
         /// Only if the node's data version is VERSION (else exit code 5).
-        #[arg(short = 'v', long, value_name = "VERSION", allow_negative_numbers = true)]
+        #[arg(short = 'v', long, value_name = "VERSION", allow_negative_numbers = true, conflicts_with = "recursive")]
         version: Option<i32>,
+        /// Delete the node's descendants too.
+        #[arg(short = 'r', long)]
+        recursive: bool,
         /// The node.
         path: String,
     },
@@ -96,8 +106,12 @@ pub enum ClientCommand {
     /// after --grace, and conclave exits 11 saying why. SIGINT, SIGTERM and SIGHUP sent to
     /// conclave are passed on to the command (SIGKILL follows after --grace), and the lock is
     /// released once it has exited. The command runs in a process group of its own, and the
-    /// signals go to the whole group (see --foreground). stdin, stdout and stderr are the
-    /// command's; conclave writes only its own errors, to stderr.
+    /// signals go to the whole group (see --foreground). Like flock(1), the lock outlives
+    /// everything the command started: once the command has exited or been stopped, processes
+    /// still in its group (a background `sleep &`) get SIGTERM, then SIGKILL after --grace, and
+    /// the lock is released only once they are all gone; the exit status stays the command's.
+    /// stdin, stdout and stderr are the command's; conclave writes only its own errors, to
+    /// stderr.
     ///
     /// Exit codes: 10 not acquired within --timeout, 11 lock lost, 126 command not runnable,
     /// 127 command not found, 128+N stopped by signal N while waiting; otherwise the command's.
@@ -108,8 +122,10 @@ pub enum ClientCommand {
     /// `holder|waiting SEQUENCE NODE SESSION FENCING_TOKEN DATA` (the session in 0x hex, the
     /// fencing token in decimal as `lock` passes it on, the node's data with control characters
     /// escaped). Works for `conclave lock`, Curator's InterProcessMutex and read-write locks.
-    /// Prints nothing (exit 0) if nobody holds the lock. With --json, one array of {"role",
-    /// "holder", "sequence", "node", "path", "kind", "session", "fencing_token", "data"}.
+    /// Prints nothing (exit 0) if nobody holds the lock, and fails with exit 3 (NONODE) if PATH
+    /// does not exist (a mistyped path, or a lock directory the server removed once it was
+    /// free: `conclave lock` makes it a container). With --json, one array of {"role", "holder",
+    /// "sequence", "node", "path", "kind", "session", "fencing_token", "data"}.
     Locks {
         /// The lock path.
         path: String,
@@ -125,6 +141,9 @@ pub struct CreateArgs {
     /// Sequential: the server appends a 10-digit counter to the name.
     #[arg(short = 's', long)]
     pub sequential: bool,
+    /// Create missing parent nodes first (persistent, empty), like `mkdir -p`.
+    #[arg(short = 'p', long)]
+    pub parents: bool,
     /// Container: the server deletes it once it has had children and has none left.
     #[arg(long, conflicts_with_all = ["ephemeral", "sequential", "ttl"])]
     pub container: bool,
@@ -170,14 +189,16 @@ pub async fn run(cmd: ClientCommand, opts: &ConnectOpts, out: &mut Output) -> Re
             let valid = if args.sequential { validate_sequential_path(&args.path) } else { validate_path(&args.path) };
             valid.map_err(|e| CliError::zk(context.as_str(), &e))?;
             let data = read_data(args.data.as_deref(), &context)?;
-            OneShot::Create { options: args.options(), path: args.path, data }
+            OneShot::Create { options: args.options(), parents: args.parents, path: args.path, data }
         }
         ClientCommand::Set { version, path, data } => {
             let path = checked("set", path)?;
             let data = read_data(Some(&data), &format!("set {path}"))?;
             OneShot::Set { path, data, version }
         }
-        ClientCommand::Delete { version, path } => OneShot::Delete { path: checked("delete", path)?, version },
+        ClientCommand::Delete { version, recursive, path } => {
+            OneShot::Delete { path: checked("delete", path)?, version, recursive }
+        }
         ClientCommand::Watch(args) => return watch::run(&args, opts, out).await,
         ClientCommand::Lock(args) => return lock::run(args, opts).await,
         ClientCommand::Locks { path } => OneShot::Locks(checked("locks", path)?),
@@ -221,9 +242,9 @@ enum OneShot {
     Ls(String),
     Get(String),
     Stat(String),
-    Create { path: String, data: Bytes, options: CreateOptions },
+    Create { path: String, data: Bytes, options: CreateOptions, parents: bool },
     Set { path: String, data: Bytes, version: Option<i32> },
-    Delete { path: String, version: Option<i32> },
+    Delete { path: String, version: Option<i32>, recursive: bool },
     Locks(String),
 }
 
@@ -257,23 +278,37 @@ impl OneShot {
                 let stat = client.exists(path).await?.ok_or(Error::NoNode)?;
                 Reply::Stat { path: path.clone(), stat }
             }
-            OneShot::Create { path, data, options } => {
-                let (path, stat) = client.create(path, data, options.clone()).await?;
+            OneShot::Create { path, data, options, parents } => {
+                let (path, stat) = if *parents {
+                    client.create_all(path, data, options.clone()).await?
+                } else {
+                    client.create(path, data, options.clone()).await?
+                };
                 Reply::Created { path, stat }
             }
             OneShot::Set { path, data, version } => {
                 let stat = client.set_data(path, data, *version).await?;
                 Reply::Set { path: path.clone(), stat }
             }
-            OneShot::Delete { path, version } => {
-                client.delete(path, *version).await?;
+            OneShot::Delete { path, version, recursive } => {
+                if *recursive {
+                    client.delete_all(path).await?;
+                } else {
+                    client.delete(path, *version).await?;
+                }
                 Reply::Deleted { path: path.clone() }
             }
             OneShot::Locks(path) => {
+                // Inspection reports only the client's errors; a recipe condition would be a bug.
                 let participants = conclave::lock::participants(client, path).await.map_err(|e| match e {
                     conclave::Error::Zk(e) => e,
-                    lost => Error::Protocol(lost.to_string()),
+                    other => Error::Protocol(other.to_string()),
                 })?;
+                // The recipe lists a missing lock directory as a lock nobody holds; a path
+                // that is not there is worth saying so (a typo shows at once).
+                if participants.is_empty() && client.exists(path).await?.is_none() {
+                    return Err(Error::NoNode);
+                }
                 Reply::Locks { path: path.clone(), participants }
             }
         })
@@ -286,7 +321,9 @@ mod tests {
 
     fn create(flags: (bool, bool, bool, Option<u64>)) -> CreateMode {
         let (ephemeral, sequential, container, ttl) = flags;
-        CreateArgs { ephemeral, sequential, container, ttl, path: "/a".into(), data: None }.options().mode
+        CreateArgs { ephemeral, sequential, parents: false, container, ttl, path: "/a".into(), data: None }
+            .options()
+            .mode
     }
 
     #[test]

@@ -5,6 +5,9 @@
 //! across machines) and `locks` shows who holds and who waits.
 //!
 //! # Layout
+//! The binary is the target `conclave` of the root package, `conclave-cli`, in `cli/`: the
+//! command line's dependencies (clap, tracing-subscriber, serde_json, libc) stay out of the
+//! library `conclave` (`recipes/`), which it uses like any other program would.
 //! - `main.rs`: the argument grammar (clap derive), the runtime and the dispatch.
 //! - `connect.rs`: the connection flags and opening a session.
 //! - `ops.rs`: the one-shot commands (`locks` too); `watch.rs`: the `watch` command; `lock.rs`:
@@ -48,6 +51,22 @@
 //!
 //! `lock` otherwise exits with its command's status, 128+N if the command died of signal N (also
 //! when conclave itself is stopped by signal N while waiting for the lock).
+//!
+//! # Errors as JSON
+//! With `--json`, a failure is also printed as one JSON object on stdout, as the last line
+//! (after whatever the command printed: the events of `watch`, the output of `lock`'s command),
+//! besides the usual line on stderr:
+//!
+//! ```text
+//! {"error":{"code":"NONODE","code_number":-101,"context":"get /a","exit":3,"message":"node does not exist (NONODE)"}}
+//! ```
+//!
+//! `code` is ZooKeeper's name for the result code and `code_number` its number; both are left
+//! out when no ZooKeeper code is behind the failure (an invalid argument, no connection, a lock
+//! timeout; `code_number` alone for a code this client has no name for). `exit` is the
+//! exit code, `context` what failed (`usage` for a usage error) and `message` why, as on
+//! stderr. A command run by `lock` that exits non-zero is not a failure of conclave: nothing is
+//! printed.
 
 mod connect;
 mod exit;
@@ -83,7 +102,8 @@ pub struct Cli {
 
     /// Print machine-readable JSON: one document per command, one per line for `watch`.
     /// Node data is a string when valid UTF-8, else an array of byte values; zxids and session
-    /// ids are "0x..." hex strings.
+    /// ids are "0x..." hex strings. A failure also prints {"error": {...}} on stdout (see the
+    /// end of `conclave --help`).
     #[arg(long, global = true)]
     pub json: bool,
 
@@ -97,6 +117,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the embedded ZooKeeper-compatible server in the foreground until Ctrl-C or SIGTERM.
     ///
+    /// It keeps all data in memory only (no snapshot, no transaction log): every node and
+    /// session is gone when the process stops. For data that must survive a restart, run a real
+    /// ZooKeeper ensemble; every other command talks to it the same way.
+    ///
     /// Prints `listening on ADDRESS:PORT` (or `{"listening": "ADDRESS:PORT"}` with --json) to
     /// stdout once it accepts connections; logs go to stderr (filter with RUST_LOG, default
     /// `info`).
@@ -109,13 +133,27 @@ pub enum Command {
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        // Prints help or version (exit 0) or the usage error (exit 2).
-        Err(e) => e.exit(),
+        Err(e) => {
+            // A usage error under --json is also reported as JSON, like every other failure.
+            if e.use_stderr() && json_requested() {
+                let _ = e.print();
+                return CliError::usage(&e.to_string()).report_json_only();
+            }
+            // Prints help or version (exit 0) or the usage error (exit 2).
+            e.exit()
+        }
     };
+    let json = cli.json;
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => e.report(),
+        Err(e) => e.report(json),
     }
+}
+
+/// Whether `--json` is among the arguments (before any `--`), for a command line that did not
+/// parse.
+fn json_requested() -> bool {
+    std::env::args_os().skip(1).take_while(|a| a != "--").any(|a| a == "--json")
 }
 
 /// Sets up logging and the runtime, then runs the command.

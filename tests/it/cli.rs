@@ -577,11 +577,13 @@ async fn next_line(lines: &mpsc::Receiver<String>) -> String {
     }
 }
 
-/// The `locks` lines of `path` once there are `n` of them.
+/// The `locks` lines of `path` once there are `n` of them (a lock directory not created yet, or
+/// already reaped as an empty container, has none).
 async fn wait_for_contenders(zk: &Zk, path: &str, n: usize) -> Vec<String> {
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let out = zk.cli(&["locks", path]).await.ok();
+        let run = zk.cli(&["locks", path]).await;
+        let out = if run.code == code::NO_NODE { String::new() } else { run.ok() };
         let lines: Vec<String> = out.lines().map(str::to_string).collect();
         if lines.len() == n {
             return lines;

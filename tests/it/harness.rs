@@ -20,7 +20,10 @@ async fn standalone_server_lifecycle() -> Result<()> {
         return Ok(());
     }
     let started = Instant::now();
-    let server = tokio::task::spawn_blocking(ZooKeeperServer::launch).await.expect("launch task")?;
+    // A long tick allows a 30 s session: a JVM restarting on two busy cores (the whole suite
+    // runs beside it) can take longer than the default tick's 10 s maximum.
+    let launch = || ZooKeeperServer::builder().tick_time(Duration::from_millis(1500)).launch();
+    let server = tokio::task::spawn_blocking(launch).await.expect("launch task")?;
     eprintln!("standalone ZooKeeper serving after {:?}", started.elapsed());
     let server = std::sync::Arc::new(std::sync::Mutex::new(server));
     let blocking = |f: ServerOp| {
@@ -33,7 +36,7 @@ async fn standalone_server_lifecycle() -> Result<()> {
         assert!(s.four_letter_word("srvr")?.contains("Mode: standalone"));
         (s.connect_string(), s.dir().to_path_buf())
     };
-    let c = Client::builder().session_timeout(Duration::from_secs(10)).connect(&hosts).await?;
+    let c = Client::builder().session_timeout(Duration::from_secs(30)).connect(&hosts).await?;
     let session = c.session_id();
     c.create("/kept", b"data", CreateMode::Persistent).await?;
     c.create("/eph", b"", CreateMode::Ephemeral).await?;

@@ -93,6 +93,22 @@ pub(crate) struct Spec {
     pub(crate) rule: Rule,
     /// Our node's data.
     pub(crate) data: Bytes,
+    /// The directory checked once, so that every acquire reports a bad path as given (not as
+    /// the name of the node it would create) without checking it again.
+    valid: std::result::Result<(), ZkError>,
+}
+
+impl Spec {
+    /// Contenders of `kind` under `dir`, among those of `kinds`, holding by `rule`, with no data.
+    pub(crate) fn new(client: Client, dir: &str, kind: Kind, kinds: &'static [Kind], rule: Rule) -> Spec {
+        let valid = path::validate_path(dir);
+        Spec { client, dir: dir.to_string(), kind, kinds, rule, data: Bytes::new(), valid }
+    }
+
+    /// The same directory and data, for contenders of another kind and rule.
+    pub(crate) fn with_kind(&self, kind: Kind, rule: Rule) -> Spec {
+        Spec { kind, rule, ..self.clone() }
+    }
 }
 
 /// A node we hold.
@@ -110,7 +126,7 @@ pub(crate) struct Acquired {
 /// `InvalidPath` (naming the directory) before anything is sent; the server's refusal of the
 /// create (`NoAuth`, ...); the session's terminal error if it ends first.
 pub(crate) async fn acquire(spec: &Spec, wait: &Bound) -> Result<Option<Acquired>> {
-    path::validate_path(&spec.dir)?;
+    spec.valid.clone()?;
     wait.run(|wait| contend(spec, wait)).await
 }
 
@@ -447,14 +463,8 @@ mod new_kind {
     const LATCH: Kind = Kind("latch-");
 
     fn latch(client: &Client, id: &str) -> Spec {
-        Spec {
-            client: client.clone(),
-            dir: "/election".into(),
-            kind: LATCH,
-            kinds: &[LATCH],
-            rule: Rule::Ahead(1),
-            data: Bytes::copy_from_slice(id.as_bytes()),
-        }
+        let spec = Spec::new(client.clone(), "/election", LATCH, &[LATCH], Rule::Ahead(1));
+        Spec { data: Bytes::copy_from_slice(id.as_bytes()), ..spec }
     }
 
     #[tokio::test(start_paused = true)]

@@ -96,13 +96,19 @@ where
     F: FnMut(Round) -> Fut,
     Fut: Future<Output = Result<Step<T>>>,
 {
-    let mut states = client.connection_states();
+    // Subscribed at the first wait (a round that is done at once, the common case of an
+    // uncontended acquire, costs no subscription): what matters is a reconnection while waiting.
+    // One that happened before the wait is covered by the round's watch, which the reconnection
+    // set again with the server's catch-up.
+    let mut states: Option<ConnectionStateStream> = None;
     // The last round's watchers, kept until this round's reads have registered theirs: a watch
     // dropped first would be removed from the server (a request) just before it is set again.
     let mut previous = Vec::new();
     loop {
         // What happened before this round is seen by its reads.
-        while let Some(Some(_)) = states.next().now_or_never() {}
+        if let Some(states) = states.as_mut() {
+            while let Some(Some(_)) = states.next().now_or_never() {}
+        }
         let r = Round { client: client.clone(), watchers: Arc::default() };
         let step = round(r.clone()).await;
         drop(std::mem::take(&mut previous));
@@ -112,7 +118,8 @@ where
             Ok(Step::Again) => {}
             Ok(Step::Wait) if watchers.is_empty() => {}
             Ok(Step::Wait) => {
-                changed(&mut watchers, &mut states).await?;
+                let states = states.get_or_insert_with(|| client.connection_states());
+                changed(&mut watchers, states).await?;
                 previous = watchers;
             }
             Err(e) if e.is_retryable() => client.wait_connected().await?,

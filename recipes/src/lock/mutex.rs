@@ -1,6 +1,5 @@
 //! [`Mutex`]: the fair, exclusive lock (Curator's `InterProcessMutex`).
 
-use bytes::Bytes;
 use conclave_core::{Client, Data};
 
 use super::{LockGuard, LossPolicy, Participant};
@@ -52,14 +51,7 @@ impl Mutex {
     /// A mutex on the lock directory `path`. Nothing is sent until an acquire (a bad path is
     /// reported then).
     pub fn new(client: Client, path: &str) -> Mutex {
-        let spec = Spec {
-            client,
-            dir: path.to_string(),
-            kind: order::LOCK,
-            kinds: &[order::LOCK],
-            rule: Rule::Ahead(1),
-            data: Bytes::new(),
-        };
+        let spec = Spec::new(client, path, order::LOCK, &[order::LOCK], Rule::Ahead(1));
         Mutex { spec, policy: LossPolicy::default() }
     }
 

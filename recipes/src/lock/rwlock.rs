@@ -1,6 +1,5 @@
 //! [`RwLock`]: a fair read-write lock (Curator's `InterProcessReadWriteLock`).
 
-use bytes::Bytes;
 use conclave_core::{Client, Data};
 
 use super::{LockGuard, LossPolicy, Participant};
@@ -38,15 +37,8 @@ const KINDS: &[order::Kind] = &[order::READ, order::WRITE];
 impl RwLock {
     /// A read-write lock on the lock directory `path`. Nothing is sent until an acquire.
     pub fn new(client: Client, path: &str) -> RwLock {
-        let write = Spec {
-            client,
-            dir: path.to_string(),
-            kind: order::WRITE,
-            kinds: KINDS,
-            rule: Rule::Ahead(1),
-            data: Bytes::new(),
-        };
-        let read = Spec { kind: order::READ, rule: Rule::Reader, ..write.clone() };
+        let write = Spec::new(client, path, order::WRITE, KINDS, Rule::Ahead(1));
+        let read = write.with_kind(order::READ, Rule::Reader);
         RwLock { read, write, policy: LossPolicy::default() }
     }
 

@@ -1,7 +1,6 @@
 //! [`Semaphore`]: up to N leases held at once across processes (Curator's
 //! `InterProcessSemaphoreV2`).
 
-use bytes::Bytes;
 use conclave_core::{path, Client, Data, Error as ZkError};
 
 use super::{LockGuard, LossPolicy, Mutex, Participant};
@@ -43,14 +42,8 @@ impl Semaphore {
     /// A semaphore on `path` with `max_leases` leases. Nothing is sent until an acquire.
     pub fn new(client: Client, path: &str, max_leases: u32) -> Semaphore {
         let lock = Mutex::new(client.clone(), &path::join(path, "locks"));
-        let leases = Spec {
-            client,
-            dir: path::join(path, "leases"),
-            kind: order::LEASE,
-            kinds: &[order::LEASE],
-            rule: Rule::Within(max_leases as usize),
-            data: Bytes::new(),
-        };
+        let leases_dir = path::join(path, "leases");
+        let leases = Spec::new(client, &leases_dir, order::LEASE, &[order::LEASE], Rule::Within(max_leases as usize));
         Semaphore { path: path.to_string(), lock, leases, max_leases, policy: LossPolicy::default() }
     }
 

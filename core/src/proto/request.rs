@@ -264,16 +264,6 @@ impl Request {
         }
     }
 
-    /// Whether the op may appear inside `multi` (14); the same as [`OpCode::is_multi_write`].
-    pub fn is_multi_write_op(op: OpCode) -> bool {
-        op.is_multi_write()
-    }
-
-    /// Whether the op may appear inside `multiRead` (22); the same as [`OpCode::is_multi_read`].
-    pub fn is_multi_read_op(op: OpCode) -> bool {
-        op.is_multi_read()
-    }
-
     /// Writes the body (without the request header).
     pub fn encode_body(&self, buf: &mut BytesMut) {
         match self {

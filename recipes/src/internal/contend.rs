@@ -226,7 +226,7 @@ async fn decide(
 
 /// Creates our node, returning its path and stat, and the directory listing sent right after
 /// the create when there is one.
-pub(crate) async fn create(spec: &Spec, pending: &mut Pending) -> Result<(String, Stat, Option<Vec<String>>)> {
+async fn create(spec: &Spec, pending: &mut Pending) -> Result<(String, Stat, Option<Vec<String>>)> {
     let id = uuid::Uuid::new_v4().to_string();
     let prefix = protected_name(&id, "");
     let path = path::join(&spec.dir, &protected_name(&id, spec.kind.0));
@@ -321,7 +321,7 @@ async fn find(spec: &Spec, prefix: &str) -> Result<Option<(String, Stat)>> {
 
 /// Creates `dir` and its missing ancestors as container nodes (which ZooKeeper removes once
 /// they are empty), as Curator's `creatingParentContainersIfNeeded` does.
-pub(crate) async fn ensure_dir(client: &Client, dir: &str) -> Result<()> {
+async fn ensure_dir(client: &Client, dir: &str) -> Result<()> {
     let mut at = 0;
     while at < dir.len() {
         let end = dir[at + 1..].find('/').map_or(dir.len(), |i| at + 1 + i);
@@ -341,7 +341,7 @@ pub(crate) async fn ensure_dir(client: &Client, dir: &str) -> Result<()> {
 
 /// What an acquire has put on the server, so that dropping it (or failing) takes it away.
 #[derive(Debug)]
-pub(crate) struct Pending {
+struct Pending {
     client: Client,
     dir: String,
     state: PendingState,
@@ -356,7 +356,7 @@ enum PendingState {
 }
 
 impl Pending {
-    pub(crate) fn new(spec: &Spec) -> Pending {
+    fn new(spec: &Spec) -> Pending {
         Pending { client: spec.client.clone(), dir: spec.dir.clone(), state: PendingState::Nothing }
     }
 
@@ -369,7 +369,7 @@ impl Pending {
     }
 
     /// Nothing to clean up: the node is held, already gone, or was never made.
-    pub(crate) fn clear(&mut self) {
+    fn clear(&mut self) {
         self.state = PendingState::Nothing;
     }
 }

@@ -207,6 +207,11 @@ mod tests {
         conn.reply(r.xid, 5, ErrorCode::Ok, Some(&data(bytes))).await;
     }
 
+    /// What the loop of `task` ended with (within a minute of virtual time).
+    async fn ended(task: tokio::task::JoinHandle<Result<Bytes>>) -> Result<Bytes> {
+        tokio::time::timeout(Duration::from_secs(60), task).await.expect("ended").expect("task")
+    }
+
     async fn accept_resume(server: &mut MockServer) -> MockConn {
         let mut conn = server.accept().await;
         let request = conn.accept_session(SESSION, MOCK_SESSION_TIMEOUT_MS).await;
@@ -233,8 +238,7 @@ mod tests {
         conn.reply(sw.xid, 5, ErrorCode::Ok, None).await;
         // Read again at once, with no removal of the old watch first.
         answer_read(&mut conn, b"go").await;
-        let done = tokio::time::timeout(Duration::from_secs(60), task).await.expect("ended").expect("task");
-        assert_eq!(done, Ok(Bytes::from_static(b"go")));
+        assert_eq!(ended(task).await, Ok(Bytes::from_static(b"go")));
         assert_eq!(rounds.load(Ordering::SeqCst), 2);
     }
 
@@ -250,8 +254,7 @@ mod tests {
         drop(conn);
         let mut conn = accept_resume(&mut server).await;
         answer_read(&mut conn, b"go").await;
-        let done = tokio::time::timeout(Duration::from_secs(60), task).await.expect("ended").expect("task");
-        assert_eq!(done, Ok(Bytes::from_static(b"go")));
+        assert_eq!(ended(task).await, Ok(Bytes::from_static(b"go")));
         assert_eq!(rounds.load(Ordering::SeqCst), 2);
     }
 
@@ -266,7 +269,6 @@ mod tests {
         let mut conn = server.accept().await;
         let request = conn.expect_connect().await;
         conn.grant_session(&request, SESSION, 0).await;
-        let done = tokio::time::timeout(Duration::from_secs(60), task).await.expect("ended").expect("task");
-        assert_eq!(done, Err(Error::Zk(ZkError::SessionExpired)));
+        assert_eq!(ended(task).await, Err(Error::Zk(ZkError::SessionExpired)));
     }
 }

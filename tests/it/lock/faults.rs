@@ -394,30 +394,39 @@ async fn queue(
     tasks
 }
 
-/// Near `i32::MAX`: contenders numbered MAX-2, MAX-1 and MAX are served in order.
-#[tokio::test]
-async fn sequence_counter_near_i32_max() -> Result<()> {
-    let env = Env::embedded("lock-seq-max").await;
+/// With the lock directory's counter set to `start`, a holder and `waiters` contenders queued
+/// after it get the suffixes `expected` (the holder's, as ZooKeeper prints it, ends the holder's
+/// path: `holder_suffix`) and are served in that order.
+async fn served_in_order(name: &str, start: i32, holder_suffix: &str, waiters: usize, expected: &[i32]) -> Result<()> {
+    let env = Env::embedded(name).await;
     let obs = env.client().await;
     obs.create("/l", b"", CreateMode::Persistent).await?;
-    assert!(env.server().faults().set_cversion(&format!("{}/l", env.root), i32::MAX - 3));
+    assert!(env.server().faults().set_cversion(&format!("{}/l", env.root), start));
     let m = Mutex::new(obs.clone(), "/l");
     let holder = within(10, m.lock()).await?;
-    assert!(holder.path().ends_with(&format!("-lock-{}", i32::MAX - 3)), "{}", holder.path());
+    assert!(holder.path().ends_with(holder_suffix), "{}", holder.path());
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let tasks = queue(&env, "/l", 3, 1, &tx).await;
+    let tasks = queue(&env, "/l", waiters, 1, &tx).await;
     drop(tx);
-    assert_eq!(sequences(&m).await, [i32::MAX - 3, i32::MAX - 2, i32::MAX - 1, i32::MAX]);
+    assert_eq!(sequences(&m).await, expected);
+    assert!(rx.try_recv().is_err());
     holder.release().await?;
     let mut order = Vec::new();
     while let Some(i) = within(30, rx.recv()).await {
         order.push(i);
     }
-    assert_eq!(order, [0, 1, 2]);
+    assert_eq!(order, (0..waiters).collect::<Vec<_>>());
     for t in tasks {
         t.await.expect("task")?;
     }
     Ok(())
+}
+
+/// Near `i32::MAX`: contenders numbered MAX-2, MAX-1 and MAX are served in order.
+#[tokio::test]
+async fn sequence_counter_near_i32_max() -> Result<()> {
+    let expected = [i32::MAX - 3, i32::MAX - 2, i32::MAX - 1, i32::MAX];
+    served_in_order("lock-seq-max", i32::MAX - 3, &format!("-lock-{}", i32::MAX - 3), 3, &expected).await
 }
 
 /// At `i32::MAX` ZooKeeper 3.8's counter sticks (MIN is not larger than MAX, so it is not
@@ -458,28 +467,7 @@ async fn stuck_sequence_counter_never_makes_a_second_holder() -> Result<()> {
 /// `-000000003`): contenders from -3 to 1 are served in numeric order, not name order.
 #[tokio::test]
 async fn sequence_counter_through_negative_values() -> Result<()> {
-    let env = Env::embedded("lock-seq-negative").await;
-    let obs = env.client().await;
-    obs.create("/l", b"", CreateMode::Persistent).await?;
-    assert!(env.server().faults().set_cversion(&format!("{}/l", env.root), -3));
-    let m = Mutex::new(obs.clone(), "/l");
-    let holder = within(10, m.lock()).await?;
-    assert!(holder.path().ends_with("-lock--000000003"), "{}", holder.path());
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let tasks = queue(&env, "/l", 4, 1, &tx).await;
-    drop(tx);
-    assert_eq!(sequences(&m).await, [-3, -2, -1, 0, 1]);
-    assert!(rx.try_recv().is_err());
-    holder.release().await?;
-    let mut order = Vec::new();
-    while let Some(i) = within(30, rx.recv()).await {
-        order.push(i);
-    }
-    assert_eq!(order, [0, 1, 2, 3]);
-    for t in tasks {
-        t.await.expect("task")?;
-    }
-    Ok(())
+    served_in_order("lock-seq-negative", -3, "-lock--000000003", 4, &[-3, -2, -1, 0, 1]).await
 }
 
 /// `lock_timeout` should give up within about its timeout even when the network is slow (the

@@ -11,9 +11,19 @@
 //! `ConcurrentHashMap`'s "last run" split on resize, and `HashMap`'s resize instead of treeifying
 //! a chain of 9 in a table smaller than 64. Not reproduced: the order inside a chain that
 //! `HashMap` has turned into a tree (9+ entries in one slot of a table of 64+, which a 0.75 load
-//! factor makes vanishingly rare) and `ConcurrentHashMap`'s presize on long chains.
+//! factor makes vanishingly rare unless the names are chosen to collide) and
+//! `ConcurrentHashMap`'s presize on long chains. Chosen collisions cost no more than other
+//! names: see [`JavaSet`] for how lookups stay O(1).
+
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::hash::Hash;
 
 const NIL: u32 = u32::MAX;
+
+/// Chain length past which a set stops walking chains to find an element and builds an index
+/// instead (Java turns a chain of 8 in a table of 64+ into a tree for the same reason).
+const LONG_CHAIN: usize = 8;
 
 /// Java's `String.hashCode()`: `s[0]*31^(n-1) + ... + s[n-1]` over the UTF-16 code units.
 pub(crate) fn string_hash(s: &str) -> i32 {
@@ -33,11 +43,18 @@ enum Flavor {
 struct Entry<T> {
     hash: i32,
     next: u32,
+    prev: u32,
     value: Option<T>,
 }
 
 /// A set whose iteration order is the one of the Java collection it stands for. Elements carry
 /// their Java `hashCode`; equality is `T`'s.
+///
+/// Chains are doubly linked with a tail per slot, so appending and unlinking cost O(1). Lookups
+/// walk the chain while chains are short; the first time one grows past [`LONG_CHAIN`] (which
+/// takes colliding Java hashes: a client can choose names that all hash alike) the set builds an
+/// index from element to entry with Rust's randomly keyed hasher and uses it from then on, so no
+/// choice of names makes an operation cost more than O(1) on average.
 #[derive(Debug, Clone)]
 pub(crate) struct JavaSet<T> {
     flavor: Flavor,
@@ -45,9 +62,13 @@ pub(crate) struct JavaSet<T> {
     initial: usize,
     /// Slot heads (indices into `entries`); empty until the first insertion, as in Java.
     heads: Vec<u32>,
+    /// Slot tails, beside `heads`.
+    tails: Vec<u32>,
     entries: Vec<Entry<T>>,
     free: Vec<u32>,
     len: usize,
+    /// Element to entry, once some chain has been long.
+    index: Option<HashMap<T, u32>>,
 }
 
 /// `HashMap.tableSizeFor`: the smallest power of two at least `c` (and at least 1).
@@ -55,7 +76,7 @@ fn table_size_for(c: usize) -> usize {
     c.max(1).next_power_of_two()
 }
 
-impl<T: PartialEq> JavaSet<T> {
+impl<T: Eq + Hash + Clone> JavaSet<T> {
     /// `new HashSet<>(initial_capacity)`.
     pub(crate) fn hash_set(initial_capacity: usize) -> Self {
         Self::with(Flavor::HashMap, table_size_for(initial_capacity))
@@ -67,7 +88,16 @@ impl<T: PartialEq> JavaSet<T> {
     }
 
     fn with(flavor: Flavor, initial: usize) -> Self {
-        JavaSet { flavor, initial, heads: Vec::new(), entries: Vec::new(), free: Vec::new(), len: 0 }
+        JavaSet {
+            flavor,
+            initial,
+            heads: Vec::new(),
+            tails: Vec::new(),
+            entries: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+            index: None,
+        }
     }
 
     /// Number of elements.
@@ -101,26 +131,68 @@ impl<T: PartialEq> JavaSet<T> {
         (cap as f32 * 0.75) as usize
     }
 
+    /// The entry holding `value` (Java hash `hash`), and how many entries of its slot's chain
+    /// were walked to find out (0 when the index answered).
+    fn find<Q>(&self, hash: i32, value: &Q) -> (Option<u32>, usize)
+    where
+        T: Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
+        if self.heads.is_empty() {
+            return (None, 0);
+        }
+        if let Some(index) = &self.index {
+            return (index.get(value).copied(), 0);
+        }
+        let mut walked = 0;
+        let mut cur = self.heads[self.slot(hash)];
+        while cur != NIL {
+            let e = self.entry(cur);
+            if e.hash == hash && e.value.as_ref().is_some_and(|v| v.borrow() == value) {
+                return (Some(cur), walked);
+            }
+            walked += 1;
+            cur = e.next;
+        }
+        (None, walked)
+    }
+
+    /// Length of the chain in `slot` (walked: only asked while the table is small).
+    fn chain_len(&self, slot: usize) -> usize {
+        let mut n = 0;
+        let mut cur = self.heads[slot];
+        while cur != NIL {
+            n += 1;
+            cur = self.entry(cur).next;
+        }
+        n
+    }
+
+    fn build_index(&mut self) {
+        let mut index = HashMap::with_capacity(self.len);
+        for (i, e) in self.entries.iter().enumerate() {
+            if let Some(v) = &e.value {
+                index.insert(v.clone(), i as u32);
+            }
+        }
+        self.index = Some(index);
+    }
+
     /// Adds `value` (whose Java hash is `hash`) unless an equal element is present; returns
-    /// whether it was added. An element already present keeps its place.
+    /// whether it was added. An element already present keeps its place; a new one goes to the
+    /// end of its slot's chain, as in Java.
     pub(crate) fn insert(&mut self, hash: i32, value: T) -> bool {
         if self.heads.is_empty() {
             self.heads = vec![NIL; self.initial];
+            self.tails = vec![NIL; self.initial];
+        }
+        let (found, walked) = self.find(hash, &value);
+        if found.is_some() {
+            return false;
         }
         let slot = self.slot(hash);
-        let mut before = 0usize;
-        let mut last = NIL;
-        let mut cur = self.heads[slot];
-        while cur != NIL {
-            let e = self.entry(cur);
-            if e.hash == hash && e.value.as_ref() == Some(&value) {
-                return false;
-            }
-            before += 1;
-            last = cur;
-            cur = e.next;
-        }
-        let entry = Entry { hash, next: NIL, value: Some(value) };
+        let last = self.tails[slot];
+        let entry = Entry { hash, next: NIL, prev: last, value: Some(value) };
         let idx = match self.free.pop() {
             Some(i) => {
                 self.entries[i as usize] = entry;
@@ -136,11 +208,19 @@ impl<T: PartialEq> JavaSet<T> {
         } else {
             self.entries[last as usize].next = idx;
         }
+        self.tails[slot] = idx;
         self.len += 1;
+        if let Some(index) = &mut self.index {
+            if let Some(v) = &self.entries[idx as usize].value {
+                index.insert(v.clone(), idx);
+            }
+        } else if walked >= LONG_CHAIN {
+            self.build_index();
+        }
         match self.flavor {
             Flavor::HashMap => {
                 // putVal: a chain that had 8 nodes asks for a tree; below 64 slots that resizes.
-                if before >= 8 && self.heads.len() < 64 {
+                if self.heads.len() < 64 && self.chain_len(slot) > 8 {
                     self.resize();
                 }
                 if self.len > Self::threshold(self.heads.len()) {
@@ -158,159 +238,49 @@ impl<T: PartialEq> JavaSet<T> {
         true
     }
 
-    /// Removes the element with Java hash `hash` for which `is` holds.
-    pub(crate) fn remove_by(&mut self, hash: i32, is: impl Fn(&T) -> bool) -> Option<T> {
-        if self.heads.is_empty() {
-            return None;
-        }
+    /// Removes `value` (Java hash `hash`); returns it if it was present.
+    pub(crate) fn remove<Q>(&mut self, hash: i32, value: &Q) -> Option<T>
+    where
+        T: Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
+        let idx = self.find(hash, value).0?;
         let slot = self.slot(hash);
-        let mut prev = NIL;
-        let mut cur = self.heads[slot];
-        while cur != NIL {
-            let e = self.entry(cur);
-            let next = e.next;
-            if e.hash == hash && e.value.as_ref().is_some_and(&is) {
-                if prev == NIL {
-                    self.heads[slot] = next;
-                } else {
-                    self.entries[prev as usize].next = next;
-                }
-                self.len -= 1;
-                self.free.push(cur);
-                return self.entries[cur as usize].value.take();
-            }
-            prev = cur;
-            cur = next;
+        let (prev, next) = {
+            let e = self.entry(idx);
+            (e.prev, e.next)
+        };
+        if prev == NIL {
+            self.heads[slot] = next;
+        } else {
+            self.entries[prev as usize].next = next;
         }
-        None
+        if next == NIL {
+            self.tails[slot] = prev;
+        } else {
+            self.entries[next as usize].prev = prev;
+        }
+        self.len -= 1;
+        self.free.push(idx);
+        if let Some(index) = &mut self.index {
+            index.remove(value);
+        }
+        self.entries[idx as usize].value.take()
     }
 
-    /// Whether an element with Java hash `hash` satisfies `is`.
+    /// Whether `value` (Java hash `hash`) is present.
     #[cfg(test)]
-    pub(crate) fn contains_by(&self, hash: i32, is: impl Fn(&T) -> bool) -> bool {
-        if self.heads.is_empty() {
-            return false;
-        }
-        let mut cur = self.heads[self.slot(hash)];
-        while cur != NIL {
-            let e = self.entry(cur);
-            if e.hash == hash && e.value.as_ref().is_some_and(&is) {
-                return true;
-            }
-            cur = e.next;
-        }
-        false
+    pub(crate) fn contains<Q>(&self, hash: i32, value: &Q) -> bool
+    where
+        T: Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
+        self.find(hash, value).0.is_some()
     }
 
     /// The elements in Java iteration order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &T> + '_ {
-        self.heads.iter().flat_map(move |&head| {
-            let mut cur = head;
-            std::iter::from_fn(move || {
-                while cur != NIL {
-                    let e = self.entry(cur);
-                    cur = e.next;
-                    if let Some(v) = e.value.as_ref() {
-                        return Some(v);
-                    }
-                }
-                None
-            })
-        })
-    }
-
-    fn chain(&self, head: u32) -> Vec<u32> {
-        let mut out = Vec::new();
-        let mut cur = head;
-        while cur != NIL {
-            out.push(cur);
-            cur = self.entry(cur).next;
-        }
-        out
-    }
-
-    fn link(&mut self, heads: &mut [u32], slot: usize, order: &[u32]) {
-        let mut prev = NIL;
-        for &i in order {
-            if prev == NIL {
-                heads[slot] = i;
-            } else {
-                self.entries[prev as usize].next = i;
-            }
-            prev = i;
-        }
-        if prev != NIL {
-            self.entries[prev as usize].next = NIL;
-        }
-    }
-
-    /// Doubles the table the way the emulated collection does.
-    fn resize(&mut self) {
-        let n = self.heads.len();
-        let mut heads = vec![NIL; n * 2];
-        for j in 0..n {
-            let chain = self.chain(self.heads[j]);
-            if chain.is_empty() {
-                continue;
-            }
-            let bit = |s: &Self, i: u32| (s.spread(s.entry(i).hash) as usize) & n != 0;
-            let (lo, hi): (Vec<u32>, Vec<u32>) = match self.flavor {
-                // HashMap.resize keeps the relative order in both halves.
-                Flavor::HashMap => {
-                    let mut lo = Vec::new();
-                    let mut hi = Vec::new();
-                    for &i in &chain {
-                        if bit(self, i) {
-                            hi.push(i);
-                        } else {
-                            lo.push(i);
-                        }
-                    }
-                    (lo, hi)
-                }
-                // ConcurrentHashMap.transfer: the longest tail whose nodes all go the same way is
-                // reused as is; the nodes before it are prepended one by one (so reversed).
-                Flavor::Concurrent => {
-                    let mut run_start = chain.len() - 1;
-                    let run_bit = bit(self, chain[run_start]);
-                    while run_start > 0 && bit(self, chain[run_start - 1]) == run_bit {
-                        run_start -= 1;
-                    }
-                    let mut lo = Vec::new();
-                    let mut hi = Vec::new();
-                    for &i in chain[..run_start].iter().rev() {
-                        if bit(self, i) {
-                            hi.push(i);
-                        } else {
-                            lo.push(i);
-                        }
-                    }
-                    let tail = &chain[run_start..];
-                    if run_bit {
-                        hi.extend_from_slice(tail);
-                    } else {
-                        lo.extend_from_slice(tail);
-                    }
-                    (lo, hi)
-                }
-            };
-            self.link(&mut heads, j, &lo);
-            self.link(&mut heads, j + n, &hi);
-        }
-        self.heads = heads;
-    }
-}
-
-impl<T: PartialEq + Clone> JavaSet<T> {
-    /// `HashSet.clone()` (as `DataTree.getEphemerals` does): a `HashMap` sized for the current
-    /// count, filled in this set's iteration order.
-    pub(crate) fn java_clone(&self) -> Self {
-        let ft = self.len as f32 / 0.75 + 1.0;
-        let mut out = Self::with(Flavor::HashMap, table_size_for(ft as usize));
-        for (e, v) in self.iter_hashed() {
-            out.insert(e, v.clone());
-        }
-        out
+        self.iter_hashed().map(|(_, v)| v)
     }
 
     fn iter_hashed(&self) -> impl Iterator<Item = (i32, &T)> + '_ {
@@ -328,6 +298,85 @@ impl<T: PartialEq + Clone> JavaSet<T> {
             })
         })
     }
+
+    fn chain(&self, head: u32) -> Vec<u32> {
+        let mut out = Vec::new();
+        let mut cur = head;
+        while cur != NIL {
+            out.push(cur);
+            cur = self.entry(cur).next;
+        }
+        out
+    }
+
+    /// Makes `order` the chain of `slot` in the new table (`heads`, `tails`).
+    fn link(&mut self, heads: &mut [u32], tails: &mut [u32], slot: usize, order: &[u32]) {
+        let mut prev = NIL;
+        for &i in order {
+            if prev == NIL {
+                heads[slot] = i;
+            } else {
+                self.entries[prev as usize].next = i;
+            }
+            self.entries[i as usize].prev = prev;
+            prev = i;
+        }
+        if prev != NIL {
+            self.entries[prev as usize].next = NIL;
+        }
+        tails[slot] = prev;
+    }
+
+    /// Doubles the table the way the emulated collection does.
+    fn resize(&mut self) {
+        let n = self.heads.len();
+        let mut heads = vec![NIL; n * 2];
+        let mut tails = vec![NIL; n * 2];
+        for j in 0..n {
+            let chain = self.chain(self.heads[j]);
+            if chain.is_empty() {
+                continue;
+            }
+            let bit = |s: &Self, i: u32| (s.spread(s.entry(i).hash) as usize) & n != 0;
+            let (lo, hi): (Vec<u32>, Vec<u32>) = match self.flavor {
+                // HashMap.resize keeps the relative order in both halves.
+                Flavor::HashMap => chain.iter().partition(|&&i| !bit(self, i)),
+                // ConcurrentHashMap.transfer: the longest tail whose nodes all go the same way is
+                // reused as is; the nodes before it are prepended one by one (so reversed).
+                Flavor::Concurrent => {
+                    let mut run_start = chain.len() - 1;
+                    let run_bit = bit(self, chain[run_start]);
+                    while run_start > 0 && bit(self, chain[run_start - 1]) == run_bit {
+                        run_start -= 1;
+                    }
+                    let (mut lo, mut hi): (Vec<u32>, Vec<u32>) =
+                        chain[..run_start].iter().rev().partition(|&&i| !bit(self, i));
+                    let tail = &chain[run_start..];
+                    if run_bit {
+                        hi.extend_from_slice(tail);
+                    } else {
+                        lo.extend_from_slice(tail);
+                    }
+                    (lo, hi)
+                }
+            };
+            self.link(&mut heads, &mut tails, j, &lo);
+            self.link(&mut heads, &mut tails, j + n, &hi);
+        }
+        self.heads = heads;
+        self.tails = tails;
+    }
+
+    /// `HashSet.clone()` (as `DataTree.getEphemerals` does): a `HashMap` sized for the current
+    /// count, filled in this set's iteration order.
+    pub(crate) fn java_clone(&self) -> Self {
+        let ft = self.len as f32 / 0.75 + 1.0;
+        let mut out = Self::with(Flavor::HashMap, table_size_for(ft as usize));
+        for (e, v) in self.iter_hashed() {
+            out.insert(e, v.clone());
+        }
+        out
+    }
 }
 
 /// A set of strings (znode names or paths), hashed with [`string_hash`].
@@ -341,13 +390,13 @@ impl StrSet {
 
     /// Removes `s`; returns whether it was present.
     pub(crate) fn remove_str(&mut self, s: &str) -> bool {
-        self.remove_by(string_hash(s), |v| &**v == s).is_some()
+        self.remove(string_hash(s), s).is_some()
     }
 
     /// Whether `s` is present.
     #[cfg(test)]
     pub(crate) fn contains_str(&self, s: &str) -> bool {
-        self.contains_by(string_hash(s), |v| &**v == s)
+        self.contains(string_hash(s), s)
     }
 }
 
@@ -434,6 +483,46 @@ mod tests {
             assert_eq!(s.iter().count(), 500);
             assert!(s.contains_str("n1") && !s.contains_str("n0"));
         }
+    }
+
+    /// `n` distinct strings with one Java hash: blocks of "Aa" and "BB" (equal hashes).
+    fn colliding(n: usize) -> Vec<String> {
+        let bits = usize::BITS - n.leading_zeros();
+        (0..n).map(|i| (0..bits).map(|b| if i >> b & 1 == 1 { "BB" } else { "Aa" }).collect()).collect()
+    }
+
+    #[test]
+    fn colliding_names_are_indexed_and_keep_java_chain_order() {
+        let all = colliding(5000);
+        assert!(all.iter().all(|n| string_hash(n) == string_hash(&all[0])));
+        for mut s in [StrSet::hash_set(8), StrSet::concurrent()] {
+            for n in &all {
+                assert!(s.insert_str(n));
+            }
+            assert!(s.index.is_some(), "a long chain builds the index");
+            assert!(!s.insert_str(&all[17]), "duplicates are found through the index");
+            // One chain, appended in insertion order; resizes keep a single-slot chain's order.
+            assert_eq!(names(&s), all.iter().map(String::as_str).collect::<Vec<_>>());
+            for n in all.iter().step_by(2) {
+                assert!(s.remove_str(n));
+            }
+            assert!(!s.remove_str(&all[0]));
+            s.insert_str(&all[0]);
+            let mut want: Vec<&str> = all.iter().skip(1).step_by(2).map(String::as_str).collect();
+            want.push(&all[0]);
+            assert_eq!(names(&s), want, "a re-inserted name goes to the chain's tail");
+            assert_eq!(s.len(), want.len());
+            assert!(s.contains_str(&all[0]) && !s.contains_str(&all[2]));
+        }
+    }
+
+    #[test]
+    fn ordinary_names_need_no_index() {
+        let mut s = StrSet::hash_set(8);
+        for i in 0..10_000 {
+            s.insert_str(&format!("node-{i:07}"));
+        }
+        assert!(s.index.is_none());
     }
 
     #[test]

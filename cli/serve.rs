@@ -29,6 +29,24 @@ pub struct ServeArgs {
     /// The server's tick in ms: sessions may ask for timeouts of 2 to 20 ticks.
     #[arg(long, value_name = "MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=3_600_000u64))]
     pub tick_ms: u64,
+    /// The four-letter words answered on the client port, comma-separated, or * for all
+    /// (ZooKeeper's 4lw.commands.whitelist). Others get "... is not executed because it is not
+    /// in the whitelist". dump, cons, wchc and wchp show session ids, watched paths and
+    /// ephemeral paths to anyone who can connect: enable them on trusted networks only.
+    #[arg(long, value_name = "WORDS", default_value = "srvr")]
+    pub four_letter_words: String,
+    /// Most connections from one IP address, 0 for no limit (ZooKeeper's maxClientCnxns).
+    /// Further connections are closed at once and logged.
+    #[arg(long, value_name = "N", default_value_t = 60)]
+    pub max_client_cnxns: usize,
+    /// Most connections open at once from all addresses, 0 for no limit (ZooKeeper's
+    /// zookeeper.maxCnxns). Further connections are closed at once and logged.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_cnxns: usize,
+    /// The largest reply the server builds, in bytes: a getChildren, getEphemerals, whoAmI or
+    /// multiRead reply that would be larger is answered MARSHALLINGERROR instead.
+    #[arg(long, value_name = "BYTES", default_value_t = conclave_core::server::DEFAULT_MAX_REPLY)]
+    pub max_reply_bytes: usize,
 }
 
 /// Runs the server until a signal arrives.
@@ -40,6 +58,11 @@ pub async fn run(args: &ServeArgs, out: &mut Output) -> Result<(), CliError> {
         .bind(args.bind)
         .port(args.port)
         .tick_time(Duration::from_millis(args.tick_ms))
+        .max_connections_per_ip(args.max_client_cnxns)
+        .max_connections(args.max_cnxns)
+        .max_reply_bytes(args.max_reply_bytes)
+        .four_letter_words(&args.four_letter_words)
+        .map_err(|e| CliError::zk(context.as_str(), &e))?
         .start()
         .await
         .map_err(|e| CliError::zk(context.as_str(), &e))?;

@@ -6,9 +6,9 @@
 //! handshake deadline or past the session timeout once established, all close the connection.
 //! A client that does not read its replies first stops being read from ([`HIGH_WATER`] bytes
 //! queued), and is disconnected if events from other sessions' writes push its queue past the
-//! configured cap. All requests complete in the buffer are applied in one acquisition of the
-//! state lock; replies and notifications are encoded into the outbox while the lock is held, so
-//! every connection sees them in apply order.
+//! configured cap. Requests are applied in bounded batches, one batch per acquisition of the
+//! state lock (see [`FRAMES_PER_HOLD`], [`WORK_PER_HOLD`]); replies and notifications are encoded
+//! into the outbox while the lock is held, so every connection sees them in apply order.
 //!
 //! Every connection's end is logged once, when its reader is done, with the first reason
 //! decided for it (see [`Ending`]): at `info` as "connection refused" when it never had a
@@ -16,6 +16,7 @@
 //! client closed its session, a four-letter word was answered, a client left before its
 //! handshake).
 
+use std::collections::VecDeque;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +44,11 @@ pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) const HIGH_WATER: usize = 4 << 20;
 /// Queued bytes below which reading resumes.
 const LOW_WATER: usize = 1 << 20;
+/// Most request frames of one connection applied in one hold of the state lock.
+pub(crate) const FRAMES_PER_HOLD: usize = 64;
+/// Work units (a request, a node visited, a name listed, a node deleted) after which a
+/// connection's batch ends and the lock is released: about a millisecond.
+pub(crate) const WORK_PER_HOLD: u64 = 20_000;
 /// Initial read buffer size; the buffer grows to hold a whole frame when one is larger.
 const READ_CHUNK: usize = 64 << 10;
 
@@ -52,9 +58,12 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(outbox: Arc<Outbox>, mut w
         match outbox.next_step(Instant::now()) {
             Step::Write(bytes) => {
                 let res = tokio::select! {
-                    r = w.write_all(&bytes) => r,
-                    _ = cancel.cancelled() => return,
+                    r = w.write_all(&bytes) => Some(r),
+                    _ = cancel.cancelled() => None,
                 };
+                drop(bytes);
+                outbox.written();
+                let Some(res) = res else { return };
                 if let Err(e) = res {
                     outbox.end_because(Ending::because(format!("write failed: {e}")));
                     cancel.cancel();
@@ -110,7 +119,7 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let cancel = shared.cancel.child_token();
-    let outbox = Arc::new(Outbox::new(cancel.clone(), shared.cfg.max_queued_bytes));
+    let outbox = Arc::new(Outbox::new(cancel.clone(), shared.cfg.max_queued_bytes, shared.budget.clone()));
     let conn = shared.lock_state().register_conn(outbox.clone(), cancel.clone(), &peer, shared.now());
     shared.spawn_tracked(write_loop(outbox.clone(), wr, cancel.clone()));
     let reader = Reader { shared: &shared, conn, outbox: &outbox, cancel: &cancel, buf: BytesMut::new() };
@@ -212,7 +221,7 @@ impl Reader<'_> {
         let first = loop {
             if self.buf.len() >= 4 {
                 if let Some(word) = fourlw::Word::parse(&self.buf[..4]) {
-                    let text = fourlw::answer(word, self.shared);
+                    let text = fourlw::respond(word, self.shared);
                     self.outbox.push(0, |b| b.extend_from_slice(text.as_bytes()));
                     return Err((End::AfterFlush, Ending::Quietly("a four-letter word was answered")));
                 }
@@ -242,53 +251,42 @@ impl Reader<'_> {
         }
     }
 
-    /// Serves requests, applying every complete frame of each read in one lock acquisition.
+    /// Serves requests in bounded batches: each lock acquisition applies at most
+    /// [`FRAMES_PER_HOLD`] frames and stops early once they have done [`WORK_PER_HOLD`] units of
+    /// work or queued more than [`HIGH_WATER`] bytes of replies; then the reader yields, so one
+    /// connection's pipeline of expensive requests cannot hold the state from everyone else.
     /// `idle` is the session timeout: a client silent that long is dropped.
     async fn requests<R: AsyncRead + Unpin>(&mut self, rd: &mut R, idle: Duration) -> Closed {
         let max_frame = self.shared.cfg.max_frame;
-        let mut frames: Vec<Bytes> = Vec::new();
+        let mut pending: VecDeque<Bytes> = VecDeque::new();
+        let mut bad = None;
         loop {
             if self.outbox.is_blackholed() {
                 // A silent network: what the client sends now is never read.
                 self.cancel.cancelled().await;
                 return (End::Abort, self.stopped(Stop::Cancelled, String::new));
             }
-            let mut bad = None;
-            loop {
+            while bad.is_none() {
                 match split_frame(&mut self.buf, max_frame) {
-                    Ok(Some(f)) => frames.push(f),
+                    Ok(Some(f)) => pending.push_back(f),
                     Ok(None) => break,
-                    Err(e) => {
-                        bad = Some(e);
-                        break;
-                    }
+                    Err(e) => bad = Some(e),
                 }
             }
-            if !frames.is_empty() {
-                let flow = {
-                    let mut st = self.shared.lock_state();
-                    let now = self.shared.now();
-                    let mut flow = Flow::Continue;
-                    for f in frames.drain(..) {
-                        flow = st.handle_frame(now, self.conn, f);
-                        if flow != Flow::Continue {
-                            break;
-                        }
-                    }
-                    flow
-                };
-                frames.clear();
+            if !pending.is_empty() {
                 // When the state ends a connection, it says why on the outbox.
-                match flow {
+                match self.apply_batch(&mut pending) {
                     Flow::Continue => {}
                     Flow::CloseAfterFlush => return (End::AfterFlush, Ending::because("closed by the server")),
                     Flow::Abort => return (End::Abort, Ending::because("closed by the server")),
                 }
             }
-            if let Some(e) = bad {
-                return (End::Abort, Ending::because(format!("bad frame: {e}")));
+            if pending.is_empty() {
+                if let Some(e) = bad.take() {
+                    return (End::Abort, Ending::because(format!("bad frame: {e}")));
+                }
             }
-            // A client that does not read its replies is not read from either; one that reads
+            // A client that does not read its replies is not served either; one that reads
             // nothing for a whole session timeout is dropped.
             let stuck_until = Instant::now() + idle;
             while self.outbox.queued() > HIGH_WATER && !self.outbox.is_blackholed() {
@@ -307,13 +305,18 @@ impl Reader<'_> {
             if self.outbox.is_blackholed() {
                 continue;
             }
+            if !pending.is_empty() {
+                // More is waiting: let other connections and the expiry timer have the lock first.
+                tokio::task::yield_now().await;
+                continue;
+            }
             let more = tokio::select! {
                 biased;
                 _ = self.outbox.hush.notified() => continue,
                 r = read_more(rd, &mut self.buf, self.cancel, Instant::now() + idle) => r,
             };
             match more {
-                Ok(true) => {}
+                Ok(true) => self.outbox.heard(self.shared.now().ms),
                 Ok(false) => return (End::Abort, Ending::because("closed by the client")),
                 Err(stop) => {
                     return (
@@ -323,5 +326,31 @@ impl Reader<'_> {
                 }
             }
         }
+    }
+
+    /// Applies frames from the front of `pending` in one hold of the state lock, within the
+    /// per-hold bounds; sheds the connections with the longest queues if all queues together
+    /// went over their cap.
+    fn apply_batch(&self, pending: &mut VecDeque<Bytes>) -> Flow {
+        let mut st = self.shared.lock_state();
+        let now = self.shared.now();
+        let start = st.work;
+        let mut flow = Flow::Continue;
+        for _ in 0..FRAMES_PER_HOLD {
+            let Some(frame) = pending.pop_front() else { break };
+            st.work += 1;
+            flow = st.handle_frame(now, self.conn, frame);
+            if flow != Flow::Continue
+                || st.work - start >= WORK_PER_HOLD
+                || self.outbox.queued() > HIGH_WATER
+                || self.shared.budget.over()
+            {
+                break;
+            }
+        }
+        if self.shared.budget.over() {
+            st.shed(&self.shared.budget);
+        }
+        flow
     }
 }

@@ -1,18 +1,24 @@
 //! Four-letter words: plain-text admin commands sent as the first 4 bytes of a fresh connection
 //! on the client port, answered, then the connection is closed.
 //!
-//! Every word here is enabled. A real ZooKeeper runs only the words in
-//! `4lw.commands.whitelist`, whose default is `srvr` alone (and answers the others with "... is
-//! not executed because it is not in the whitelist."). The formats follow 3.8.0's output, as
-//! measured: `srvr`, `stat`, `mntr` (the common `zk_*` keys), `envi` (with the
-//! `zookeeper.version=` line kazoo's `server_version()` parses), `isro`, `conf`, `cons`, `crst`,
-//! `srst`, `wchs`, `wchc`, `wchp` and `dump`. Latencies are reported as 0: requests are applied
-//! synchronously, in well under the millisecond ZooKeeper reports in.
+//! As in ZooKeeper, only the words on the server's [`Whitelist`] run (ZooKeeper's
+//! `4lw.commands.whitelist`, whose default is `srvr` alone); any other known word is answered
+//! "`<word>` is not executed because it is not in the whitelist." The formats follow 3.8.0's
+//! output, as measured: `srvr`, `stat`, `mntr` (3.8.0's full key set, in its order: the keys
+//! this server has no measure for are reported as 0, as a fresh ZooKeeper reports them), `envi`
+//! (with the `zookeeper.version=` line kazoo's `server_version()` parses), `isro`, `conf`,
+//! `cons`, `crst`, `srst`, `wchs`, `wchc`, `wchp` and `dump`. Latencies are reported as 0:
+//! requests are applied synchronously, in well under the millisecond ZooKeeper reports in.
 
 use std::fmt::Write as _;
 
 use super::state::{Conn, State};
 use super::Shared;
+use crate::error::{Error, Result};
+
+/// `mntr`'s keys as ZooKeeper 3.8.0 prints them, in its order, each with the value a fresh
+/// server prints (empty for the keys always computed).
+const MNTR_KEYS: &str = include_str!("mntr_keys.tsv");
 
 /// The version the server reports: the 3.8.0 protocol it speaks, then who it is.
 pub(crate) const VERSION: &str = concat!("3.8.0-conclave-", env!("CARGO_PKG_VERSION"), ", built on unknown");
@@ -36,26 +42,86 @@ pub(crate) enum Word {
     Dump,
 }
 
+/// Every word, with its spelling.
+const WORDS: [(Word, &str); 14] = [
+    (Word::Ruok, "ruok"),
+    (Word::Srvr, "srvr"),
+    (Word::Stat, "stat"),
+    (Word::Mntr, "mntr"),
+    (Word::Envi, "envi"),
+    (Word::Isro, "isro"),
+    (Word::Conf, "conf"),
+    (Word::Cons, "cons"),
+    (Word::Crst, "crst"),
+    (Word::Srst, "srst"),
+    (Word::Wchs, "wchs"),
+    (Word::Wchc, "wchc"),
+    (Word::Wchp, "wchp"),
+    (Word::Dump, "dump"),
+];
+
 impl Word {
     /// The word spelled by the first 4 bytes of a connection, if it is one.
     pub(crate) fn parse(b: &[u8]) -> Option<Word> {
-        Some(match b {
-            b"ruok" => Word::Ruok,
-            b"srvr" => Word::Srvr,
-            b"stat" => Word::Stat,
-            b"mntr" => Word::Mntr,
-            b"envi" => Word::Envi,
-            b"isro" => Word::Isro,
-            b"conf" => Word::Conf,
-            b"cons" => Word::Cons,
-            b"crst" => Word::Crst,
-            b"srst" => Word::Srst,
-            b"wchs" => Word::Wchs,
-            b"wchc" => Word::Wchc,
-            b"wchp" => Word::Wchp,
-            b"dump" => Word::Dump,
-            _ => return None,
-        })
+        WORDS.iter().find(|(_, name)| name.as_bytes() == b).map(|(w, _)| *w)
+    }
+
+    /// How the word is spelled.
+    pub(crate) fn name(self) -> &'static str {
+        WORDS.iter().find(|(w, _)| *w == self).map_or("", |(_, name)| name)
+    }
+
+    fn bit(self) -> u16 {
+        1 << WORDS.iter().position(|(w, _)| *w == self).unwrap_or(0)
+    }
+}
+
+/// The words a server answers (ZooKeeper's `4lw.commands.whitelist`). The default is `srvr`
+/// alone, as in ZooKeeper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Whitelist(u16);
+
+impl Default for Whitelist {
+    fn default() -> Self {
+        Whitelist(Word::Srvr.bit())
+    }
+}
+
+impl Whitelist {
+    /// Parses ZooKeeper's syntax: words separated by commas (and/or spaces), or `*` for all.
+    /// An empty list enables nothing.
+    pub(crate) fn parse(list: &str) -> Result<Whitelist> {
+        let mut bits = 0;
+        for item in list.split(|c: char| c == ',' || c.is_whitespace()).filter(|w| !w.is_empty()) {
+            if item == "*" {
+                bits = u16::MAX;
+                continue;
+            }
+            let word = Word::parse(item.as_bytes()).ok_or_else(|| {
+                let known: Vec<&str> = WORDS.iter().map(|(_, n)| *n).collect();
+                Error::InvalidArgument(format!(
+                    "unknown four-letter word {item:?} (known: {}, or * for all)",
+                    known.join(", ")
+                ))
+            })?;
+            bits |= word.bit();
+        }
+        Ok(Whitelist(bits))
+    }
+
+    /// Whether `word` runs.
+    pub(crate) fn allows(self, word: Word) -> bool {
+        self.0 & word.bit() != 0
+    }
+}
+
+/// What the server sends for `word`: its answer if the whitelist allows it, ZooKeeper's refusal
+/// line otherwise.
+pub(crate) fn respond(word: Word, shared: &Shared) -> String {
+    if shared.cfg.four_letter_words.allows(word) {
+        answer(word, shared)
+    } else {
+        format!("{} is not executed because it is not in the whitelist.\n", word.name())
     }
 }
 
@@ -157,33 +223,7 @@ pub(crate) fn answer(word: Word, shared: &Shared) -> String {
             }
             out.push('\n');
         }
-        Word::Mntr => {
-            let w = st.watches.counts();
-            let mut kv = vec![
-                ("zk_version", VERSION.to_string()),
-                ("zk_server_state", "standalone".into()),
-                ("zk_ephemerals_count", st.tree.ephemeral_count().to_string()),
-                ("zk_num_alive_connections", st.conns.len().to_string()),
-                ("zk_avg_latency", "0.0".into()),
-                ("zk_outstanding_requests", "0".into()),
-                ("zk_znode_count", st.tree.java_node_count().to_string()),
-                ("zk_global_sessions", st.sessions.len().to_string()),
-                ("zk_packets_sent", st.sent_total().to_string()),
-                ("zk_packets_received", st.received.to_string()),
-                ("zk_watch_count", (w.data_watches + w.child_watches).to_string()),
-                ("zk_min_latency", "0".into()),
-                ("zk_max_latency", "0".into()),
-                ("zk_approximate_data_size", st.tree.approximate_data_size().to_string()),
-                ("zk_uptime", now.ms.to_string()),
-                ("zk_local_sessions", "0".into()),
-            ];
-            if let Some(n) = open_fds() {
-                kv.push(("zk_open_file_descriptor_count", n.to_string()));
-            }
-            for (k, v) in kv {
-                let _ = writeln!(out, "{k}\t{v}");
-            }
-        }
+        Word::Mntr => mntr(shared, &st, now.ms, &mut out),
         Word::Envi => {
             let host = std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_default();
             let _ = writeln!(out, "Environment:\nzookeeper.version={VERSION}");
@@ -250,6 +290,45 @@ pub(crate) fn answer(word: Word, shared: &Shared) -> String {
     out
 }
 
+/// `mntr`: 3.8.0's keys in its order; the ones measured here get their values.
+fn mntr(shared: &Shared, st: &State, uptime_ms: i64, out: &mut String) {
+    let w = st.watches.counts();
+    for line in MNTR_KEYS.lines() {
+        let (key, fresh) = line.split_once('\t').unwrap_or((line, "0"));
+        let value = match key {
+            "zk_version" => VERSION.to_string(),
+            "zk_server_state" => "standalone".into(),
+            "zk_ephemerals_count" => st.tree.ephemeral_count().to_string(),
+            "zk_num_alive_connections" => st.conns.len().to_string(),
+            "zk_znode_count" => st.tree.java_node_count().to_string(),
+            "zk_global_sessions" => st.sessions.len().to_string(),
+            "zk_packets_sent" => st.sent_total().to_string(),
+            "zk_packets_received" => st.received.to_string(),
+            "zk_watch_count" => (w.data_watches + w.child_watches).to_string(),
+            "zk_approximate_data_size" => st.tree.approximate_data_size().to_string(),
+            "zk_uptime" => uptime_ms.to_string(),
+            "zk_connection_rejected" => shared.rejected().to_string(),
+            "zk_open_file_descriptor_count" => match open_fds() {
+                Some(n) => n.to_string(),
+                None => continue,
+            },
+            "zk_max_file_descriptor_count" => match max_fds() {
+                Some(n) => n.to_string(),
+                None => continue,
+            },
+            _ => fresh.to_string(),
+        };
+        let _ = writeln!(out, "{key}\t{value}");
+    }
+}
+
+/// The soft limit on open files, from `/proc/self/limits`.
+fn max_fds() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..].split_whitespace().next()?.parse().ok()
+}
+
 fn dump(shared: &Shared, st: &State, out: &mut String) {
     let mut by_expiry: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
     for s in st.sessions.iter() {
@@ -294,5 +373,32 @@ mod tests {
         assert_eq!(Word::parse(b"ruok"), Some(Word::Ruok));
         assert_eq!(Word::parse(b"RUOK"), None);
         assert_eq!(Word::parse(b"\0\0\0\x2d"), None);
+        for (w, name) in WORDS {
+            assert_eq!((Word::parse(name.as_bytes()), w.name()), (Some(w), name));
+        }
+    }
+
+    #[test]
+    fn whitelists_as_zookeeper_reads_them() {
+        let default = Whitelist::default();
+        assert!(default.allows(Word::Srvr));
+        assert!(WORDS.iter().filter(|(w, _)| default.allows(*w)).count() == 1, "srvr only");
+        let all = Whitelist::parse("*").unwrap();
+        assert!(WORDS.iter().all(|(w, _)| all.allows(*w)));
+        let some = Whitelist::parse(" ruok, mntr srvr ").unwrap();
+        assert!(some.allows(Word::Ruok) && some.allows(Word::Mntr) && some.allows(Word::Srvr));
+        assert!(!some.allows(Word::Dump) && !some.allows(Word::Cons));
+        assert!(!Whitelist::parse("").unwrap().allows(Word::Srvr), "empty enables nothing");
+        let err = Whitelist::parse("ruok,dirz").unwrap_err().to_string();
+        assert!(err.contains("dirz"), "{err}");
+    }
+
+    #[test]
+    fn mntr_keys_are_zookeepers() {
+        let keys: Vec<&str> = MNTR_KEYS.lines().map(|l| l.split('\t').next().unwrap()).collect();
+        assert_eq!(keys.len(), 485, "3.8.0 printed 485 keys");
+        assert_eq!(&keys[..2], ["zk_version", "zk_server_state"]);
+        let unique: std::collections::HashSet<&str> = keys.iter().copied().collect();
+        assert_eq!(unique.len(), keys.len());
     }
 }

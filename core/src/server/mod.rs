@@ -91,6 +91,9 @@ use crate::error::{Error, Result};
 use peer::Peer;
 use state::State;
 
+/// The default reply limit: 4 MiB, the largest reply a Java client (and ours) accepts by default.
+pub const DEFAULT_MAX_REPLY: usize = 4 << 20;
+
 /// Buffer size of an in-process connection's pipe.
 const DUPLEX_BUFFER: usize = 256 << 10;
 
@@ -118,8 +121,12 @@ pub(crate) struct Config {
     pub container_check_interval: Duration,
     pub super_digest: Option<String>,
     pub max_connections_per_ip: usize,
+    pub max_connections: usize,
     pub tcp: bool,
     pub max_queued_bytes: usize,
+    pub max_total_queued_bytes: usize,
+    pub max_reply: usize,
+    pub four_letter_words: fourlw::Whitelist,
 }
 
 fn millis_i32(d: Duration) -> i32 {
@@ -153,8 +160,12 @@ impl Default for Config {
             container_check_interval: Duration::from_secs(60),
             super_digest: None,
             max_connections_per_ip: 60,
+            max_connections: 1024,
             tcp: true,
             max_queued_bytes: 64 << 20,
+            max_total_queued_bytes: 256 << 20,
+            max_reply: DEFAULT_MAX_REPLY,
+            four_letter_words: fourlw::Whitelist::default(),
         }
     }
 }
@@ -229,11 +240,44 @@ impl ServerBuilder {
     }
 
     /// Most TCP connections accepted from one IP address (default 60, ZooKeeper's
-    /// `maxClientCnxns`; 0 means no limit). Further connections are closed at once.
-    /// In-process connections are not counted.
+    /// `maxClientCnxns`; 0 means no limit). Further connections are closed at once, and each
+    /// refusal is logged. In-process connections are not counted.
     pub fn max_connections_per_ip(mut self, n: usize) -> Self {
         self.cfg.max_connections_per_ip = n;
         self
+    }
+
+    /// Most TCP connections open at once, from all addresses (default 1024, ZooKeeper's
+    /// `zookeeper.maxCnxns`; 0 means no limit). Further connections are closed at once, and
+    /// each refusal is logged. In-process connections are not counted.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.cfg.max_connections = n;
+        self
+    }
+
+    /// The largest reply body the server builds (default [`DEFAULT_MAX_REPLY`], 4 MiB). A
+    /// `getChildren`, `getEphemerals`, `whoAmI` or `multiRead` whose reply would be larger is
+    /// answered MARSHALLINGERROR, without the reply being built, and the connection stays open.
+    /// (ZooKeeper has no such limit: it sends the reply, and a client whose `jute.maxbuffer` is
+    /// smaller drops the connection.)
+    pub fn max_reply_bytes(mut self, bytes: usize) -> Self {
+        self.cfg.max_reply = bytes;
+        self
+    }
+
+    /// The four-letter words answered, as ZooKeeper's `4lw.commands.whitelist`: a comma- or
+    /// space-separated list of words, or `*` for all of them (default `srvr` only, as in
+    /// ZooKeeper). Any other word is answered "`<word>` is not executed because it is not in the
+    /// whitelist." `dump`, `cons`, `wchc` and `wchp` show session ids, watched paths and
+    /// ephemeral paths to whoever asks, without authentication: enable them only on trusted
+    /// networks.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] naming a word the server does not know.
+    pub fn four_letter_words(mut self, list: &str) -> Result<Self> {
+        self.cfg.four_letter_words = fourlw::Whitelist::parse(list)?;
+        Ok(self)
     }
 
     /// Listens on no TCP port: the server is reachable only through
@@ -244,10 +288,19 @@ impl ServerBuilder {
     }
 
     /// Most bytes of replies and notifications queued for one connection (default 64 MiB).
-    /// The server stops reading requests from a connection with more than 4 MiB waiting; this
-    /// cap catches notifications caused by other sessions, and closes the connection past it.
+    /// The server stops applying a connection's requests while more than 4 MiB wait for it;
+    /// this cap catches notifications caused by other sessions, and closes the connection past
+    /// it.
     pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
         self.cfg.max_queued_bytes = bytes;
+        self
+    }
+
+    /// Most bytes of replies and notifications queued for all connections together (default
+    /// 256 MiB). Past it the server closes the connections with the longest queues (clients
+    /// that do not read) until the total is back under the cap.
+    pub fn max_total_queued_bytes(mut self, bytes: usize) -> Self {
+        self.cfg.max_total_queued_bytes = bytes;
         self
     }
 
@@ -265,6 +318,9 @@ impl ServerBuilder {
         if cfg.min_session_ms() > cfg.max_session_ms() || cfg.min_session_ms() <= 0 {
             return Err(Error::InvalidArgument("session timeout bounds must satisfy 0 < min <= max".into()));
         }
+        if cfg.max_reply < 1024 {
+            return Err(Error::InvalidArgument("max_reply_bytes must be at least 1024".into()));
+        }
         if cfg.max_frame == 0 || cfg.max_frame > i32::MAX as usize {
             return Err(Error::InvalidArgument("max_frame must be in 1..=i32::MAX".into()));
         }
@@ -277,6 +333,7 @@ impl ServerBuilder {
         };
         let start_wall =
             SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0));
+        let budget = Arc::new(outbox::Budget::new(cfg.max_total_queued_bytes));
         let cfg = Arc::new(cfg);
         let shared = Arc::new(Shared {
             state: Mutex::new(State::new(cfg.clone(), start_wall)),
@@ -287,8 +344,10 @@ impl ServerBuilder {
             local_addr,
             runtime,
             tasks: Arc::new(TaskCount::default()),
-            per_ip: Mutex::new(HashMap::new()),
+            admitted: Mutex::new(Admitted::default()),
             in_process: AtomicU64::new(0),
+            budget,
+            rejected: AtomicU64::new(0),
         });
         if let Some(listener) = listener {
             shared.spawn_tracked(accept_loop(shared.clone(), listener));
@@ -341,8 +400,19 @@ pub(crate) struct Shared {
     pub local_addr: Option<SocketAddr>,
     runtime: tokio::runtime::Handle,
     tasks: Arc<TaskCount>,
-    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    admitted: Mutex<Admitted>,
     in_process: AtomicU64,
+    /// Bytes queued on every connection.
+    pub budget: Arc<outbox::Budget>,
+    /// TCP connections refused by a connection limit.
+    rejected: AtomicU64,
+}
+
+/// The TCP connections open, by address and in all.
+#[derive(Debug, Default)]
+struct Admitted {
+    per_ip: HashMap<IpAddr, usize>,
+    total: usize,
 }
 
 impl Shared {
@@ -393,25 +463,36 @@ impl Shared {
         });
     }
 
+    /// TCP connections refused by a connection limit so far.
+    pub(crate) fn rejected(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
+    }
+
     fn release_ip(&self, ip: IpAddr) {
-        let mut m = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = m.get_mut(&ip) {
+        let mut a = self.admitted.lock().unwrap_or_else(|e| e.into_inner());
+        a.total = a.total.saturating_sub(1);
+        if let Some(n) = a.per_ip.get_mut(&ip) {
             *n -= 1;
             if *n == 0 {
-                m.remove(&ip);
+                a.per_ip.remove(&ip);
             }
         }
     }
 
-    /// Counts a new TCP connection from `ip`; false if that IP is at its limit.
-    fn admit_ip(&self, ip: IpAddr) -> bool {
-        let mut m = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-        let n = m.entry(ip).or_insert(0);
-        if self.cfg.max_connections_per_ip != 0 && *n >= self.cfg.max_connections_per_ip {
-            return false;
+    /// Counts a new TCP connection from `ip`; if a limit refuses it, why.
+    fn admit_ip(&self, ip: IpAddr) -> std::result::Result<(), String> {
+        let mut a = self.admitted.lock().unwrap_or_else(|e| e.into_inner());
+        let (per_ip, total) = (self.cfg.max_connections_per_ip, self.cfg.max_connections);
+        if total != 0 && a.total >= total {
+            return Err(format!("{total} connections open already (the server's limit)"));
+        }
+        let n = a.per_ip.entry(ip).or_insert(0);
+        if per_ip != 0 && *n >= per_ip {
+            return Err(format!("{per_ip} connections from this address already"));
         }
         *n += 1;
-        true
+        a.total += 1;
+        Ok(())
     }
 }
 
@@ -434,9 +515,9 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
         };
         let ip = acl::java_host_address(addr.ip());
         let peer = format!("/{ip}:{}", addr.port());
-        if !shared.admit_ip(addr.ip()) {
-            let limit = shared.cfg.max_connections_per_ip;
-            info!(peer, reason = %format_args!("{limit} connections from this address already"), "connection refused");
+        if let Err(why) = shared.admit_ip(addr.ip()) {
+            shared.rejected.fetch_add(1, Ordering::Relaxed);
+            info!(peer, reason = %why, "connection refused");
             continue;
         }
         let _ = stream.set_nodelay(true);
@@ -582,6 +663,17 @@ impl ServerHandle {
     /// Ids of the live sessions, ascending.
     pub fn session_ids(&self) -> Vec<i64> {
         self.shared().lock_state().sessions.ids()
+    }
+
+    /// Bytes of replies and notifications queued on all connections now (counted until
+    /// written; see [`ServerBuilder::max_total_queued_bytes`]).
+    pub fn queued_bytes(&self) -> usize {
+        self.shared().budget.queued()
+    }
+
+    /// The most bytes ever queued on all connections at once.
+    pub fn peak_queued_bytes(&self) -> usize {
+        self.shared().budget.peak()
     }
 
     /// Number of znodes (a fresh server has 4: `/`, `/zookeeper`, `/zookeeper/quota`,

@@ -56,6 +56,25 @@ fn op_name(op: OpCode) -> &'static str {
     }
 }
 
+/// Encoded size of a [`crate::proto::Stat`].
+const STAT_SIZE: usize = 68;
+
+/// Encoded sizes of reply bodies, added up before a reply is built.
+mod reply_size {
+    /// One multi result header: type, done flag, error.
+    pub(super) const MULTI_HEADER: usize = 9;
+
+    /// A jute buffer.
+    pub(super) fn data(data: Option<&[u8]>) -> usize {
+        4 + data.map_or(0, <[u8]>::len)
+    }
+
+    /// A jute vector of strings.
+    pub(super) fn names<'a>(names: impl Iterator<Item = &'a str>) -> usize {
+        4 + names.map(|n| 4 + n.len()).sum::<usize>()
+    }
+}
+
 /// Reads a jute ustring keeping null apart from empty.
 fn read_nullable_string(r: &mut Reader) -> Option<Option<String>> {
     r.read_opt_string().ok()
@@ -199,6 +218,7 @@ impl State {
             Request::GetAllChildrenNumber { path } => match self.readable(conn, &path) {
                 Ok(()) => {
                     let n = self.tree.count_descendants(&path);
+                    self.work += u64::try_from(n).unwrap_or(0);
                     self.ok(conn, xid, &Response::Count(n));
                 }
                 Err(e) => self.fail(conn, xid, e),
@@ -209,7 +229,10 @@ impl State {
                 let all = prefix.chars().all(char::is_whitespace) || trimmed == "/";
                 let list: Vec<String> =
                     self.tree.ephemerals_of(session).into_iter().filter(|p| all || p.starts_with(&prefix)).collect();
-                self.ok(conn, xid, &Response::Names(list));
+                self.work += list.len() as u64;
+                if self.fits(conn, xid, reply_size::names(list.iter().map(String::as_str))) {
+                    self.ok(conn, xid, &Response::Names(list));
+                }
             }
             Request::WhoAmI => {
                 let infos: Vec<ClientInfo> = self.conns.get(&conn).map_or_else(Vec::new, |c| {
@@ -218,7 +241,11 @@ impl State {
                         .map(|id| ClientInfo { auth_scheme: id.scheme.clone(), user: acl::user_name(id) })
                         .collect()
                 });
-                self.ok(conn, xid, &Response::WhoAmI(infos));
+                self.work += infos.len() as u64;
+                let size = infos.iter().map(|i| 8 + i.auth_scheme.len() + i.user.len()).sum::<usize>() + 4;
+                if self.fits(conn, xid, size) {
+                    self.ok(conn, xid, &Response::WhoAmI(infos));
+                }
             }
             Request::MultiRead(ops) => self.multi_read(conn, xid, ops),
             Request::CheckWatches { path, watcher_type } => self.watch_query(conn, xid, &path, watcher_type, false),
@@ -322,12 +349,18 @@ impl State {
         if watch {
             self.watches.add(Table::Child, path, conn, Mode::Standard);
         }
-        if let Some(node) = self.tree.get(path) {
-            let children = node.child_names();
-            let body =
-                if with_stat { Response::Children { children, stat: node.stat() } } else { Response::Names(children) };
-            self.ok(conn, xid, &body);
+        let Some(node) = self.tree.get(path) else { return };
+        let listed = node.num_children() as u64;
+        let size = reply_size::names(node.child_iter()) + if with_stat { STAT_SIZE } else { 0 };
+        self.work += listed;
+        if !self.fits(conn, xid, size) {
+            return;
         }
+        let Some(node) = self.tree.get(path) else { return };
+        let children = node.child_names();
+        let body =
+            if with_stat { Response::Children { children, stat: node.stat() } } else { Response::Names(children) };
+        self.ok(conn, xid, &body);
     }
 
     /// `getACL`: NONODE, then READ or ADMIN; digest ids are redacted without ADMIN.
@@ -343,31 +376,63 @@ impl State {
         self.ok(conn, xid, &body);
     }
 
-    /// `multiRead`: each op on its own, errors in place, no watches.
+    /// `multiRead`: each op on its own, errors in place, no watches. The reply's size is added
+    /// up before each result is built, so a request that names a large node many times is
+    /// refused (MARSHALLINGERROR) having built no more than the reply limit.
     fn multi_read(&mut self, conn: ConnId, xid: i32, ops: Vec<Request>) {
         let mut results = Vec::with_capacity(ops.len());
+        // The end marker (type, done, err).
+        let mut size = reply_size::MULTI_HEADER;
         for op in ops {
+            self.work += 1;
+            size += reply_size::MULTI_HEADER;
             let (path, data) = match &op {
                 Request::GetData { path, .. } => (path, true),
                 Request::GetChildren { path, .. } => (path, false),
                 _ => {
+                    size += 4;
                     results.push(MultiResult::error(ErrorCode::MarshallingError));
                     continue;
                 }
             };
-            if let Err(e) = self.readable(conn, path) {
-                results.push(MultiResult::error(e));
-                continue;
+            let node = match self.readable(conn, path) {
+                Ok(()) => self.tree.get(path),
+                Err(e) => {
+                    size += 4;
+                    results.push(MultiResult::error(e));
+                    continue;
+                }
+            };
+            let Some(node) = node else { continue };
+            if data {
+                size += reply_size::data(node.data.as_deref()) + STAT_SIZE;
+            } else {
+                self.work += node.num_children() as u64;
+                size += reply_size::names(node.child_iter());
             }
-            if let Some(node) = self.tree.get(path) {
-                results.push(if data {
-                    MultiResult::GetData { data: node.data.clone(), stat: node.stat() }
-                } else {
-                    MultiResult::GetChildren { children: node.child_names() }
-                });
+            if size > self.cfg.max_reply {
+                self.fits(conn, xid, size);
+                return;
             }
+            results.push(if data {
+                MultiResult::GetData { data: node.data.clone(), stat: node.stat() }
+            } else {
+                MultiResult::GetChildren { children: node.child_names() }
+            });
         }
         self.ok(conn, xid, &Response::Multi(results));
+    }
+
+    /// Whether a reply body of `size` bytes is within the reply limit; if not, answers
+    /// MARSHALLINGERROR instead (the server cannot marshal a reply that large) and logs it.
+    fn fits(&mut self, conn: ConnId, xid: i32, size: usize) -> bool {
+        if size <= self.cfg.max_reply {
+            return true;
+        }
+        let peer = self.conns.get(&conn).map(|c| c.peer.display.clone()).unwrap_or_default();
+        tracing::info!(peer, size, limit = self.cfg.max_reply, "reply over the reply limit refused (MARSHALLINGERROR)");
+        self.fail(conn, xid, ErrorCode::MarshallingError);
+        false
     }
 
     /// `checkWatches` (17) and `removeWatches` (18). 3.8.0 knows only the types Children (1),

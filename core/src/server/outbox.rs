@@ -4,9 +4,14 @@
 //! flow controls: close after flushing, abort, stall, black hole, and the byte cap past which a
 //! connection that does not read is dropped; and why the connection ends ([`Ending`]), as first
 //! decided by whoever ends it, for the one line the server logs about it.
+//!
+//! Every byte queued counts until the writer has written it (a batch handed to a client that does
+//! not read still counts), against the connection's cap and, through the server's [`Budget`],
+//! against the cap on all connections together.
 
 use std::borrow::Cow;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::Notify;
@@ -42,9 +47,55 @@ pub(super) enum Step {
     Abort,
 }
 
+/// Bytes queued on all of a server's connections, against a cap.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    queued: AtomicUsize,
+    peak: AtomicUsize,
+    cap: usize,
+}
+
+impl Budget {
+    /// An empty budget of `cap` bytes.
+    pub(crate) fn new(cap: usize) -> Budget {
+        Budget { queued: AtomicUsize::new(0), peak: AtomicUsize::new(0), cap }
+    }
+
+    fn add(&self, n: usize) {
+        let now = self.queued.fetch_add(n, Ordering::AcqRel) + n;
+        self.peak.fetch_max(now, Ordering::AcqRel);
+    }
+
+    fn sub(&self, n: usize) {
+        self.queued.fetch_sub(n, Ordering::AcqRel);
+    }
+
+    /// Bytes queued now.
+    pub(crate) fn queued(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+
+    /// The most bytes ever queued at once.
+    pub(crate) fn peak(&self) -> usize {
+        self.peak.load(Ordering::Acquire)
+    }
+
+    /// Whether more than the cap is queued.
+    pub(crate) fn over(&self) -> bool {
+        self.queued() > self.cap
+    }
+
+    /// Bytes queued beyond the cap.
+    pub(crate) fn excess(&self) -> usize {
+        self.queued().saturating_sub(self.cap)
+    }
+}
+
 #[derive(Debug, Default)]
 struct OutInner {
     buf: BytesMut,
+    /// Bytes handed to the writer and not yet written.
+    in_flight: usize,
     /// Write what is queued, then shut the stream down.
     closing: bool,
     /// Stop without writing anything more.
@@ -72,11 +123,15 @@ pub(crate) struct Outbox {
     pub(super) hush: Notify,
     cancel: CancellationToken,
     cap: usize,
+    budget: Arc<Budget>,
+    /// Server-clock ms when the reader last received bytes.
+    heard: AtomicI64,
 }
 
 impl Outbox {
-    /// An empty outbox; `cancel` is the connection's token (fired when the cap is exceeded).
-    pub(crate) fn new(cancel: CancellationToken, cap: usize) -> Outbox {
+    /// An empty outbox; `cancel` is the connection's token (fired when the cap is exceeded);
+    /// `budget` counts its bytes with every other connection's.
+    pub(crate) fn new(cancel: CancellationToken, cap: usize, budget: Arc<Budget>) -> Outbox {
         Outbox {
             inner: Mutex::default(),
             wake: Notify::new(),
@@ -84,7 +139,19 @@ impl Outbox {
             hush: Notify::new(),
             cancel,
             cap,
+            budget,
+            heard: AtomicI64::new(i64::MIN),
         }
+    }
+
+    /// Notes that bytes arrived from the client at server-clock `ms`.
+    pub(crate) fn heard(&self, ms: i64) {
+        self.heard.store(ms, Ordering::Release);
+    }
+
+    /// When bytes last arrived from the client (server-clock ms; `i64::MIN` if never).
+    pub(crate) fn heard_at(&self) -> i64 {
+        self.heard.load(Ordering::Acquire)
     }
 
     fn lock(&self) -> MutexGuard<'_, OutInner> {
@@ -98,9 +165,11 @@ impl Outbox {
         if g.closing || g.aborted {
             return false;
         }
+        let before = g.buf.len();
         encode(&mut g.buf);
+        self.budget.add(g.buf.len() - before);
         g.frames += frames;
-        let queued = g.buf.len();
+        let queued = g.buf.len() + g.in_flight;
         drop(g);
         if queued > self.cap {
             self.abort(Ending::because(format!(
@@ -116,7 +185,9 @@ impl Outbox {
     /// Takes everything queued (tests read the outbox directly).
     #[cfg(test)]
     pub(crate) fn take_all(&self) -> BytesMut {
-        self.lock().buf.split()
+        let out = self.lock().buf.split();
+        self.budget.sub(out.len());
+        out
     }
 
     /// Whether the connection has been told to close.
@@ -126,9 +197,18 @@ impl Outbox {
         g.closing || g.aborted
     }
 
-    /// Bytes waiting to be written.
+    /// Bytes waiting to be written (a batch the writer holds included).
     pub(crate) fn queued(&self) -> usize {
-        self.lock().buf.len()
+        let g = self.lock();
+        g.buf.len() + g.in_flight
+    }
+
+    /// The writer is done with the batch it took (written or not).
+    pub(super) fn written(&self) {
+        let mut g = self.lock();
+        let n = std::mem::take(&mut g.in_flight);
+        drop(g);
+        self.budget.sub(n);
     }
 
     /// Frames queued since the connection opened.
@@ -160,7 +240,8 @@ impl Outbox {
     pub(crate) fn abort(&self, ending: Ending) {
         let mut g = self.lock();
         g.aborted = true;
-        g.buf = BytesMut::new();
+        let dropped = std::mem::take(&mut g.buf).len();
+        self.budget.sub(dropped);
         g.ending.get_or_insert(ending);
         drop(g);
         self.wake.notify_one();
@@ -201,11 +282,20 @@ impl Outbox {
             g.stall_until = None;
         }
         if !g.buf.is_empty() {
-            return Step::Write(g.buf.split().freeze());
+            let batch = g.buf.split().freeze();
+            g.in_flight += batch.len();
+            return Step::Write(batch);
         }
         if g.closing {
             return Step::Finish;
         }
         Step::Wait(None)
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        let g = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
+        self.budget.sub(g.buf.len() + g.in_flight);
     }
 }

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use super::acl::{self, AuthIds};
-use super::outbox::{Ending, Outbox};
+use super::outbox::{Budget, Ending, Outbox};
 use super::peer::Peer;
 use super::sessions::{negotiate, ConnId, Sessions};
 use super::tree::{self, DataTree, NewNode};
@@ -87,6 +87,9 @@ pub(crate) struct State {
     pub open_acl: Arc<[Acl]>,
     /// Scratch buffer for watch triggers.
     fired: Vec<ConnId>,
+    /// Work done so far, in units of a request, a node visited, a name listed or a node
+    /// deleted: readers compare it before and after to bound one lock hold.
+    pub work: u64,
 }
 
 /// The path a create or delete reports `NodeChildrenChanged` on (`""` is the root).
@@ -114,6 +117,7 @@ impl State {
             next_conn: 1,
             open_acl: tree::open_acl(),
             fired: Vec::new(),
+            work: 0,
         }
     }
 
@@ -384,6 +388,7 @@ impl State {
     pub(crate) fn close_session(&mut self, id: i64) -> i64 {
         let zxid = self.next_zxid();
         for path in self.tree.ephemerals_of(id) {
+            self.work += 1;
             self.apply_delete(&path, zxid);
         }
         self.tree.drop_session(id);
@@ -404,10 +409,39 @@ impl State {
         true
     }
 
-    /// Expires every session whose deadline has passed.
+    /// Expires every session whose deadline has passed, except one whose connection received
+    /// bytes within its timeout: its requests are waiting for the lock, and a client that keeps
+    /// talking must not lose its session because others keep the server busy. That session's
+    /// deadline counts from when it was last heard from.
     pub(crate) fn expire_due(&mut self, now: Now) {
+        let tick = self.cfg.tick_ms();
         for id in self.sessions.due(now.ms) {
+            let timeout = self.sessions.get(id).map_or(0, |s| i64::from(s.timeout));
+            let heard = self.session_conn(id).map_or(i64::MIN, |c| c.outbox.heard_at());
+            if now.ms.saturating_sub(heard) < timeout {
+                self.sessions.touch(id, heard, tick);
+                continue;
+            }
             self.expire_session(id, now);
+        }
+    }
+
+    /// Closes connections, longest queue first, until the bytes queued on all connections are
+    /// back under the server's cap. The connections that do not read are the ones with long
+    /// queues; one that reads its replies keeps a short queue and is not chosen.
+    pub(crate) fn shed(&mut self, budget: &Budget) {
+        // A closed connection's bytes leave the count when its writer stops, a little later:
+        // count them out here so that no more connections are closed than needed.
+        let mut excess = budget.excess();
+        while excess > 0 {
+            let longest = self.conns.iter().map(|(id, c)| (c.outbox.queued(), *id)).max();
+            let Some((queued, id)) = longest.filter(|(q, _)| *q > 0) else { return };
+            let why = format!(
+                "all connections together have {} bytes queued, over the server's cap; this one had the most ({queued})",
+                budget.queued()
+            );
+            self.close_conn(id, false, Ending::because(why));
+            excess = excess.saturating_sub(queued);
         }
     }
 
@@ -417,6 +451,7 @@ impl State {
     pub(crate) fn reap(&mut self, now: Now) -> usize {
         let mut deleted = 0;
         for path in self.tree.reap_candidates(now.wall) {
+            self.work += 1;
             let zxid = self.next_zxid();
             let deletable = self
                 .tree

@@ -158,7 +158,8 @@ impl Node {
         self.children.as_ref().map_or_else(Vec::new, |c| c.iter().map(|s| s.to_string()).collect())
     }
 
-    fn child_iter(&self) -> impl Iterator<Item = &str> + '_ {
+    /// The child names in listing order, borrowed.
+    pub(crate) fn child_iter(&self) -> impl Iterator<Item = &str> + '_ {
         self.children.iter().flat_map(|c| c.iter().map(|s| &**s))
     }
 }
@@ -346,14 +347,26 @@ impl DataTree {
             "/" => self.nodes.len() as i32 - 1,
             "" => self.nodes.len() as i32,
             _ => {
-                let mut count = 0;
-                let mut stack = vec![path.to_string()];
-                while let Some(p) = stack.pop() {
-                    if let Some(node) = self.get(&p) {
-                        for c in node.child_iter() {
-                            count += 1;
-                            stack.push(super::super::path::join(&p, c));
-                        }
+                // Depth first with one path buffer: no allocation per node, one lookup per node
+                // (ZooKeeper tests every stored path for the prefix instead).
+                let mut count = 0i32;
+                let mut buf = path.to_string();
+                let mut stack: Vec<(usize, Box<dyn Iterator<Item = &str> + '_>)> = Vec::new();
+                if let Some(node) = self.get(path) {
+                    stack.push((buf.len(), Box::new(node.child_iter())));
+                }
+                while let Some((len, children)) = stack.last_mut() {
+                    let len = *len;
+                    let Some(name) = children.next() else {
+                        stack.pop();
+                        continue;
+                    };
+                    count = count.saturating_add(1);
+                    buf.truncate(len);
+                    buf.push('/');
+                    buf.push_str(name);
+                    if let Some(child) = self.get(&buf).filter(|c| c.num_children() > 0) {
+                        stack.push((buf.len(), Box::new(child.child_iter())));
                     }
                 }
                 count

@@ -108,6 +108,8 @@ impl Env {
         let server = conclave::Server::builder()
             .tick_time(TICK)
             .container_check_interval(CONTAINER_CHECK)
+            .four_letter_words("*")
+            .expect("every word is known")
             .start()
             .await
             .expect("start embedded server");

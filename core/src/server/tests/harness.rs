@@ -122,7 +122,8 @@ impl Harness {
     /// A connection whose handshake asks for `session`/`passwd`; `Err` with the close mode when
     /// refused.
     pub(crate) fn client_with(&mut self, timeout: i32, session: i64, passwd: Bytes) -> Result<Client, Flow> {
-        let outbox = Arc::new(Outbox::new(CancellationToken::new(), 64 << 20));
+        let budget = Arc::new(super::super::outbox::Budget::new(usize::MAX));
+        let outbox = Arc::new(Outbox::new(CancellationToken::new(), 64 << 20, budget));
         let peer = Peer { ip: "127.0.0.1".into(), display: "/127.0.0.1:1".into(), tcp: None };
         let conn = self.st.register_conn(outbox.clone(), CancellationToken::new(), &peer, self.now);
         let req = ConnectRequest {

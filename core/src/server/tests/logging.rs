@@ -135,10 +135,10 @@ async fn one_info_line_per_session_and_connection_event() {
     let mut stranger = Raw::open(&server);
     assert_eq!(stranger.handshake(0x1234, Bytes::from_static(&[0; 16]), 0, 4000).await.map(|r| r.timeout), Some(0));
     let mut four = server.connect_in_process().unwrap();
-    four.write_all(b"ruok").await.unwrap();
+    four.write_all(b"srvr").await.unwrap();
     let mut answer = String::new();
     four.read_to_string(&mut answer).await.unwrap();
-    assert_eq!(answer, "imok");
+    assert!(answer.starts_with("Zookeeper version: "), "{answer}");
     server.shutdown().await;
 
     let opened = logs.info("session opened");

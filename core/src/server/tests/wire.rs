@@ -83,8 +83,31 @@ async fn handshake_new_resume_wrong_password_unknown_and_zxid_ahead() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn four_letter_words() {
+async fn four_letter_words_answer_only_srvr_by_default() {
     let h = server().await;
+    let (mut c, _) = Raw::connect(&h).await;
+    c.call(&Request::Exists { path: "/a".into(), watch: true }).await;
+    assert!(four(&h, "srvr").await.starts_with("Zookeeper version: 3.8.0-conclave-"));
+    for word in ["ruok", "mntr", "dump", "cons", "wchc", "wchp", "stat", "envi", "conf", "crst", "srst"] {
+        assert_eq!(four(&h, word).await, format!("{word} is not executed because it is not in the whitelist.\n"));
+    }
+    let some = Server::builder().no_tcp().four_letter_words("ruok, mntr").unwrap().start().await.unwrap();
+    assert_eq!(four(&some, "ruok").await, "imok");
+    assert!(four(&some, "mntr").await.starts_with("zk_version\t"));
+    assert!(four(&some, "srvr").await.contains("not in the whitelist"), "the list replaces the default");
+    assert!(Server::builder().four_letter_words("ruok,gtmk").is_err(), "unknown words are refused");
+}
+
+#[tokio::test(start_paused = true)]
+async fn four_letter_words() {
+    let h = Server::builder()
+        .no_tcp()
+        .tick_time(Duration::from_millis(200))
+        .four_letter_words("*")
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
     let (mut c, resp) = Raw::connect(&h).await;
     c.call(&Request::Exists { path: "/a".into(), watch: true }).await;
     assert_eq!(four(&h, "ruok").await, "imok");
@@ -100,6 +123,11 @@ async fn four_letter_words() {
     for kv in ["zk_server_state\tstandalone\n", "zk_znode_count\t5\n", "zk_watch_count\t1\n", "zk_global_sessions\t1\n"]
     {
         assert!(mntr.contains(kv), "{kv:?} in {mntr}");
+    }
+    // ZooKeeper 3.8.0's full key set (a real one answers about 16 KB), for tools that scrape it.
+    assert!(mntr.lines().count() >= 480, "{} lines", mntr.lines().count());
+    for key in ["zk_max_file_descriptor_count\t", "zk_p99_readlatency\t", "zk_connection_rejected\t0\n"] {
+        assert!(mntr.contains(key), "{key:?} in {mntr}");
     }
     let envi = four(&h, "envi").await;
     let version = envi.lines().find_map(|l| l.strip_prefix("zookeeper.version=")).unwrap();
@@ -424,7 +452,8 @@ async fn a_connection_past_its_output_cap_is_closed_and_others_are_not_hurt() {
 
 #[tokio::test]
 async fn tcp_connections_and_the_per_ip_limit() {
-    let h = Server::builder().max_connections_per_ip(2).start().await.unwrap();
+    let h =
+        Server::builder().max_connections_per_ip(2).four_letter_words("ruok,isro,srvr").unwrap().start().await.unwrap();
     let addr = h.local_addr().unwrap();
     assert_eq!(h.connect_string(), addr.to_string());
     let mut a = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -433,10 +462,10 @@ async fn tcp_connections_and_the_per_ip_limit() {
     let mut buf = [0u8; 16];
     let n = tokio::time::timeout(Duration::from_secs(5), third.read(&mut buf)).await.unwrap().unwrap_or(0);
     assert_eq!(n, 0, "the third connection from one address is closed at once");
-    a.write_all(b"ruok").await.unwrap();
+    a.write_all(b"srvr").await.unwrap();
     let mut out = Vec::new();
     a.read_to_end(&mut out).await.unwrap();
-    assert_eq!(out, b"imok");
+    assert!(out.starts_with(b"Zookeeper version: "));
     // Once a slot is free, a new connection is served; in-process ones never count.
     let _extra: Vec<_> = (0..5).map(|_| h.connect_in_process().unwrap()).collect();
     let mut d = tokio::time::timeout(Duration::from_secs(5), async {
@@ -458,6 +487,30 @@ async fn tcp_connections_and_the_per_ip_limit() {
     let mut out = Vec::new();
     b.read_to_end(&mut out).await.unwrap();
     assert_eq!(out, b"rw");
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_total_connection_limit_counts_every_address() {
+    let h = Server::builder()
+        .max_connections_per_ip(0)
+        .max_connections(2)
+        .four_letter_words("mntr")
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let addr = h.local_addr().unwrap();
+    let _a = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut b = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut third = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(5), third.read(&mut buf)).await.unwrap().unwrap_or(0);
+    assert_eq!(n, 0, "the third connection is closed at once");
+    b.write_all(b"mntr").await.unwrap();
+    let mut out = String::new();
+    b.read_to_string(&mut out).await.unwrap();
+    assert!(out.contains("zk_connection_rejected\t1\n"), "{out}");
     h.shutdown().await;
 }
 

@@ -332,7 +332,9 @@ impl Reader<'_> {
     /// per-hold bounds; sheds the connections with the longest queues if all queues together
     /// went over their cap.
     fn apply_batch(&self, pending: &mut VecDeque<Bytes>) -> Flow {
+        self.outbox.set_waiting(true);
         let mut st = self.shared.lock_state();
+        self.outbox.set_waiting(false);
         let now = self.shared.now();
         let start = st.work;
         let mut flow = Flow::Continue;

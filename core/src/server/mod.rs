@@ -43,16 +43,46 @@
 //!   (3.8.0 drops it silently, which leaves the client waiting forever);
 //! - a `createTTL` with a non-TTL mode is BADARGUMENTS (3.8.0 crashes on it when the TTL is
 //!   negative);
-//! - TTL nodes are enabled by default ([`ServerBuilder::ttl_enabled`]) and every four-letter
-//!   word is answered (ZooKeeper's default whitelist is `srvr` only);
-//! - a client that does not read its replies stops being read from (past 4 MiB queued), and is
+//! - TTL nodes are enabled by default ([`ServerBuilder::ttl_enabled`]);
+//! - a reply that would exceed the reply limit is answered MARSHALLINGERROR (ZooKeeper sends it,
+//!   and a client with a smaller `jute.maxbuffer` drops the connection);
+//! - a client that does not read its replies stops being served (past 4 MiB queued), and is
 //!   disconnected once [`ServerBuilder::max_queued_bytes`] of output wait for it or when it
-//!   has read nothing for a whole session timeout.
+//!   has read nothing for a whole session timeout;
+//! - a session whose connection keeps sending is not expired while its requests wait for the
+//!   server (ZooKeeper expires it if its request processor is that far behind).
 //!
 //! Not reproduced: the null-versus-empty distinction in a few request strings (a `sync` of a
 //! null path echoes `""`; a `digest` ACL with a null id is INVALIDACL instead of 3.8.0's
 //! MARSHALLINGERROR), the reaper's 10 000-deletions-per-minute limit, latency statistics
-//! (reported as 0) and the JVM-specific lines of `envi`.
+//! (reported as 0), the JVM-specific lines of `envi`, and the order of names inside a hash
+//! bucket that ZooKeeper has turned into a tree (it takes names chosen to share one Java
+//! `hashCode`).
+//!
+//! # Limits: what one client can make the server do
+//!
+//! The server is built to be exposed to clients it does not trust: no request, sequence of
+//! requests or set of connections makes it exit, allocate without bound or hold its state for
+//! more than a bounded slice of time. The bounds, with their defaults:
+//!
+//! | bound | default | setting |
+//! | --- | --- | --- |
+//! | request frame | 1 048 575 bytes (`jute.maxbuffer`); larger closes the connection | [`ServerBuilder::max_frame`] |
+//! | reply body | 4 MiB; a larger `getChildren`, `getEphemerals`, `whoAmI` or `multiRead` reply is answered MARSHALLINGERROR before it is built, and the connection stays open | [`ServerBuilder::max_reply_bytes`] |
+//! | replies waiting for one client | 4 MiB stops serving its requests until it reads; 64 MiB (notifications caused by others) closes it | [`ServerBuilder::max_queued_bytes`] |
+//! | replies waiting for all clients | 256 MiB: past it the connections with the longest queues are closed | [`ServerBuilder::max_total_queued_bytes`] |
+//! | work per lock hold | 64 requests of one connection, fewer once they have visited, listed or deleted 20 000 nodes or queued 4 MiB; then the connection waits its turn | fixed |
+//! | connections per address | 60 (`maxClientCnxns`, 0 = no limit) | [`ServerBuilder::max_connections_per_ip`] |
+//! | connections in all | 1024 (`zookeeper.maxCnxns`, 0 = no limit) | [`ServerBuilder::max_connections`] |
+//! | handshake | 10 s from accept, however the bytes trickle in | fixed |
+//! | four-letter words | `srvr` only, as ZooKeeper's default `4lw.commands.whitelist` | [`ServerBuilder::four_letter_words`] |
+//!
+//! Every byte of replies and notifications queued is counted until written
+//! ([`ServerHandle::queued_bytes`], [`ServerHandle::peak_queued_bytes`]). Sets a client can fill
+//! with names of its choosing (children, a session's ephemerals, containers, TTL nodes) cost
+//! O(1) per insertion and removal even when every name has the same Java `hashCode`.
+//! `getAllChildrenNumber` walks the subtree without allocating per node. Refused connections
+//! are logged at `info` and counted in `mntr`'s `zk_connection_rejected`.
 
 mod acl;
 mod conn;

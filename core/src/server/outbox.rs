@@ -10,7 +10,7 @@
 //! against the cap on all connections together.
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
@@ -126,6 +126,8 @@ pub(crate) struct Outbox {
     budget: Arc<Budget>,
     /// Server-clock ms when the reader last received bytes.
     heard: AtomicI64,
+    /// The reader holds requests and waits for the state lock to apply them.
+    waiting: AtomicBool,
 }
 
 impl Outbox {
@@ -141,7 +143,18 @@ impl Outbox {
             cap,
             budget,
             heard: AtomicI64::new(i64::MIN),
+            waiting: AtomicBool::new(false),
         }
+    }
+
+    /// Says whether the reader is waiting for the state lock with requests in hand.
+    pub(crate) fn set_waiting(&self, waiting: bool) {
+        self.waiting.store(waiting, Ordering::Release);
+    }
+
+    /// Whether the reader is waiting for the state lock with requests in hand.
+    pub(crate) fn is_waiting(&self) -> bool {
+        self.waiting.load(Ordering::Acquire)
     }
 
     /// Notes that bytes arrived from the client at server-clock `ms`.

@@ -410,14 +410,20 @@ impl State {
     }
 
     /// Expires every session whose deadline has passed, except one whose connection received
-    /// bytes within its timeout: its requests are waiting for the lock, and a client that keeps
+    /// bytes within its timeout or has requests waiting for the lock: a client that keeps
     /// talking must not lose its session because others keep the server busy. That session's
-    /// deadline counts from when it was last heard from.
+    /// deadline counts from when it was last heard from (now, if its requests are waiting).
     pub(crate) fn expire_due(&mut self, now: Now) {
         let tick = self.cfg.tick_ms();
         for id in self.sessions.due(now.ms) {
             let timeout = self.sessions.get(id).map_or(0, |s| i64::from(s.timeout));
-            let heard = self.session_conn(id).map_or(i64::MIN, |c| c.outbox.heard_at());
+            let heard = self.session_conn(id).map_or(i64::MIN, |c| {
+                if c.outbox.is_waiting() {
+                    now.ms
+                } else {
+                    c.outbox.heard_at()
+                }
+            });
             if now.ms.saturating_sub(heard) < timeout {
                 self.sessions.touch(id, heard, tick);
                 continue;

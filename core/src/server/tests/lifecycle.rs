@@ -10,6 +10,31 @@ use crate::proto::{CreateMode, EventType, Request};
 use EventType::{NodeChildrenChanged, NodeDeleted};
 
 #[test]
+fn a_session_still_talking_is_not_expired_while_its_requests_wait_for_the_lock() {
+    let mut h = Harness::new();
+    let owner = h.client_with(2000, 0, Bytes::from_static(&[0; 16])).unwrap();
+    // Bytes arrived at 1500 but were not applied yet (the lock was busy): due at 3000 by the
+    // last applied request, alive until 3500 by what was heard.
+    h.advance(1500);
+    owner.outbox.heard(h.now.ms);
+    h.advance(1500);
+    h.st.expire_due(h.now);
+    assert!(h.st.sessions.get(owner.session).is_some(), "heard from 1500 ms ago");
+    // Requests read and waiting for the lock keep it alive however long the wait.
+    owner.outbox.set_waiting(true);
+    h.advance(10_000);
+    h.st.expire_due(h.now);
+    assert!(h.st.sessions.get(owner.session).is_some(), "its requests are waiting");
+    owner.outbox.set_waiting(false);
+    h.advance(2000);
+    h.st.expire_due(h.now);
+    assert!(h.st.sessions.get(owner.session).is_some(), "counted from the last wait: due at the next tick");
+    h.advance(1000);
+    h.st.expire_due(h.now);
+    assert!(h.st.sessions.get(owner.session).is_none(), "silent for its whole timeout: expired");
+}
+
+#[test]
 fn expiry_deletes_ephemerals_in_one_transaction() {
     let mut h = Harness::new();
     let mut owner = h.client_with(2000, 0, Bytes::from_static(&[0; 16])).unwrap();

@@ -413,6 +413,55 @@ async fn expiry_and_reaper_run_on_virtual_time() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn replies_over_the_reply_limit_are_refused_before_they_are_built() {
+    let h = Server::builder().no_tcp().max_reply_bytes(64 << 10).start().await.unwrap();
+    let (mut c, _) = Raw::connect(&h).await;
+    c.call(&create("/big", &[5u8; 40 << 10], 0)).await;
+    c.call(&create("/dir", b"", 0)).await;
+    for i in 0..2000 {
+        c.call(&create(&format!("/dir/child-{i:05}"), b"", 0)).await;
+    }
+    let get = |p: &str| Request::GetData { path: p.into(), watch: false };
+    let marshalling = ErrorCode::MarshallingError.as_i32();
+    // One 40 KiB node fits; twice does not.
+    assert_eq!(c.call(&Request::MultiRead(vec![get("/big")])).await.0.err, 0);
+    assert_eq!(c.call(&Request::MultiRead(vec![get("/big"), get("/big")])).await.0.err, marshalling);
+    // 2000 names of 11 bytes: about 30 KB listed once, 60 KB twice.
+    let list = || Request::GetChildren { path: "/dir".into(), watch: false };
+    assert_eq!(c.call(&list()).await.0.err, 0);
+    assert_eq!(c.call(&Request::MultiRead(vec![list(), list(), list()])).await.0.err, marshalling);
+    // The connection is kept, and nothing large was queued for it.
+    assert_eq!(c.call(&Request::Exists { path: "/big".into(), watch: false }).await.0.err, 0);
+    assert!(h.peak_queued_bytes() < 128 << 10, "peak {}", h.peak_queued_bytes());
+    let small = Server::builder().no_tcp().max_reply_bytes(1000).start().await;
+    assert!(matches!(small, Err(Error::InvalidArgument(_))), "a limit under 1 KiB is refused");
+}
+
+#[tokio::test(start_paused = true)]
+async fn past_the_total_queue_cap_the_longest_queue_is_closed() {
+    let h = Server::builder().no_tcp().max_total_queued_bytes(2 << 20).start().await.unwrap();
+    let (mut reader, _) = Raw::connect(&h).await;
+    let (mut deaf, _) = Raw::connect(&h).await;
+    reader
+        .call(&Request::SetData { path: "/".into(), data: Some(Bytes::from(vec![1u8; 300 << 10])), version: -1 })
+        .await;
+    let mut b = BytesMut::new();
+    for i in 0..30 {
+        crate::proto::frame::write_request_frame(&mut b, 100 + i, &Request::GetData { path: "/".into(), watch: false });
+    }
+    deaf.send(&b).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(deaf.closed().await, "the connection that does not read had the longest queue");
+    for _ in 0..5 {
+        let (rh, body) = reader.call(&Request::GetData { path: "/".into(), watch: false }).await;
+        assert_eq!((rh.err, body.len() > 300 << 10), (0, true), "the reading client is served");
+    }
+    assert!(h.peak_queued_bytes() < 4 << 20, "peak {}", h.peak_queued_bytes());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(h.queued_bytes(), 0, "every queued byte is counted out once written or dropped");
+}
+
+#[tokio::test(start_paused = true)]
 async fn slow_readers_pause_then_get_everything_in_order() {
     let h = server().await;
     let (mut c, _) = Raw::connect(&h).await;

@@ -1057,3 +1057,39 @@ async fn serve_prints_its_address_and_stops_on_sigterm() {
     let (status, _, log) = finished(server).await;
     assert!(status.success(), "serve exits 0 on SIGTERM: {status:?}\n{log}");
 }
+
+/// `serve`'s limits are its flags: the four-letter words answered (an unknown one is refused at
+/// start, exit 9) and the connections allowed from one address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn serve_takes_its_limits_from_flags() {
+    let bad = run(conclave(&["serve", "--port", "0", "--four-letter-words", "ruok,bogus"]), None).await;
+    bad.fails(9, "unknown four-letter word \"bogus\"");
+
+    let mut cmd = conclave(&["serve", "--port", "0", "--four-letter-words", "ruok,mntr", "--max-client-cnxns", "2"]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut server = Guard::spawn(cmd);
+    let lines = server.lines();
+    let first = tokio::task::spawn_blocking(move || lines.recv_timeout(PATIENCE)).await.expect("join");
+    let address =
+        first.expect("serve printed no address").strip_prefix("listening on ").expect("an address").to_string();
+    let port: u16 = address.rsplit(':').next().and_then(|p| p.parse().ok()).expect("a port");
+    let ask =
+        |word: &'static str| tokio::task::spawn_blocking(move || conclave_core::testing::four_letter_word(port, word));
+    assert_eq!(ask("ruok").await.expect("join").expect("answer"), "imok");
+    assert!(ask("mntr").await.expect("join").expect("answer").starts_with("zk_version\t"));
+    assert_eq!(
+        ask("srvr").await.expect("join").expect("answer"),
+        "srvr is not executed because it is not in the whitelist.\n"
+    );
+    // Two idle connections from this address fill its allowance: a third is closed at once.
+    let _held: Vec<_> = (0..2).map(|_| std::net::TcpStream::connect(&address).expect("connect")).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut third = std::net::TcpStream::connect(&address).expect("connect");
+    third.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    assert_eq!(third.read(&mut [0u8; 1]).unwrap_or(0), 0, "the third connection is refused");
+
+    server.terminate();
+    let (status, _, log) = finished(server).await;
+    assert!(status.success(), "{status:?}\n{log}");
+    assert!(log.contains("connection refused") && log.contains("2 connections from this address"), "{log}");
+}

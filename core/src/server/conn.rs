@@ -45,7 +45,7 @@ pub(crate) const HIGH_WATER: usize = 4 << 20;
 /// Queued bytes below which reading resumes.
 const LOW_WATER: usize = 1 << 20;
 /// Most request frames of one connection applied in one hold of the state lock.
-pub(crate) const FRAMES_PER_HOLD: usize = 64;
+pub(crate) const FRAMES_PER_HOLD: usize = 256;
 /// Work units (a request, a node visited, a name listed, a node deleted) after which a
 /// connection's batch ends and the lock is released: about a millisecond.
 pub(crate) const WORK_PER_HOLD: u64 = 20_000;

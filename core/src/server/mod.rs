@@ -71,7 +71,7 @@
 //! | reply body | 4 MiB; a larger `getChildren`, `getEphemerals`, `whoAmI` or `multiRead` reply is answered MARSHALLINGERROR before it is built, and the connection stays open | [`ServerBuilder::max_reply_bytes`] |
 //! | replies waiting for one client | 4 MiB stops serving its requests until it reads; 64 MiB (notifications caused by others) closes it | [`ServerBuilder::max_queued_bytes`] |
 //! | replies waiting for all clients | 256 MiB: past it the connections with the longest queues are closed | [`ServerBuilder::max_total_queued_bytes`] |
-//! | work per lock hold | 64 requests of one connection, fewer once they have visited, listed or deleted 20 000 nodes or queued 4 MiB; then the connection waits its turn | fixed |
+//! | work per lock hold | 256 requests of one connection, fewer once they have visited, listed or deleted 20 000 nodes or queued 4 MiB; then the connection waits its turn | fixed |
 //! | connections per address | 60 (`maxClientCnxns`, 0 = no limit) | [`ServerBuilder::max_connections_per_ip`] |
 //! | connections in all | 1024 (`zookeeper.maxCnxns`, 0 = no limit) | [`ServerBuilder::max_connections`] |
 //! | handshake | 10 s from accept, however the bytes trickle in | fixed |

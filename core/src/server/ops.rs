@@ -351,7 +351,7 @@ impl State {
         }
         let Some(node) = self.tree.get(path) else { return };
         let listed = node.num_children() as u64;
-        let size = reply_size::names(node.child_iter()) + if with_stat { STAT_SIZE } else { 0 };
+        let size = node.listing_size() + if with_stat { STAT_SIZE } else { 0 };
         self.work += listed;
         if !self.fits(conn, xid, size) {
             return;
@@ -408,7 +408,7 @@ impl State {
                 size += reply_size::data(node.data.as_deref()) + STAT_SIZE;
             } else {
                 self.work += node.num_children() as u64;
-                size += reply_size::names(node.child_iter());
+                size += node.listing_size();
             }
             if size > self.cfg.max_reply {
                 self.fits(conn, xid, size);
@@ -424,13 +424,20 @@ impl State {
     }
 
     /// Whether a reply body of `size` bytes is within the reply limit; if not, answers
-    /// MARSHALLINGERROR instead (the server cannot marshal a reply that large) and logs it.
+    /// MARSHALLINGERROR instead (the server cannot marshal a reply that large) and logs it at
+    /// `debug` (a client can ask for such replies as fast as it likes: not worth an `info` line
+    /// each).
     fn fits(&mut self, conn: ConnId, xid: i32, size: usize) -> bool {
         if size <= self.cfg.max_reply {
             return true;
         }
         let peer = self.conns.get(&conn).map(|c| c.peer.display.clone()).unwrap_or_default();
-        tracing::info!(peer, size, limit = self.cfg.max_reply, "reply over the reply limit refused (MARSHALLINGERROR)");
+        tracing::debug!(
+            peer,
+            size,
+            limit = self.cfg.max_reply,
+            "reply over the reply limit refused (MARSHALLINGERROR)"
+        );
         self.fail(conn, xid, ErrorCode::MarshallingError);
         false
     }

@@ -63,7 +63,9 @@ impl Budget {
 
     fn add(&self, n: usize) {
         let now = self.queued.fetch_add(n, Ordering::AcqRel) + n;
-        self.peak.fetch_max(now, Ordering::AcqRel);
+        if now > self.peak.load(Ordering::Relaxed) {
+            self.peak.fetch_max(now, Ordering::AcqRel);
+        }
     }
 
     fn sub(&self, n: usize) {
@@ -128,6 +130,8 @@ pub(crate) struct Outbox {
     heard: AtomicI64,
     /// The reader holds requests and waits for the state lock to apply them.
     waiting: AtomicBool,
+    /// `buf.len() + in_flight`, readable without the lock.
+    queued: AtomicUsize,
 }
 
 impl Outbox {
@@ -144,6 +148,7 @@ impl Outbox {
             budget,
             heard: AtomicI64::new(i64::MIN),
             waiting: AtomicBool::new(false),
+            queued: AtomicUsize::new(0),
         }
     }
 
@@ -180,9 +185,10 @@ impl Outbox {
         }
         let before = g.buf.len();
         encode(&mut g.buf);
-        self.budget.add(g.buf.len() - before);
+        let added = g.buf.len() - before;
+        self.budget.add(added);
         g.frames += frames;
-        let queued = g.buf.len() + g.in_flight;
+        let queued = self.queued.fetch_add(added, Ordering::AcqRel) + added;
         drop(g);
         if queued > self.cap {
             self.abort(Ending::because(format!(
@@ -199,6 +205,7 @@ impl Outbox {
     #[cfg(test)]
     pub(crate) fn take_all(&self) -> BytesMut {
         let out = self.lock().buf.split();
+        self.queued.fetch_sub(out.len(), Ordering::AcqRel);
         self.budget.sub(out.len());
         out
     }
@@ -212,14 +219,14 @@ impl Outbox {
 
     /// Bytes waiting to be written (a batch the writer holds included).
     pub(crate) fn queued(&self) -> usize {
-        let g = self.lock();
-        g.buf.len() + g.in_flight
+        self.queued.load(Ordering::Acquire)
     }
 
     /// The writer is done with the batch it took (written or not).
     pub(super) fn written(&self) {
         let mut g = self.lock();
         let n = std::mem::take(&mut g.in_flight);
+        self.queued.fetch_sub(n, Ordering::AcqRel);
         drop(g);
         self.budget.sub(n);
     }
@@ -254,6 +261,7 @@ impl Outbox {
         let mut g = self.lock();
         g.aborted = true;
         let dropped = std::mem::take(&mut g.buf).len();
+        self.queued.fetch_sub(dropped, Ordering::AcqRel);
         self.budget.sub(dropped);
         g.ending.get_or_insert(ending);
         drop(g);

@@ -102,6 +102,8 @@ pub(crate) struct Node {
     pub pzxid: i64,
     /// Child names in Java `HashSet` order; created on the first child, kept afterwards.
     children: Option<Box<StrSet>>,
+    /// Sum of the child names' lengths (for the size of a listing, before it is built).
+    child_name_bytes: usize,
 }
 
 impl Node {
@@ -119,6 +121,7 @@ impl Node {
             owner,
             pzxid: zxid,
             children: None,
+            child_name_bytes: 0,
         }
     }
 
@@ -151,6 +154,11 @@ impl Node {
             num_children,
             pzxid: self.pzxid,
         }
+    }
+
+    /// Encoded size of the child listing: a jute vector of the names.
+    pub(crate) fn listing_size(&self) -> usize {
+        4 + 4 * self.num_children() as usize + self.child_name_bytes
     }
 
     /// The child names in the order a real server lists them.
@@ -239,7 +247,9 @@ impl DataTree {
 
     fn add_child(&mut self, parent: &str, name: &str) {
         if let Some(node) = self.get_mut(parent) {
-            node.children.get_or_insert_with(|| Box::new(StrSet::hash_set(8))).insert_str(name);
+            if node.children.get_or_insert_with(|| Box::new(StrSet::hash_set(8))).insert_str(name) {
+                node.child_name_bytes += name.len();
+            }
         }
     }
 
@@ -282,8 +292,8 @@ impl DataTree {
         self.data_size -= (path.len() + node.data.as_ref().map_or(0, Bytes::len)) as i64;
         if let Some((parent, name)) = split_parent(path) {
             if let Some(p) = self.get_mut(parent) {
-                if let Some(c) = p.children.as_mut() {
-                    c.remove_str(name);
+                if p.children.as_mut().is_some_and(|c| c.remove_str(name)) {
+                    p.child_name_bytes -= name.len();
                 }
                 if zxid > p.pzxid {
                     p.pzxid = zxid;
@@ -461,6 +471,7 @@ impl DataTree {
         }
         for (path, node) in &self.nodes {
             assert_eq!(node.num_children() as usize, children.get(&**path).copied().unwrap_or(0), "{path} count");
+            assert_eq!(node.child_name_bytes, node.child_iter().map(str::len).sum::<usize>(), "{path} name bytes");
         }
         assert_eq!((eph, cont, ttl), (self.ephemeral_count(), self.containers.len(), self.ttls.len()));
     }

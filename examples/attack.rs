@@ -5,7 +5,7 @@
 //! ```text
 //! cargo build --release --bin conclave --example attack
 //! target/release/conclave serve --port 23181 &                     # or a real ZooKeeper
-//! target/release/examples/attack --hosts 127.0.0.1:23181 [--only amplify,collide,counts,fourlw,lockout]
+//! target/release/examples/attack --hosts 127.0.0.1:23181 [--only amplify,collide,counts,counts_alt,fourlw,lockout]
 //!                                [--scale small|full] [--pid SERVER_PID]
 //! ```
 //!
@@ -38,6 +38,9 @@
 //! - `counts`: a subtree `/attack-tree` of 100 × 1000 nodes (`small`: 100 × 100; kept between
 //!   runs), then one raw connection writes 2 000 (`small`: 200) `getAllChildrenNumber` (op 104)
 //!   of `/attack-tree` in one write and reads all the replies.
+//! - `counts_alt`: as `counts`, but every other request counts the small subtree
+//!   `/attack-tree/p0` instead, so that a server that keeps its last count walks the big subtree
+//!   every time (`count_answer` is the big subtree's).
 //! - `fourlw`: each of `dump wchc wchp cons mntr srvr ruok stat envi conf` sent alone on a new
 //!   TCP connection; the answer's length, or that it was refused (empty, or "not in the
 //!   whitelist"); whether `dump` shows ephemeral paths and session ids.
@@ -61,7 +64,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Every attack, in the order they run by default.
-const ALL: [&str; 5] = ["amplify", "collide", "counts", "fourlw", "lockout"];
+const ALL: [&str; 6] = ["amplify", "collide", "counts", "counts_alt", "fourlw", "lockout"];
 
 /// Every attack stops after this long and is reported as timed out.
 const ATTACK_LIMIT: Duration = Duration::from_secs(180);
@@ -632,7 +635,7 @@ async fn collide(hosts: &str, scale: Scale, out: &mut Outcome) -> conclave_core:
 }
 
 /// `counts`: a batch of `getAllChildrenNumber` of a large subtree in one write.
-async fn counts(hosts: &str, scale: Scale, out: &mut Outcome) -> conclave_core::Result<()> {
+async fn counts(hosts: &str, scale: Scale, alternate: bool, out: &mut Outcome) -> conclave_core::Result<()> {
     let (width, depth, k) = match scale {
         Scale::Small => (100, 100, 200),
         Scale::Full => (100, 1000, 2000),
@@ -674,7 +677,8 @@ async fn counts(hosts: &str, scale: Scale, out: &mut Outcome) -> conclave_core::
     let (mut raw, _) = Raw::open(&host, 20_000).await.map_err(Error::Connect)?;
     let mut batch = BytesMut::new();
     for xid in 1..=k {
-        frame::write_request_frame(&mut batch, xid, &Request::GetAllChildrenNumber { path: "/attack-tree".into() });
+        let path = if alternate && xid % 2 == 0 { "/attack-tree/p0" } else { "/attack-tree" };
+        frame::write_request_frame(&mut batch, xid, &Request::GetAllChildrenNumber { path: path.into() });
     }
     out.field("requests", k);
     out.field("write_bytes", batch.len());
@@ -884,7 +888,8 @@ async fn run(name: &str, args: &Args) {
         match name {
             "amplify" => amplify(hosts, scale, &mut out).await,
             "collide" => collide(hosts, scale, &mut out).await,
-            "counts" => counts(hosts, scale, &mut out).await,
+            "counts" => counts(hosts, scale, false, &mut out).await,
+            "counts_alt" => counts(hosts, scale, true, &mut out).await,
             "fourlw" => fourlw(hosts, &mut out).await,
             _ => lockout(hosts, &mut out).await,
         }

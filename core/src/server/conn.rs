@@ -18,6 +18,7 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,6 +50,9 @@ pub(crate) const FRAMES_PER_HOLD: usize = 256;
 /// Work units (a request, a node visited, a name listed, a node deleted) after which a
 /// connection's batch ends and the lock is released: about a millisecond.
 pub(crate) const WORK_PER_HOLD: u64 = 20_000;
+/// Longest a connection with more requests to apply waits for other connections' readers
+/// to take the state lock first.
+const POLITE_WAIT: Duration = Duration::from_millis(5);
 /// Initial read buffer size; the buffer grows to hold a whole frame when one is larger.
 const READ_CHUNK: usize = 64 << 10;
 
@@ -307,7 +311,7 @@ impl Reader<'_> {
             }
             if !pending.is_empty() {
                 // More is waiting: let other connections and the expiry timer have the lock first.
-                tokio::task::yield_now().await;
+                self.let_others_go_first().await;
                 continue;
             }
             let more = tokio::select! {
@@ -328,12 +332,28 @@ impl Reader<'_> {
         }
     }
 
+    /// Between two batches of one connection: yields, and while other connections' readers are
+    /// blocked on the state lock keeps yielding (for at most [`POLITE_WAIT`]) so that they take
+    /// it first. The lock is not fair by itself: a thread that releases it and asks again at
+    /// once usually gets it back before a woken waiter runs.
+    async fn let_others_go_first(&self) {
+        let until = Instant::now() + POLITE_WAIT;
+        loop {
+            tokio::task::yield_now().await;
+            if self.shared.lock_waiters.load(Ordering::Acquire) == 0 || Instant::now() >= until {
+                return;
+            }
+        }
+    }
+
     /// Applies frames from the front of `pending` in one hold of the state lock, within the
     /// per-hold bounds; sheds the connections with the longest queues if all queues together
     /// went over their cap.
     fn apply_batch(&self, pending: &mut VecDeque<Bytes>) -> Flow {
         self.outbox.set_waiting(true);
+        self.shared.lock_waiters.fetch_add(1, Ordering::AcqRel);
         let mut st = self.shared.lock_state();
+        self.shared.lock_waiters.fetch_sub(1, Ordering::AcqRel);
         self.outbox.set_waiting(false);
         let now = self.shared.now();
         let start = st.work;

@@ -378,6 +378,7 @@ impl ServerBuilder {
             in_process: AtomicU64::new(0),
             budget,
             rejected: AtomicU64::new(0),
+            lock_waiters: AtomicUsize::new(0),
         });
         if let Some(listener) = listener {
             shared.spawn_tracked(accept_loop(shared.clone(), listener));
@@ -436,6 +437,8 @@ pub(crate) struct Shared {
     pub budget: Arc<outbox::Budget>,
     /// TCP connections refused by a connection limit.
     rejected: AtomicU64,
+    /// Readers blocked on the state lock with requests in hand.
+    pub lock_waiters: AtomicUsize,
 }
 
 /// The TCP connections open, by address and in all.

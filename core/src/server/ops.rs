@@ -217,8 +217,8 @@ impl State {
             Request::GetAcl { path } => self.get_acl(conn, xid, &path),
             Request::GetAllChildrenNumber { path } => match self.readable(conn, &path) {
                 Ok(()) => {
-                    let n = self.tree.count_descendants(&path);
-                    self.work += u64::try_from(n).unwrap_or(0);
+                    let (n, visited) = self.tree.count_descendants(&path);
+                    self.work += visited;
                     self.ok(conn, xid, &Response::Count(n));
                 }
                 Err(e) => self.fail(conn, xid, e),

@@ -186,6 +186,11 @@ pub(crate) struct DataTree {
     ttls: StrSet,
     /// Sum of path lengths and data lengths (`zk_approximate_data_size`).
     data_size: i64,
+    /// Bumped by every create and delete: a count of descendants taken at one generation holds
+    /// until the next.
+    generation: u64,
+    /// The last `getAllChildrenNumber` walked: path, generation, count.
+    last_count: Option<(Box<str>, u64, i32)>,
 }
 
 impl Default for DataTree {
@@ -204,6 +209,8 @@ impl DataTree {
             containers: StrSet::concurrent(),
             ttls: StrSet::concurrent(),
             data_size: 0,
+            generation: 0,
+            last_count: None,
         };
         let empty = || Some(Bytes::new());
         t.nodes.insert("/".into(), Node::new(empty(), open_acl(), 0, 0, 0));
@@ -266,6 +273,7 @@ impl DataTree {
             p.pzxid = zxid;
         }
         self.add_child(parent, name);
+        self.generation += 1;
         self.data_size += (path.len() + new.data.as_ref().map_or(0, Bytes::len)) as i64;
         let data = new.data.as_deref().map(Bytes::copy_from_slice);
         let node = Node::new(data, new.acl.clone(), new.owner.raw(), zxid, time);
@@ -289,6 +297,7 @@ impl DataTree {
     /// Deletes a node (the caller checked it exists and has no children); returns it.
     pub(crate) fn delete(&mut self, path: &str, zxid: i64) -> Option<Node> {
         let node = self.nodes.remove(path)?;
+        self.generation += 1;
         self.data_size -= (path.len() + node.data.as_ref().map_or(0, Bytes::len)) as i64;
         if let Some((parent, name)) = split_parent(path) {
             if let Some(p) = self.get_mut(parent) {
@@ -352,36 +361,48 @@ impl DataTree {
 
     /// `getAllChildrenNumber`: for `/` the node count minus the root; otherwise the number of
     /// stored paths starting with `path + "/"` (so `""`, whose prefix is `/`, counts every node).
-    pub(crate) fn count_descendants(&self, path: &str) -> i32 {
+    /// Returns the count and the nodes visited to find it: the last count is kept until the next
+    /// create or delete, so asking again for the same path costs nothing.
+    pub(crate) fn count_descendants(&mut self, path: &str) -> (i32, u64) {
         match path {
-            "/" => self.nodes.len() as i32 - 1,
-            "" => self.nodes.len() as i32,
-            _ => {
-                // Depth first with one path buffer: no allocation per node, one lookup per node
-                // (ZooKeeper tests every stored path for the prefix instead).
-                let mut count = 0i32;
-                let mut buf = path.to_string();
-                let mut stack: Vec<(usize, Box<dyn Iterator<Item = &str> + '_>)> = Vec::new();
-                if let Some(node) = self.get(path) {
-                    stack.push((buf.len(), Box::new(node.child_iter())));
-                }
-                while let Some((len, children)) = stack.last_mut() {
-                    let len = *len;
-                    let Some(name) = children.next() else {
-                        stack.pop();
-                        continue;
-                    };
-                    count = count.saturating_add(1);
-                    buf.truncate(len);
-                    buf.push('/');
-                    buf.push_str(name);
-                    if let Some(child) = self.get(&buf).filter(|c| c.num_children() > 0) {
-                        stack.push((buf.len(), Box::new(child.child_iter())));
-                    }
-                }
-                count
+            "/" => return (self.nodes.len() as i32 - 1, 1),
+            "" => return (self.nodes.len() as i32, 1),
+            _ => {}
+        }
+        if let Some((p, generation, count)) = &self.last_count {
+            if **p == *path && *generation == self.generation {
+                return (*count, 1);
             }
         }
+        let count = self.walk_descendants(path);
+        self.last_count = Some((path.into(), self.generation, count));
+        (count, u64::try_from(count).unwrap_or(0).max(1))
+    }
+
+    /// Counts the nodes under `path` depth first with one path buffer: no allocation per node,
+    /// one lookup per node (ZooKeeper tests every stored path for the prefix instead).
+    fn walk_descendants(&self, path: &str) -> i32 {
+        let mut count = 0i32;
+        let mut buf = path.to_string();
+        let mut stack: Vec<(usize, Box<dyn Iterator<Item = &str> + '_>)> = Vec::new();
+        if let Some(node) = self.get(path) {
+            stack.push((buf.len(), Box::new(node.child_iter())));
+        }
+        while let Some((len, children)) = stack.last_mut() {
+            let len = *len;
+            let Some(name) = children.next() else {
+                stack.pop();
+                continue;
+            };
+            count = count.saturating_add(1);
+            buf.truncate(len);
+            buf.push('/');
+            buf.push_str(name);
+            if let Some(child) = self.get(&buf).filter(|c| c.num_children() > 0) {
+                stack.push((buf.len(), Box::new(child.child_iter())));
+            }
+        }
+        count
     }
 
     /// The ephemeral paths of `session` in the order `DataTree.getEphemerals` returns them (a
@@ -493,9 +514,33 @@ mod tests {
         assert_eq!(t.get("/zookeeper").unwrap().child_names(), ["config", "quota"]);
         let config = t.get("/zookeeper/config").unwrap();
         assert_eq!((config.stat().aversion, config.acl[0].perms), (-1, Perms::READ));
-        assert_eq!(t.count_descendants("/"), 3);
-        assert_eq!(t.count_descendants(""), 4);
-        assert_eq!(t.count_descendants("/zookeeper"), 2);
+        let mut t = t;
+        assert_eq!(t.count_descendants("/").0, 3);
+        assert_eq!(t.count_descendants("").0, 4);
+        assert_eq!(t.count_descendants("/zookeeper").0, 2);
+    }
+
+    #[test]
+    fn a_count_is_kept_until_the_next_create_or_delete() {
+        let mut t = DataTree::new();
+        let node = |path: &str| NewNode {
+            path: path.into(),
+            data: None,
+            acl: open_acl(),
+            owner: Owner::None,
+            parent_cversion: 1,
+        };
+        for p in ["/a", "/a/b", "/a/b/c", "/a/d", "/ab"] {
+            t.create(&node(p), 1, 1);
+        }
+        assert_eq!(t.count_descendants("/a"), (3, 3), "walked");
+        assert_eq!(t.count_descendants("/a"), (3, 1), "kept");
+        assert_eq!(t.count_descendants("/a/b"), (1, 1), "another path is walked");
+        t.create(&node("/a/b/e"), 2, 2);
+        assert_eq!(t.count_descendants("/a/b"), (2, 2), "a create forgets the count");
+        t.delete("/a/d", 3);
+        assert_eq!(t.count_descendants("/a").0, 3, "so does a delete");
+        assert_eq!(t.count_descendants("/nope"), (0, 1));
     }
 
     #[test]

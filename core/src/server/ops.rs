@@ -227,23 +227,33 @@ impl State {
             Request::GetEphemerals { prefix } => {
                 let trimmed = prefix.trim_matches(|c: char| c <= ' ');
                 let all = prefix.chars().all(char::is_whitespace) || trimmed == "/";
-                let list: Vec<String> =
-                    self.tree.ephemerals_of(session).into_iter().filter(|p| all || p.starts_with(&prefix)).collect();
-                self.work += list.len() as u64;
-                if self.fits(conn, xid, reply_size::names(list.iter().map(String::as_str))) {
+                let wanted = |p: &str| all || p.starts_with(&prefix);
+                // Sized from the session's set as it is, before the listing is built.
+                let listed = self.tree.ephemeral_paths(session).filter(|p| wanted(p));
+                let size = reply_size::names(listed);
+                self.work += self.tree.ephemeral_paths(session).count() as u64;
+                if self.fits(conn, xid, size) {
+                    let list: Vec<String> =
+                        self.tree.ephemerals_of(session).into_iter().filter(|p| wanted(p)).collect();
                     self.ok(conn, xid, &Response::Names(list));
                 }
             }
             Request::WhoAmI => {
-                let infos: Vec<ClientInfo> = self.conns.get(&conn).map_or_else(Vec::new, |c| {
-                    c.auth
-                        .iter()
-                        .map(|id| ClientInfo { auth_scheme: id.scheme.clone(), user: acl::user_name(id) })
-                        .collect()
+                // A user name is at most the id (digest ids lose their hash): sized before built.
+                let (ids, size) = self.conns.get(&conn).map_or((0, 4), |c| {
+                    (
+                        c.auth.iter().count(),
+                        4 + c.auth.iter().map(|id| 8 + id.scheme.len() + id.id.len()).sum::<usize>(),
+                    )
                 });
-                self.work += infos.len() as u64;
-                let size = infos.iter().map(|i| 8 + i.auth_scheme.len() + i.user.len()).sum::<usize>() + 4;
+                self.work += ids as u64;
                 if self.fits(conn, xid, size) {
+                    let infos: Vec<ClientInfo> = self.conns.get(&conn).map_or_else(Vec::new, |c| {
+                        c.auth
+                            .iter()
+                            .map(|id| ClientInfo { auth_scheme: id.scheme.clone(), user: acl::user_name(id) })
+                            .collect()
+                    });
                     self.ok(conn, xid, &Response::WhoAmI(infos));
                 }
             }

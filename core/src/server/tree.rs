@@ -413,6 +413,11 @@ impl DataTree {
             .map_or_else(Vec::new, |set| set.java_clone().iter().map(|s| s.to_string()).collect())
     }
 
+    /// The ephemeral paths of `session`, in no particular order, borrowed.
+    pub(crate) fn ephemeral_paths(&self, session: i64) -> impl Iterator<Item = &str> + '_ {
+        self.ephemerals.get(&session).into_iter().flat_map(|set| set.iter().map(|p| &**p))
+    }
+
     /// Forgets a session's ephemeral set (after its nodes were deleted).
     pub(crate) fn drop_session(&mut self, session: i64) {
         self.ephemerals.remove(&session);

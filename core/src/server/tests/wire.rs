@@ -430,6 +430,14 @@ async fn replies_over_the_reply_limit_are_refused_before_they_are_built() {
     let list = || Request::GetChildren { path: "/dir".into(), watch: false };
     assert_eq!(c.call(&list()).await.0.err, 0);
     assert_eq!(c.call(&Request::MultiRead(vec![list(), list(), list()])).await.0.err, marshalling);
+    // getEphemerals: 3000 paths of 31 bytes are over the limit; a prefix that picks 10 is not.
+    for i in 0..3000 {
+        c.call(&create(&format!("/ephemeral-with-long-name-{i:05}"), b"", 1)).await;
+    }
+    let ephemerals = |prefix: &str| Request::GetEphemerals { prefix: prefix.into() };
+    assert_eq!(c.call(&ephemerals("/")).await.0.err, marshalling);
+    let (rh, body) = c.call(&ephemerals("/ephemeral-with-long-name-0000")).await;
+    assert_eq!((rh.err, i32::from_be_bytes(body[..4].try_into().unwrap())), (0, 10));
     // The connection is kept, and nothing large was queued for it.
     assert_eq!(c.call(&Request::Exists { path: "/big".into(), watch: false }).await.0.err, 0);
     assert!(h.peak_queued_bytes() < 128 << 10, "peak {}", h.peak_queued_bytes());

@@ -52,6 +52,9 @@
 //!
 //! Every attack stops after 180 s ("timed out"). Nodes are created with the open ACL.
 
+#[path = "support/stats.rs"]
+mod stats;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -62,6 +65,8 @@ use conclave_core::{Client, CreateMode, Error, SessionState};
 use futures::stream::{self, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use stats::percentile;
 
 /// Every attack, in the order they run by default.
 const ALL: [&str; 6] = ["amplify", "collide", "counts", "counts_alt", "fourlw", "lockout"];
@@ -140,16 +145,6 @@ fn parse_args() -> std::result::Result<Args, String> {
 fn first_host(hosts: &str) -> String {
     let h = hosts.split('/').next().unwrap_or(hosts);
     h.split(',').next().unwrap_or(h).to_string()
-}
-
-/// Nearest-rank percentile of `samples` (sorted here).
-fn percentile(samples: &mut [Duration], p: f64) -> Duration {
-    if samples.is_empty() {
-        return Duration::ZERO;
-    }
-    samples.sort_unstable();
-    let rank = ((p / 100.0 * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
-    samples[rank - 1]
 }
 
 /// A duration in milliseconds, one decimal.

@@ -28,6 +28,9 @@
 //!   1000 acquires in flight together), timed until all are held, then all released together;
 //!   acquisitions/s, the median of 5 repetitions after one warm-up on the same paths.
 
+#[path = "support/stats.rs"]
+mod stats;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -36,6 +39,8 @@ use conclave::lock::Mutex;
 use conclave::{Client, CreateMode, Result, ZkError};
 use futures::stream::{self, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use stats::percentile;
 
 /// Every benchmark, in the order they run by default.
 const ALL: [&str; 5] = ["raw_sync", "raw_async", "lock_uncontended", "lock_contended", "lock_many"];
@@ -81,16 +86,6 @@ fn emit(metric: &str, value: f64, unit: &str) {
         }
     };
     println!("{metric} {text} {unit}");
-}
-
-/// Nearest-rank percentile, the definition every peer uses.
-fn percentile(samples: &mut [Duration], p: f64) -> Duration {
-    if samples.is_empty() {
-        return Duration::ZERO;
-    }
-    samples.sort_unstable();
-    let rank = ((p / 100.0 * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
-    samples[rank - 1]
 }
 
 fn micros(d: Duration) -> f64 {

@@ -30,9 +30,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=3_600_000u64))]
     pub tick_ms: u64,
     /// The four-letter words answered on the client port, comma-separated, or * for all
-    /// (ZooKeeper's 4lw.commands.whitelist). Others get "... is not executed because it is not
-    /// in the whitelist". dump, cons, wchc and wchp show session ids, watched paths and
-    /// ephemeral paths to anyone who can connect: enable them on trusted networks only.
+    /// (ZooKeeper's 4lw.commands.whitelist; srvr is always answered). Others get "... is not
+    /// executed because it is not in the whitelist". dump, cons, wchc and wchp show session
+    /// ids, watched paths and ephemeral paths to anyone who can connect: enable them on trusted
+    /// networks only.
     #[arg(long, value_name = "WORDS", default_value = "srvr")]
     pub four_letter_words: String,
     /// Most connections from one IP address, 0 for no limit (ZooKeeper's maxClientCnxns).

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use conclave_core::proto::{Acl, CreateRequest, ErrorCode, Request};
+use conclave_core::proto::{Acl, AuthPacket, CreateRequest, ErrorCode, Request};
 use conclave_core::{Client, CreateMode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -205,7 +205,8 @@ async fn one_address_cannot_lock_out_the_others() {
 
 /// The attacks that already failed keep failing, beside a bystander: bad frame lengths,
 /// handshakes dribbled a byte at a time, a client that never reads its replies, a multi of
-/// 15 000 creates, a path of 900 KB and a chain of nodes 2 000 deep.
+/// 15 000 creates, a path of 900 KB, a chain of nodes 2 000 deep, and identities piled up on
+/// one connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn known_attacks_still_fail() {
     let _turn = turn().await;
@@ -262,6 +263,21 @@ async fn known_attacks_still_fail() {
         .collect();
     create_all(&mut raw, &chain, CreateMode::Persistent).await;
     assert_eq!(setup.get_all_children_number("/d").await.unwrap(), 1999);
+
+    // Identities piled up on one connection: refused past 256, the connection closed.
+    let mut identities = Raw::session(&server).await;
+    let auths: Vec<Request> = (0..300)
+        .map(|i| {
+            Request::Auth(AuthPacket { auth_type: 0, scheme: "digest".into(), auth: Bytes::from(format!("u{i}:pw")) })
+        })
+        .collect();
+    identities.send_all(&auths).await;
+    let mut answers = Vec::new();
+    while let Some((h, _)) = identities.reply().await {
+        answers.push(h.err);
+    }
+    assert_eq!(answers.len(), 256, "255 accepted (the address is the first identity), then one refusal");
+    assert_eq!(answers.last(), Some(&ErrorCode::AuthFailed.as_i32()));
 
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(server.queued_bytes() <= 12 * MIB, "{} bytes queued", server.queued_bytes());

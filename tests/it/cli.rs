@@ -1077,9 +1077,10 @@ async fn serve_takes_its_limits_from_flags() {
         |word: &'static str| tokio::task::spawn_blocking(move || conclave_core::testing::four_letter_word(port, word));
     assert_eq!(ask("ruok").await.expect("join").expect("answer"), "imok");
     assert!(ask("mntr").await.expect("join").expect("answer").starts_with("zk_version\t"));
+    assert!(ask("srvr").await.expect("join").expect("answer").contains("Mode: standalone"), "srvr: always");
     assert_eq!(
-        ask("srvr").await.expect("join").expect("answer"),
-        "srvr is not executed because it is not in the whitelist.\n"
+        ask("dump").await.expect("join").expect("answer"),
+        "dump is not executed because it is not in the whitelist.\n"
     );
     // Two idle connections from this address fill its allowance: a third is closed at once.
     let _held: Vec<_> = (0..2).map(|_| std::net::TcpStream::connect(&address).expect("connect")).collect();

@@ -17,23 +17,50 @@ fn id_hash(id: &Id) -> i32 {
     17i32.wrapping_mul(37).wrapping_add(string_hash(&id.scheme)).wrapping_mul(37).wrapping_add(string_hash(&id.id))
 }
 
-/// The identities a connection has proved, in the real server's `authInfo` order.
+/// Most identities one connection may hold: real clients add one or two; past this an `auth`
+/// request fails (AUTHFAILED, and the connection is closed). ZooKeeper has no limit.
+pub(crate) const MAX_AUTH_IDS: usize = 256;
+
+/// The identities a connection has proved, in the real server's `authInfo` order. ACL checks
+/// against it cost O(1) per ACL entry whatever the number of ids: digest ids are looked up, `ip`
+/// ids and `super` are kept aside.
 #[derive(Debug, Clone)]
 pub(crate) struct AuthIds {
     set: JavaSet<Id>,
+    /// The `ip` ids (the connection's own address, normally the only one).
+    ips: Vec<String>,
+    /// Whether one of the ids is `super`.
+    is_super: bool,
 }
 
 impl AuthIds {
     /// The ids of a fresh connection from `ip` (Java's `getHostAddress()` form).
     pub(crate) fn for_ip(ip: &str) -> Self {
-        let mut ids = AuthIds { set: JavaSet::concurrent() };
+        let mut ids = AuthIds { set: JavaSet::concurrent(), ips: Vec::new(), is_super: false };
         ids.add(Id::new("ip", ip));
         ids
     }
 
     /// Adds an id (a duplicate is ignored, as by a set).
     pub(crate) fn add(&mut self, id: Id) {
-        self.set.insert(id_hash(&id), id);
+        let (scheme, value) = (id.scheme.clone(), id.id.clone());
+        if self.set.insert(id_hash(&id), id) {
+            match scheme.as_str() {
+                "super" => self.is_super = true,
+                "ip" => self.ips.push(value),
+                _ => {}
+            }
+        }
+    }
+
+    /// Number of ids.
+    pub(crate) fn len(&self) -> usize {
+        self.set.len()
+    }
+
+    /// Whether `id` is one of them.
+    fn contains(&self, id: &Id) -> bool {
+        self.set.contains(id_hash(id), id)
     }
 
     /// The ids in `authInfo` iteration order.
@@ -43,7 +70,7 @@ impl AuthIds {
 
     /// Whether one of the ids is `super` (which passes every ACL check).
     pub(crate) fn is_super(&self) -> bool {
-        self.iter().any(|id| id.scheme == "super")
+        self.is_super
     }
 }
 
@@ -201,15 +228,11 @@ pub(crate) fn check(acl: &[Acl], perm: Perms, ids: &AuthIds) -> bool {
     if acl.is_empty() || ids.is_super() {
         return true;
     }
-    acl.iter().filter(|a| a.perms.intersects(perm)).any(|a| {
-        if a.id.scheme == "world" && a.id.id == "anyone" {
-            return true;
-        }
-        ids.iter().filter(|id| id.scheme == a.id.scheme).any(|id| match a.id.scheme.as_str() {
-            "digest" => id.id == a.id.id,
-            "ip" => ip_matches(&id.id, &a.id.id),
-            _ => false,
-        })
+    acl.iter().filter(|a| a.perms.intersects(perm)).any(|a| match a.id.scheme.as_str() {
+        "world" => a.id.id == "anyone",
+        "digest" => ids.contains(&a.id),
+        "ip" => ids.ips.iter().any(|ip| ip_matches(ip, &a.id.id)),
+        _ => false,
     })
 }
 

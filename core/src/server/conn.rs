@@ -270,12 +270,23 @@ impl Reader<'_> {
                 self.cancel.cancelled().await;
                 return (End::Abort, self.stopped(Stop::Cancelled, String::new));
             }
+            let before = pending.len();
             while bad.is_none() {
                 match split_frame(&mut self.buf, max_frame) {
                     Ok(Some(f)) => pending.push_back(f),
                     Ok(None) => break,
                     Err(e) => bad = Some(e),
                 }
+            }
+            if pending.len() > before {
+                // Heard from: whole requests arrived (bytes of an unfinished one do not count,
+                // as in ZooKeeper).
+                self.outbox.heard(self.shared.now().ms);
+            }
+            if self.cancel.is_cancelled() {
+                // Closed by the server (its queue went over the cap, or shutdown): what is still
+                // pending is not applied.
+                return (End::Abort, self.stopped(Stop::Cancelled, String::new));
             }
             if !pending.is_empty() {
                 // When the state ends a connection, it says why on the outbox.
@@ -320,7 +331,7 @@ impl Reader<'_> {
                 r = read_more(rd, &mut self.buf, self.cancel, Instant::now() + idle) => r,
             };
             match more {
-                Ok(true) => self.outbox.heard(self.shared.now().ms),
+                Ok(true) => {}
                 Ok(false) => return (End::Abort, Ending::because("closed by the client")),
                 Err(stop) => {
                     return (

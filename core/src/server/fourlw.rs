@@ -76,8 +76,9 @@ impl Word {
     }
 }
 
-/// The words a server answers (ZooKeeper's `4lw.commands.whitelist`). The default is `srvr`
-/// alone, as in ZooKeeper.
+/// The words a server answers (ZooKeeper's `4lw.commands.whitelist`). `srvr` is always
+/// among them, as in ZooKeeper (its `zkServer.sh status` depends on it), so the default is
+/// `srvr` alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Whitelist(u16);
 
@@ -87,14 +88,20 @@ impl Default for Whitelist {
     }
 }
 
+/// ZooKeeper's words this server does not answer: accepted in a list (so a list copied from a
+/// `zoo.cfg` works) and ignored.
+const UNANSWERED: [&str; 4] = ["dirs", "gtmk", "stmk", "hash"];
+
 impl Whitelist {
     /// Parses ZooKeeper's syntax: words separated by commas (and/or spaces), or `*` for all.
-    /// An empty list enables nothing.
     pub(crate) fn parse(list: &str) -> Result<Whitelist> {
-        let mut bits = 0;
+        let mut bits = Word::Srvr.bit();
         for item in list.split(|c: char| c == ',' || c.is_whitespace()).filter(|w| !w.is_empty()) {
             if item == "*" {
                 bits = u16::MAX;
+                continue;
+            }
+            if UNANSWERED.contains(&item) {
                 continue;
             }
             let word = Word::parse(item.as_bytes()).ok_or_else(|| {
@@ -385,10 +392,15 @@ mod tests {
         assert!(WORDS.iter().filter(|(w, _)| default.allows(*w)).count() == 1, "srvr only");
         let all = Whitelist::parse("*").unwrap();
         assert!(WORDS.iter().all(|(w, _)| all.allows(*w)));
-        let some = Whitelist::parse(" ruok, mntr srvr ").unwrap();
-        assert!(some.allows(Word::Ruok) && some.allows(Word::Mntr) && some.allows(Word::Srvr));
+        let some = Whitelist::parse(" ruok, mntr ").unwrap();
+        assert!(some.allows(Word::Ruok) && some.allows(Word::Mntr) && some.allows(Word::Srvr), "srvr always");
         assert!(!some.allows(Word::Dump) && !some.allows(Word::Cons));
-        assert!(!Whitelist::parse("").unwrap().allows(Word::Srvr), "empty enables nothing");
+        assert_eq!(Whitelist::parse("").unwrap(), Whitelist::default(), "empty: srvr alone");
+        assert_eq!(
+            Whitelist::parse("dirs,gtmk,stmk,hash").unwrap(),
+            Whitelist::default(),
+            "ZooKeeper's others: ignored"
+        );
         let err = Whitelist::parse("ruok,dirz").unwrap_err().to_string();
         assert!(err.contains("dirz"), "{err}");
     }

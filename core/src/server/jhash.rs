@@ -269,7 +269,6 @@ impl<T: Eq + Hash + Clone> JavaSet<T> {
     }
 
     /// Whether `value` (Java hash `hash`) is present.
-    #[cfg(test)]
     pub(crate) fn contains<Q>(&self, hash: i32, value: &Q) -> bool
     where
         T: Borrow<Q>,

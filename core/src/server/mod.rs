@@ -50,7 +50,8 @@
 //!   disconnected once [`ServerBuilder::max_queued_bytes`] of output wait for it or when it
 //!   has read nothing for a whole session timeout;
 //! - a session whose connection keeps sending is not expired while its requests wait for the
-//!   server (ZooKeeper expires it if its request processor is that far behind).
+//!   server (ZooKeeper expires it if its request processor is that far behind);
+//! - one connection holds at most 256 identities: a further `auth` is AUTHFAILED and closes it.
 //!
 //! Not reproduced: the null-versus-empty distinction in a few request strings (a `sync` of a
 //! null path echoes `""`; a `digest` ACL with a null id is INVALIDACL instead of 3.8.0's
@@ -68,14 +69,15 @@
 //! | bound | default | setting |
 //! | --- | --- | --- |
 //! | request frame | 1 048 575 bytes (`jute.maxbuffer`); larger closes the connection | [`ServerBuilder::max_frame`] |
-//! | reply body | 4 MiB; a larger `getChildren`, `getEphemerals`, `whoAmI` or `multiRead` reply is answered MARSHALLINGERROR before it is built, and the connection stays open | [`ServerBuilder::max_reply_bytes`] |
+//! | reply body | 4 MiB; a larger reply (`getData` of a node stored under a larger limit, `getChildren`, `getEphemerals`, `whoAmI`, `multiRead`) is answered MARSHALLINGERROR before it is built, and the connection stays open | [`ServerBuilder::max_reply_bytes`] |
 //! | replies waiting for one client | 4 MiB stops serving its requests until it reads; 64 MiB (notifications caused by others) closes it | [`ServerBuilder::max_queued_bytes`] |
 //! | replies waiting for all clients | 256 MiB: past it the connections with the longest queues are closed | [`ServerBuilder::max_total_queued_bytes`] |
 //! | work per lock hold | 256 requests of one connection, fewer once they have visited, listed or deleted 20 000 nodes or queued 4 MiB; then the connection waits its turn | fixed |
 //! | connections per address | 60 (`maxClientCnxns`, 0 = no limit) | [`ServerBuilder::max_connections_per_ip`] |
 //! | connections in all | 1024 (`zookeeper.maxCnxns`, 0 = no limit) | [`ServerBuilder::max_connections`] |
 //! | handshake | 10 s from accept, however the bytes trickle in | fixed |
-//! | four-letter words | `srvr` only, as ZooKeeper's default `4lw.commands.whitelist` | [`ServerBuilder::four_letter_words`] |
+//! | four-letter words | `srvr` only, as ZooKeeper's default `4lw.commands.whitelist` (`srvr` is always answered) | [`ServerBuilder::four_letter_words`] |
+//! | identities per connection | 256; a further `auth` is AUTHFAILED and closes the connection (ZooKeeper has no limit) | fixed |
 //!
 //! Every byte of replies and notifications queued is counted until written
 //! ([`ServerHandle::queued_bytes`], [`ServerHandle::peak_queued_bytes`]). Sets a client can fill
@@ -286,8 +288,9 @@ impl ServerBuilder {
     }
 
     /// The largest reply body the server builds (default [`DEFAULT_MAX_REPLY`], 4 MiB). A
-    /// `getChildren`, `getEphemerals`, `whoAmI` or `multiRead` whose reply would be larger is
-    /// answered MARSHALLINGERROR, without the reply being built, and the connection stays open.
+    /// `getData`, `getChildren`, `getEphemerals`, `whoAmI` or `multiRead` whose reply would be
+    /// larger is answered MARSHALLINGERROR, without the reply being built, and the connection
+    /// stays open.
     /// (ZooKeeper has no such limit: it sends the reply, and a client whose `jute.maxbuffer` is
     /// smaller drops the connection.)
     pub fn max_reply_bytes(mut self, bytes: usize) -> Self {
@@ -296,15 +299,16 @@ impl ServerBuilder {
     }
 
     /// The four-letter words answered, as ZooKeeper's `4lw.commands.whitelist`: a comma- or
-    /// space-separated list of words, or `*` for all of them (default `srvr` only, as in
-    /// ZooKeeper). Any other word is answered "`<word>` is not executed because it is not in the
-    /// whitelist." `dump`, `cons`, `wchc` and `wchp` show session ids, watched paths and
-    /// ephemeral paths to whoever asks, without authentication: enable them only on trusted
-    /// networks.
+    /// space-separated list of words, or `*` for all of them. As in ZooKeeper, `srvr` is always
+    /// answered, so the default is `srvr` only. Any other word is answered "`<word>` is not
+    /// executed because it is not in the whitelist." ZooKeeper's words this server does not
+    /// implement (`dirs`, `gtmk`, `stmk`, `hash`) are accepted in the list and ignored. `dump`,
+    /// `cons`, `wchc` and `wchp` show session ids, watched paths and ephemeral paths to whoever
+    /// asks, without authentication: enable them only on trusted networks.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] naming a word the server does not know.
+    /// [`Error::InvalidArgument`] naming a word neither this server nor ZooKeeper knows.
     pub fn four_letter_words(mut self, list: &str) -> Result<Self> {
         self.cfg.four_letter_words = fourlw::Whitelist::parse(list)?;
         Ok(self)
@@ -570,7 +574,12 @@ async fn expiry_loop(shared: Arc<Shared>) {
             _ = tokio::time::sleep_until(next) => {}
         }
         let now = shared.now();
-        shared.lock_state().expire_due(now);
+        // Counted as a waiter, so that a connection between two batches lets it go first.
+        shared.lock_waiters.fetch_add(1, Ordering::AcqRel);
+        let mut st = shared.lock_state();
+        shared.lock_waiters.fetch_sub(1, Ordering::AcqRel);
+        st.expire_due(now);
+        drop(st);
         let current = Instant::now();
         while next <= current {
             next += tick;

@@ -301,6 +301,12 @@ impl State {
         };
         let super_digest = self.cfg.super_digest.clone();
         let Some(c) = self.conns.get_mut(&conn) else { return Flow::Abort };
+        if c.auth.len() >= acl::MAX_AUTH_IDS {
+            self.reply(conn, ReplyHeader { xid, zxid: 0, err: ErrorCode::AuthFailed.as_i32() }, None);
+            let why = format!("authentication refused: {} identities on one connection already", acl::MAX_AUTH_IDS);
+            self.end_because(conn, Ending::because(why));
+            return Flow::CloseAfterFlush;
+        }
         let ip = c.peer.ip.clone();
         let ok = acl::authenticate(&mut c.auth, scheme.as_deref(), auth.as_deref(), &ip, super_digest.as_deref());
         let err = if ok { ErrorCode::Ok } else { ErrorCode::AuthFailed };
@@ -343,6 +349,10 @@ impl State {
         if let Err(e) = self.readable(conn, path) {
             return self.fail(conn, xid, e);
         }
+        let size = self.tree.get(path).map_or(0, |n| reply_size::data(n.data.as_deref()) + STAT_SIZE);
+        if !self.fits(conn, xid, size) {
+            return;
+        }
         if watch {
             self.watches.add(Table::Data, path, conn, Mode::Standard);
         }
@@ -356,15 +366,15 @@ impl State {
         if let Err(e) = self.readable(conn, path) {
             return self.fail(conn, xid, e);
         }
-        if watch {
-            self.watches.add(Table::Child, path, conn, Mode::Standard);
-        }
         let Some(node) = self.tree.get(path) else { return };
         let listed = node.num_children() as u64;
         let size = node.listing_size() + if with_stat { STAT_SIZE } else { 0 };
         self.work += listed;
         if !self.fits(conn, xid, size) {
             return;
+        }
+        if watch {
+            self.watches.add(Table::Child, path, conn, Mode::Standard);
         }
         let Some(node) = self.tree.get(path) else { return };
         let children = node.child_names();

@@ -194,3 +194,31 @@ fn get_ephemerals_lists_the_callers_by_string_prefix() {
     assert_eq!(list(&mut h, &mut c, "/g/"), ["/g/e30000000004", "/g/e1"]);
     assert_eq!(list(&mut h, &mut other, "/"), ["/mine"]);
 }
+
+#[test]
+fn identities_per_connection_are_capped_and_checked_by_lookup() {
+    let mut h = Harness::new();
+    let mut c = h.client();
+    let mut owner = h.client();
+    h.auth(&mut owner, "carol", "pw");
+    let carol = crate::proto::Id::new("digest", super::super::acl::digest("carol:pw"));
+    let acl = vec![crate::proto::Acl::new(Perms::READ, carol)];
+    let create = crate::proto::CreateRequest { path: "/c".into(), data: None, acl, flags: 0, ttl: -1 };
+    let r = h.req(&mut owner, &Request::Create(create));
+    assert_eq!(r.header.err, 0);
+    // The connection's ip id is one; 254 more digests, then carol's: 256 in all.
+    for i in 0..254 {
+        h.auth(&mut c, &format!("user{i}"), "pw");
+    }
+    assert_eq!(h.req(&mut c, &Request::GetData { path: "/c".into(), watch: false }).err(), NoAuth);
+    h.auth(&mut c, "carol", "pw");
+    assert_eq!(h.req(&mut c, &Request::GetData { path: "/c".into(), watch: false }).header.err, 0, "found among 256");
+    let auth =
+        Request::Auth(AuthPacket { auth_type: 0, scheme: "digest".into(), auth: Bytes::from_static(b"one:more") });
+    let mut buf = bytes::BytesMut::new();
+    crate::proto::frame::write_request_frame(&mut buf, crate::proto::xid::AUTH, &auth);
+    let frame = crate::proto::frame::split_frame(&mut buf, usize::MAX).unwrap().unwrap();
+    let (flow, frames) = h.raw(&mut c, frame);
+    assert_eq!(flow, super::super::state::Flow::CloseAfterFlush, "the 257th is refused and the connection closed");
+    assert_eq!(frames[0].0.err, AuthFailed.as_i32());
+}

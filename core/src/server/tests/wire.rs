@@ -94,8 +94,10 @@ async fn four_letter_words_answer_only_srvr_by_default() {
     let some = Server::builder().no_tcp().four_letter_words("ruok, mntr").unwrap().start().await.unwrap();
     assert_eq!(four(&some, "ruok").await, "imok");
     assert!(four(&some, "mntr").await.starts_with("zk_version\t"));
-    assert!(four(&some, "srvr").await.contains("not in the whitelist"), "the list replaces the default");
-    assert!(Server::builder().four_letter_words("ruok,gtmk").is_err(), "unknown words are refused");
+    assert!(four(&some, "srvr").await.starts_with("Zookeeper version: "), "srvr is always answered");
+    assert_eq!(four(&some, "dump").await, "dump is not executed because it is not in the whitelist.\n");
+    assert!(Server::builder().four_letter_words("ruok,gtmk").is_ok(), "ZooKeeper's other words are ignored");
+    assert!(Server::builder().four_letter_words("ruok,rouk").is_err(), "unknown words are refused");
 }
 
 #[tokio::test(start_paused = true)]
@@ -441,6 +443,9 @@ async fn replies_over_the_reply_limit_are_refused_before_they_are_built() {
     // The connection is kept, and nothing large was queued for it.
     assert_eq!(c.call(&Request::Exists { path: "/big".into(), watch: false }).await.0.err, 0);
     assert!(h.peak_queued_bytes() < 128 << 10, "peak {}", h.peak_queued_bytes());
+    // A node stored within the request limit but over the reply limit: getData is refused too.
+    c.call(&create("/huge", &[1u8; 100 << 10], 0)).await;
+    assert_eq!(c.call(&get("/huge")).await.0.err, marshalling);
     let small = Server::builder().no_tcp().max_reply_bytes(1000).start().await;
     assert!(matches!(small, Err(Error::InvalidArgument(_))), "a limit under 1 KiB is refused");
 }

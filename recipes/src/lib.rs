@@ -13,6 +13,7 @@
 //! | read-write lock | [`lock::RwLock`] | `<path>/_c_<uuid>-__READ__<seq>`, `…-__WRIT__<seq>` | `InterProcessReadWriteLock` |
 //! | semaphore | [`lock::Semaphore`] | `<path>/locks/…-lock-<seq>`, `<path>/leases/_c_<uuid>-lease-<seq>` | `InterProcessSemaphoreV2` |
 //! | several locks at once | [`lock::MultiLock`] | the mutexes' | `InterProcessMultiLock` |
+//! | leader election | [`leader::Election`] | `<path>/_c_<uuid>-latch-<seq>`, data = participant id | `LeaderLatch` |
 //!
 //! ## Layout
 //!
@@ -35,6 +36,8 @@
 //!                   losses, re-reads after a reconnect, ends with the session)
 //!     participants.rs  who holds and who waits on a contention directory
 //!   lock/           Mutex, RwLock, Semaphore, MultiLock: specs on the engine, guards are Holds
+//!   leader/         Election (a latch spec on the engine; a Leadership is a Hold with an epoch),
+//!                   leader, participants, observe
 //! ```
 //!
 //! A new contender kind — a leader latch (`latch-` nodes, "first in line holds"), say — is a
@@ -61,6 +64,7 @@ pub use conclave_core::*;
 pub mod error;
 pub mod hold;
 mod internal;
+pub mod leader;
 pub mod lock;
 mod wait;
 

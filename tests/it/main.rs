@@ -12,6 +12,7 @@ mod external;
 mod fault_run;
 mod faults;
 mod harness;
+mod leader;
 mod limits;
 mod lock;
 mod multi;

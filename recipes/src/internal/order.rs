@@ -2,7 +2,8 @@
 //! kind of contender, and the overflow-safe ordering of their 32-bit sequence suffixes.
 //!
 //! A contender's node is `_c_<uuid>-<kind><seq>`, where `<kind>` is `lock-` (mutex, semaphore
-//! lock), `__READ__` or `__WRIT__` (read-write lock), `lease-` (semaphore lease), and `<seq>` the
+//! lock), `__READ__` or `__WRIT__` (read-write lock), `lease-` (semaphore lease), `latch-`
+//! (leader election), and `<seq>` the
 //! ten-digit, signed suffix ZooKeeper appends. Curator sorts by the text after the last kind marker, compared as a
 //! string; this module parses the suffix as the signed 32-bit number it is and orders by
 //! serial-number arithmetic (RFC 1982), so a counter that wraps past `i32::MAX` (or runs through
@@ -20,6 +21,8 @@ pub(crate) const LEASE: Kind = Kind("lease-");
 pub(crate) const READ: Kind = Kind("__READ__");
 /// Curator's `InterProcessReadWriteLock` write marker.
 pub(crate) const WRITE: Kind = Kind("__WRIT__");
+/// Curator's `LeaderLatch` marker.
+pub(crate) const LATCH: Kind = Kind("latch-");
 
 /// One child of a contention directory, understood.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,7 +19,7 @@ pub struct Participant {
     /// The node's sequence suffix (signed: ZooKeeper's counter is a 32-bit `int`).
     pub sequence: i32,
     /// Its kind: `"lock-"` (mutex), `"__READ__"` or `"__WRIT__"` (read-write lock), `"lease-"`
-    /// (semaphore lease).
+    /// (semaphore lease), `"latch-"` (leader election).
     pub kind: &'static str,
     /// Whether it holds (for a read lock, several readers can).
     pub holder: bool,

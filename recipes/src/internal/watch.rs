@@ -69,6 +69,14 @@ impl Round {
         }
     }
 
+    /// The node's stat if it exists, leaving a watch either way: it fires when the node is
+    /// created, changes or is deleted (the one read that watches a node that does not exist).
+    pub(crate) async fn watch_exists(&self, path: &str) -> Result<Option<Stat>> {
+        let (stat, watcher) = self.client.exists_and_watch(path).await?;
+        self.keep(watcher);
+        Ok(stat)
+    }
+
     /// The node's data and stat, leaving a watch that fires when it changes or is deleted;
     /// `None` (and no watch: a node that is gone for good leaves nothing behind on the server)
     /// if the node does not exist.

@@ -1,0 +1,321 @@
+//! Leader election: [`Election`] campaigns for the leadership of a path and grants a
+//! [`Leadership`] (a [`Hold`] with an epoch); [`leader`], [`participants`] and [`observe`] tell
+//! anyone (participant or not) who leads.
+//!
+//! The election runs on the shared contention engine, with Apache Curator's `LeaderLatch` node
+//! layout: every participant creates a protected, ephemeral-sequential node
+//! `<path>/_c_<uuid>-latch-<seq>` whose data is its participant id, and the participant whose
+//! node is first in sequence order leads. A waiting participant watches only the node just ahead
+//! of it, so a leader's departure wakes exactly one successor. Java (`LeaderLatch`) and Rust
+//! participants on one path take part in one election and agree on its leader.
+//!
+//! # Epochs
+//! A leadership's [`epoch`](Leadership::epoch) is the `czxid` of the leader's node. Successive
+//! leaders of a path hold nodes created in that order, so epochs strictly increase from one
+//! leader to the next (even across a deletion and re-creation of the election path, on one
+//! ensemble): a resource that remembers the highest epoch it has accepted can refuse a deposed
+//! leader's late write. Within ZooKeeper, [`fenced`](Hold::fenced) writes are refused outright
+//! once the leader's node is gone.
+//!
+//! # When two participants may both believe they lead
+//! ZooKeeper grants leadership to exactly one node at a time: the next leader is chosen only
+//! once the previous leader's node is gone (resigned, deleted, or its session expired on the
+//! server). What a *process* believes can lag behind:
+//! - With the default [`LossPolicy::Suspended`], [`lost`](Hold::lost) resolves as soon as the
+//!   client loses its connection. The server expires the session, at the earliest, a session
+//!   timeout after it last heard from the client, and the client declares the connection lost
+//!   after two thirds of the session timeout without an answer (it pings at a third). So a
+//!   leader that stops leading when `lost()` resolves stops at least a third of the session
+//!   timeout before anyone else can be elected. This rests on one clock assumption: the
+//!   client's and the server's clocks advance at about the same rate over a session timeout
+//!   (no drift of a third of it), which holds for ordinary hardware clocks.
+//! - A process that is paused (a GC pause, a stopped VM, a swapped-out machine) for longer than
+//!   that margin, or that ignores `lost()`, may still run as leader after its successor was
+//!   elected. Nothing in a client can prevent that; [`fenced`](Hold::fenced) writes and epochs
+//!   checked by the resource are what make such a leader harmless.
+//! - With [`LossPolicy::Lost`], `lost()` waits for the session's end (or the node's deletion):
+//!   a leader keeps leading through short disconnections, and may overlap with its successor
+//!   by up to the time it takes to learn that its session expired.
+
+use std::ops::Deref;
+
+use bytes::Bytes;
+use conclave_core::{path, Client, Data, Error as ZkError};
+use futures::Stream;
+
+use crate::error::Result;
+use crate::hold::{Hold, LossPolicy};
+use crate::internal::contend::{self, break_ties, Rule, Spec};
+use crate::internal::order::{self, LATCH};
+use crate::internal::participants::participants_of;
+use crate::internal::watch::{self, Round, Step};
+use crate::wait::{wait_forms, Wait};
+
+pub use crate::hold::LossReason;
+pub use crate::internal::participants::Participant;
+
+/// A participant in the leader election of one path, interoperable with Apache Curator's
+/// `LeaderLatch` on the same path.
+///
+/// Cloning is cheap; clones are handles on the same election with the same participant id, and
+/// each campaign is a separate candidacy.
+///
+/// # Cancellation safety
+/// Every campaign future is cancellation-safe: dropping it deletes the node it created, so a
+/// campaign given up leaves no candidacy behind and is never elected later.
+///
+/// ```no_run
+/// # async fn demo(client: conclave::Client) -> conclave::Result<()> {
+/// use conclave::leader::Election;
+///
+/// let election = Election::new(client, "/services/billing/leader").with_id("billing-7");
+/// let leadership = election.campaign().await?;
+/// println!("leading with epoch {}", leadership.epoch());
+/// tokio::select! {
+///     reason = leadership.lost() => println!("leadership lost: {reason}"),
+///     _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => leadership.resign().await?,
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Election {
+    spec: Spec,
+    policy: LossPolicy,
+}
+
+impl Election {
+    /// A participant in the election on `path`, with an empty participant id. Nothing is sent
+    /// until a campaign (a bad path is reported then).
+    pub fn new(client: Client, path: &str) -> Election {
+        let spec = Spec::new(client, path, LATCH, &[LATCH], Rule::Ahead(1));
+        Election { spec, policy: LossPolicy::default() }
+    }
+
+    /// The participant id, stored as the data of this participant's node (as Curator's
+    /// `LeaderLatch` stores its id), and reported as [`Leader::id`] while it leads.
+    pub fn with_id(mut self, id: impl Into<Data>) -> Election {
+        self.spec.data = id.into().into_bytes();
+        self
+    }
+
+    /// When leaderships won by this election consider themselves lost (default
+    /// [`LossPolicy::Suspended`]; see the [module docs](self) for what each guarantees).
+    pub fn loss_policy(mut self, policy: LossPolicy) -> Election {
+        self.policy = policy;
+        self
+    }
+
+    /// The election path.
+    pub fn path(&self) -> &str {
+        &self.spec.dir
+    }
+
+    /// This participant's id.
+    pub fn id(&self) -> &Bytes {
+        &self.spec.data
+    }
+
+    wait_forms! {
+        what: "the leadership",
+        with: campaign_with() -> Leadership,
+        forever: campaign,
+        once: try_campaign,
+        timeout: campaign_timeout,
+        cancellable: campaign_cancellable,
+    }
+
+    /// Campaigns within `wait`'s limits: the leadership once this participant is elected, or
+    /// `None` if the limits were reached first (the candidacy is withdrawn). The other campaign
+    /// methods are shorthands for this one.
+    ///
+    /// # Errors
+    /// `InvalidPath` (naming the election path) before anything is sent; `NoAuth` if the
+    /// election path's ACL forbids creating children; `DataTooLarge` for an oversized id; the
+    /// session's terminal error (`SessionExpired`, `Closed`, ...) if it ends first. Connection
+    /// losses are ridden out.
+    ///
+    /// # Cancellation safety
+    /// Dropping the future leaves no node behind (see [`Election`]).
+    pub async fn campaign_with(&self, wait: Wait) -> Result<Option<Leadership>> {
+        let Some(won) = contend::acquire(&self.spec, &wait.start()).await? else { return Ok(None) };
+        tracing::debug!(node = %won.path, epoch = won.stat.czxid, "elected");
+        let hold = Hold::new(self.spec.client.clone(), won.path, won.stat, self.policy);
+        Ok(Some(Leadership { hold, id: self.spec.data.clone() }))
+    }
+
+    /// The participants, leader first, then the others in the order they would lead.
+    ///
+    /// # Errors
+    /// As [`participants`].
+    pub async fn participants(&self) -> Result<Vec<Participant>> {
+        participants(&self.spec.client, &self.spec.dir).await
+    }
+
+    /// The current leader, if any.
+    ///
+    /// # Errors
+    /// As [`leader`].
+    pub async fn leader(&self) -> Result<Option<Leader>> {
+        leader(&self.spec.client, &self.spec.dir).await
+    }
+}
+
+/// Proof of leading an election: a [`Hold`] on the leader's own node (derefs to it, for
+/// [`lost`](Hold::lost), [`fenced`](Hold::fenced), [`is_held`](Hold::is_held), ...), made by
+/// [`Election::campaign`] and the other campaign methods. Dropping it resigns in the
+/// background; [`Leadership::resign`] resigns and reports how that went.
+#[derive(Debug)]
+pub struct Leadership {
+    hold: Hold,
+    id: Bytes,
+}
+
+impl Leadership {
+    /// The epoch of this leadership: the `czxid` of the leader's node, strictly greater than
+    /// every earlier leader's of the same path (see the [module docs](self)). The same number
+    /// as [`Hold::fencing_token`].
+    pub fn epoch(&self) -> u64 {
+        self.hold.fencing_token()
+    }
+
+    /// The participant id this leadership was won with.
+    pub fn id(&self) -> &Bytes {
+        &self.id
+    }
+
+    /// The hold underneath.
+    pub fn hold(&self) -> &Hold {
+        &self.hold
+    }
+
+    /// Steps down: deletes the leader's node, which elects the next participant in line.
+    ///
+    /// # Errors
+    /// As [`Hold::release`].
+    pub async fn resign(self) -> Result<()> {
+        self.hold.release().await
+    }
+}
+
+impl Deref for Leadership {
+    type Target = Hold;
+
+    fn deref(&self) -> &Hold {
+        &self.hold
+    }
+}
+
+/// Who leads an election.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leader {
+    /// The leader's participant id (its node's data).
+    pub id: Bytes,
+    /// Its epoch (its node's `czxid`).
+    pub epoch: u64,
+    /// Its node.
+    pub path: String,
+}
+
+/// The participants in the election on `path` — [`Election`]s and Curator `LeaderLatch`es —
+/// leader first, then the others in the order they would lead, with their ids as node data.
+/// Empty if the path does not exist. Children that are not participants are left out.
+///
+/// # Errors
+/// `InvalidPath` (naming `path`); `NoAuth` if the path may not be read; the session's terminal
+/// error if it ends first (connection losses are ridden out).
+pub async fn participants(client: &Client, path: &str) -> Result<Vec<Participant>> {
+    participants_of(client, path, &[LATCH], Rule::Ahead(1)).await
+}
+
+/// The current leader of the election on `path`, if any.
+///
+/// # Errors
+/// As [`participants`].
+pub async fn leader(client: &Client, path: &str) -> Result<Option<Leader>> {
+    path::validate_path(path)?;
+    watch::answered(client, || async move {
+        match client.get_children(path).await {
+            Ok(children) => first_present(client, path, &children).await,
+            Err(ZkError::NoNode) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
+}
+
+/// The leader of the election on `path` as it changes, for anyone (participant or not), like
+/// etcd's `Observe`: first the current leader (or `None`), then every change, in order. A change
+/// is a new leader, or no leader; the stream waits on a watch between changes, and ends after
+/// its first error (`InvalidPath` at once; the session's terminal error when it ends).
+/// Connection losses are ridden out; a leader that came and went while the client was
+/// disconnected is not seen.
+///
+/// Every participant joining or leaving wakes an observer (it watches the election's children);
+/// participants themselves watch only the node ahead of them.
+pub fn observe(client: &Client, path: &str) -> impl Stream<Item = Result<Option<Leader>>> + Send + 'static {
+    struct State {
+        client: Client,
+        path: String,
+        last: Option<Option<Leader>>,
+        ended: bool,
+    }
+    let start = State { client: client.clone(), path: path.to_string(), last: None, ended: false };
+    futures::stream::unfold(start, |mut st| async move {
+        if st.ended {
+            return None;
+        }
+        let next = match path::validate_path(&st.path) {
+            Err(e) => Err(e.into()),
+            Ok(()) => {
+                let (client, dir, last) = (&st.client, st.path.as_str(), &st.last);
+                watch::until(client, |round| async move {
+                    let now = current(&round, client, dir).await?;
+                    Ok(match now {
+                        Some(now) if last.as_ref() != Some(&now) => Step::Done(now),
+                        Some(_) => Step::Wait,
+                        None => Step::Again,
+                    })
+                })
+                .await
+            }
+        };
+        match next {
+            Ok(leader) => {
+                st.last = Some(leader.clone());
+                Some((Ok(leader), st))
+            }
+            Err(e) => {
+                st.ended = true;
+                Some((Err(e), st))
+            }
+        }
+    })
+}
+
+/// One round of [`observe`]: the leader now, with a watch on the election's children (or, if
+/// the path does not exist, on its creation); `None` if the path appeared meanwhile (look again).
+async fn current(round: &Round, client: &Client, dir: &str) -> Result<Option<Option<Leader>>> {
+    match round.watch_children(dir).await? {
+        Some(children) => Ok(Some(first_present(client, dir, &children).await?)),
+        None => match round.watch_exists(dir).await? {
+            Some(_) => Ok(None),
+            None => Ok(Some(None)),
+        },
+    }
+}
+
+/// The first participant among `children` whose node is still there, read.
+async fn first_present(client: &Client, dir: &str, children: &[String]) -> Result<Option<Leader>> {
+    let Some(anchor) = order::newest(children, &[LATCH]) else { return Ok(None) };
+    let sorted = break_ties(client, dir, order::sorted(children, &[LATCH], anchor)).await?;
+    for candidate in sorted {
+        let node = path::join(dir, &candidate.name);
+        match client.get_data(&node).await {
+            Ok((id, stat)) => return Ok(Some(Leader { id, epoch: stat.czxid as u64, path: node })),
+            // Gone meanwhile: the next one leads.
+            Err(ZkError::NoNode) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(None)
+}

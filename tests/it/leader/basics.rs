@@ -1,0 +1,172 @@
+//! Leader election (`conclave::leader`) on both backends: one leader among many, succession on
+//! resignation, session expiry and node deletion, epochs, cancelled campaigns, the one-shot
+//! queries and the observer stream.
+
+use std::time::Duration;
+
+use conclave::leader::{self, Election, Leader, Leadership, LossReason};
+use conclave::{Client, Result, ZkError};
+use futures::StreamExt;
+use tokio::task::JoinHandle;
+
+use crate::conformance;
+use crate::lock::{children, name, until_children};
+use crate::support::{pending_for, within, Env};
+
+conformance!(
+    one_leader_at_a_time_and_succession_in_order,
+    session_expiry_elects_the_next,
+    a_deleted_leader_node_is_a_lost_leadership,
+    given_up_campaigns_leave_nothing,
+    observe_reports_every_change_in_order,
+    bad_paths_are_reported,
+);
+
+/// Starts a campaign of `id` on its own task.
+fn campaign(client: &Client, path: &str, id: &str) -> JoinHandle<Result<Leadership>> {
+    let election = Election::new(client.clone(), path).with_id(id.to_string());
+    tokio::spawn(async move { election.campaign().await })
+}
+
+/// Five participants: exactly one leads; the queries name it; each resignation elects the next
+/// in line, with a greater epoch, until nobody is left.
+async fn one_leader_at_a_time_and_succession_in_order(env: Env) -> Result<()> {
+    let observer = env.client().await;
+    let mut clients = Vec::new();
+    let mut pending = Vec::new();
+    for i in 0..5 {
+        let c = env.client().await;
+        pending.push(campaign(&c, "/election", &format!("p{i}")));
+        // Queue in a known order: each candidacy is on the server before the next starts.
+        until_children(&observer, "/election", i + 1).await;
+        clients.push(c);
+    }
+    let mut last_epoch = 0;
+    for (i, client) in clients.iter().enumerate() {
+        let leadership = within(10, pending.remove(0)).await.expect("campaign task")?;
+        assert_eq!(&leadership.id()[..], format!("p{i}").as_bytes(), "elected in the order they joined");
+        assert!(leadership.epoch() > last_epoch, "epochs increase");
+        last_epoch = leadership.epoch();
+        assert!(leadership.is_held());
+        for other in &mut pending {
+            pending_for(100, other).await;
+        }
+        let leader = leader::leader(&observer, "/election").await?.expect("a leader");
+        let want = Leader {
+            id: format!("p{i}").into_bytes().into(),
+            epoch: leadership.epoch(),
+            path: leadership.path().to_string(),
+        };
+        assert_eq!(leader, want);
+        let participants = leader::participants(&observer, "/election").await?;
+        assert_eq!(participants.len(), 5 - i);
+        assert!(participants[0].holder && participants.iter().skip(1).all(|p| !p.holder));
+        assert_eq!(participants[0].path, leadership.path());
+        assert_eq!(participants[0].kind, "latch-");
+        assert!(name(leadership.path()).starts_with("_c_") && name(leadership.path()).contains("-latch-"));
+        let stat = observer.exists(leadership.path()).await?.expect("the leader's node");
+        assert_eq!(leadership.epoch(), stat.czxid as u64, "the epoch is the node's czxid");
+        assert_eq!(stat.ephemeral_owner, client.session_id());
+        leadership.resign().await?;
+    }
+    assert_eq!(leader::leader(&observer, "/election").await?, None);
+    assert_eq!(children(&observer, "/election").await, Vec::<String>::new());
+    Ok(())
+}
+
+/// The leader's session expires: its leadership is lost, and the next participant is elected.
+async fn session_expiry_elects_the_next(env: Env) -> Result<()> {
+    let a = env.client().await;
+    let b = env.client().await;
+    let la = within(10, Election::new(a.clone(), "/e").with_id("a").campaign()).await?;
+    let mut next = campaign(&b, "/e", "b");
+    pending_for(200, &mut next).await;
+    let lost = la.lost();
+    env.expire(&a).await?;
+    let reason = within(10, lost).await;
+    assert!(matches!(reason, LossReason::SessionLost | LossReason::Suspended | LossReason::NodeDeleted), "{reason:?}");
+    assert!(!la.is_held());
+    let lb = within(10, next).await.expect("campaign task")?;
+    assert!(lb.epoch() > la.epoch());
+    assert_eq!(&lb.id()[..], b"b");
+    lb.resign().await?;
+    Ok(())
+}
+
+/// An operator deletes the leader's node: the leader learns it lost (`NodeDeleted`) and the next
+/// participant is elected.
+async fn a_deleted_leader_node_is_a_lost_leadership(env: Env) -> Result<()> {
+    let a = env.client().await;
+    let b = env.client().await;
+    let operator = env.client().await;
+    let la = within(10, Election::new(a.clone(), "/e").with_id("a").campaign()).await?;
+    let next = campaign(&b, "/e", "b");
+    until_children(&operator, "/e", 2).await;
+    operator.delete(la.path(), None).await?;
+    assert_eq!(within(10, la.lost()).await, LossReason::NodeDeleted);
+    let lb = within(10, next).await.expect("campaign task")?;
+    assert_eq!(leader::leader(&operator, "/e").await?.map(|l| l.epoch), Some(lb.epoch()));
+    drop(la);
+    lb.resign().await?;
+    Ok(())
+}
+
+/// A campaign that gives up — `try_campaign` while someone leads, a timeout, a dropped future —
+/// leaves no node behind and is never elected later.
+async fn given_up_campaigns_leave_nothing(env: Env) -> Result<()> {
+    let a = env.client().await;
+    let b = env.client().await;
+    let la = within(10, Election::new(a.clone(), "/e").with_id("a").campaign()).await?;
+    let eb = Election::new(b.clone(), "/e").with_id("b");
+    assert!(within(10, eb.try_campaign()).await?.is_none());
+    assert!(within(10, eb.campaign_timeout(Duration::from_millis(200))).await?.is_none());
+    {
+        let mut dropped = Box::pin(eb.campaign());
+        pending_for(200, &mut dropped).await;
+    }
+    // The drop's delete is queued on b's session before this read.
+    assert_eq!(children(&b, "/e").await, vec![name(la.path()).to_string()]);
+    la.resign().await?;
+    assert_eq!(leader::leader(&b, "/e").await?, None, "nobody was elected behind our back");
+    let lb = within(10, eb.try_campaign()).await?.expect("a free election is won at once");
+    lb.resign().await?;
+    Ok(())
+}
+
+/// An observer (not a participant) sees the current leader first, then each change in order:
+/// nobody (the path does not exist yet), a, b after a resigns, nobody after b resigns. A
+/// participant joining behind the leader is no change.
+async fn observe_reports_every_change_in_order(env: Env) -> Result<()> {
+    let o = env.client().await;
+    let a = env.client().await;
+    let b = env.client().await;
+    let mut seen = Box::pin(leader::observe(&o, "/watched"));
+    assert_eq!(within(10, seen.next()).await.expect("an item")?, None, "nobody leads a path that does not exist");
+    let la = within(10, Election::new(a.clone(), "/watched").with_id("a").campaign()).await?;
+    let first = within(10, seen.next()).await.expect("an item")?.expect("a leader");
+    assert_eq!((&first.id[..], first.epoch), (&b"a"[..], la.epoch()));
+    let nb = campaign(&b, "/watched", "b");
+    until_children(&o, "/watched", 2).await;
+    pending_for(200, &mut seen.next()).await;
+    la.resign().await?;
+    let second = within(10, seen.next()).await.expect("an item")?.expect("a leader");
+    let lb = within(10, nb).await.expect("campaign task")?;
+    assert_eq!((&second.id[..], second.epoch), (&b"b"[..], lb.epoch()));
+    assert!(second.epoch > first.epoch);
+    lb.resign().await?;
+    assert_eq!(within(10, seen.next()).await.expect("an item")?, None);
+    Ok(())
+}
+
+/// A bad path is reported by every entry point, naming it; `observe` ends after reporting it.
+async fn bad_paths_are_reported(env: Env) -> Result<()> {
+    let c = env.client().await;
+    let bad = |r: Result<()>| matches!(r, Err(conclave::Error::Zk(ZkError::InvalidPath { .. })));
+    assert!(bad(Election::new(c.clone(), "no-slash").campaign().await.map(drop)));
+    assert!(bad(leader::leader(&c, "no-slash").await.map(drop)));
+    assert!(bad(leader::participants(&c, "no-slash").await.map(drop)));
+    let mut s = Box::pin(leader::observe(&c, "no-slash"));
+    assert!(bad(s.next().await.expect("one item").map(drop)));
+    assert!(s.next().await.is_none(), "then the stream ends");
+    Ok(())
+}

@@ -1,0 +1,3 @@
+//! The leader-election family (`conclave::leader`): behaviour on both backends (`basics`).
+
+mod basics;

@@ -1,12 +1,13 @@
-// Curator's lock recipes contending with conclave's on the same paths: InterProcessMutex against
-// conclave::lock::Mutex, InterProcessReadWriteLock against RwLock, InterProcessSemaphoreV2 against
-// Semaphore. Used by tests/it/lock_interop.rs (and its submodules), which runs the Rust side at
-// the same time and checks the result.
+// Curator's lock and election recipes contending with conclave's on the same paths:
+// InterProcessMutex against conclave::lock::Mutex, InterProcessReadWriteLock against RwLock,
+// InterProcessSemaphoreV2 against Semaphore, LeaderLatch against conclave::leader::Election.
+// Used by tests/it/lock/interop.rs (and its submodules) and tests/it/leader/interop.rs, which run
+// the Rust side at the same time and check the result.
 //
 // Usage: java -cp <curator classpath>:. CuratorLockCheck HOSTS ROOT RECIPE THREADS MILLIS MODE
 //
-// RECIPE is mutex (lock directory ROOT/lock), rwlock (ROOT/rw) or semaphore (ROOT/sem, 2
-// leases). ROOT also holds the shared state the Rust side created (ROOT/counter, data "0";
+// RECIPE is mutex (lock directory ROOT/lock), rwlock (ROOT/rw), semaphore (ROOT/sem, 2
+// leases) or latch (election path ROOT/leader; a leader runs the exclusive section). ROOT also holds the shared state the Rust side created (ROOT/counter, data "0";
 // ROOT/readers, empty; ROOT/holders, data "") and the signal nodes both sides create to take
 // turns. MODE is one of:
 //
@@ -52,6 +53,8 @@ import java.util.concurrent.atomic.AtomicReference;
 
 import org.apache.curator.framework.CuratorFramework;
 import org.apache.curator.framework.CuratorFrameworkFactory;
+import org.apache.curator.framework.recipes.leader.LeaderLatch;
+import org.apache.curator.framework.recipes.leader.Participant;
 import org.apache.curator.framework.recipes.locks.InterProcessMutex;
 import org.apache.curator.framework.recipes.locks.InterProcessReadWriteLock;
 import org.apache.curator.framework.recipes.locks.InterProcessSemaphoreV2;
@@ -225,6 +228,54 @@ public class CuratorLockCheck {
         List<String> after = participants(probe);
         check(after.size() == 1 && after.get(0).equals(waiting.get(1)), "only the Curator holder is left: " + after);
         waiter.release();
+    }
+
+    /** A latch's participants as Curator reports them: "id" or "id*" for the leader, in order. */
+    static List<String> participants(LeaderLatch latch) throws Exception {
+        List<String> out = new ArrayList<>();
+        for (Participant p : latch.getParticipants()) {
+            out.add(p.getId() + (p.isLeader() ? "*" : ""));
+        }
+        return out;
+    }
+
+    /**
+     * Latch: the Rust side leads as rust-0. Curator's view names it leader; a Curator latch
+     * (java-0) queues behind it and is not elected (ROOT/java-waiting: Curator's participants).
+     * Once Rust resigns, java-0 is elected (ROOT/java-leads); a Rust participant (rust-1) queues
+     * behind it (ROOT/rust-waiting), Curator sees it second, and java-0 resigns: Curator then
+     * names rust-1 leader.
+     */
+    static void latchLayout(CuratorFramework a, CuratorFramework b, String root) throws Exception {
+        String path = root + "/leader";
+        LeaderLatch probe = new LeaderLatch(a, path, "probe");
+        List<String> held = participants(probe);
+        System.out.println("latch-held " + String.join(",", held));
+        check(held.equals(List.of("rust-0*")), "the Rust leader alone: " + held);
+        check(probe.getLeader().getId().equals("rust-0"), "Curator names the Rust leader: " + probe.getLeader());
+
+        LeaderLatch latch = new LeaderLatch(b, path, "java-0");
+        latch.start();
+        check(!latch.await(200, TimeUnit.MILLISECONDS), "Curator must not lead while Rust leads");
+        List<String> waiting = awaitSize(() -> participants(probe), 2, "the Rust leader and the Curator participant");
+        System.out.println("latch-waiting " + String.join(",", waiting));
+        check(waiting.equals(List.of("rust-0*", "java-0")), "the Rust leader first: " + waiting);
+        signal(a, root + "/java-waiting", String.join(",", waiting));
+
+        check(latch.await(30, TimeUnit.SECONDS), "the Curator participant is elected once Rust resigned");
+        check(latch.hasLeadership(), "Curator leads");
+        signal(a, root + "/java-leads", "");
+        awaitNode(a, root + "/rust-waiting");
+        List<String> behind = participants(probe);
+        System.out.println("latch-behind " + String.join(",", behind));
+        check(behind.equals(List.of("java-0*", "rust-1")), "the Rust participant queued behind Curator: " + behind);
+        latch.close();
+        long deadline = System.currentTimeMillis() + 10000;
+        while (!probe.getLeader().getId().equals("rust-1")) {
+            check(System.currentTimeMillis() < deadline, "rust-1 must lead once Curator resigned: " + participants(probe));
+            Thread.sleep(5);
+        }
+        signal(a, root + "/java-resigned", "");
     }
 
     /** Curator's view of a read-write lock: "writers|readers", each in Curator's order. */
@@ -507,6 +558,22 @@ public class CuratorLockCheck {
                     }
                 };
             }
+            case "latch": {
+                return () -> {
+                    LeaderLatch latch = new LeaderLatch(c, root + "/leader", who);
+                    if (locked) {
+                        latch.start();
+                        check(latch.await(15, TimeUnit.SECONDS), who + " is elected within 15 s");
+                    }
+                    try {
+                        acquired(exclusive(c, root, who, false));
+                    } finally {
+                        if (locked) {
+                            latch.close();
+                        }
+                    }
+                };
+            }
             default:
                 throw new IllegalArgumentException("unknown recipe " + recipe);
         }
@@ -544,6 +611,9 @@ public class CuratorLockCheck {
                     break;
                 case "semaphore":
                     semaphoreLayout(clients[0], clients[1], root);
+                    break;
+                case "latch":
+                    latchLayout(clients[0], clients[1], root);
                     break;
                 default:
                     throw new IllegalArgumentException("unknown recipe " + recipe);

@@ -1,3 +1,4 @@
 //! The leader-election family (`conclave::leader`): behaviour on both backends (`basics`).
 
 mod basics;
+mod interop;

@@ -33,6 +33,7 @@ mod semaphore;
 
 use std::time::{Duration, Instant};
 
+use conclave::leader::{self, Election, Leadership};
 use conclave::lock::{LockGuard, Mutex, Participant, RwLock, Semaphore};
 use conclave::{Client, CreateMode, ZkError as Error};
 use tokio::task::JoinHandle;
@@ -56,13 +57,15 @@ type JavaRun = JoinHandle<(bool, String, String)>;
 
 /// Which lock both sides use (`CuratorLockCheck`'s RECIPE argument).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Recipe {
+pub(crate) enum Recipe {
     /// `Mutex` / `InterProcessMutex` on `<root>/lock`.
     Mutex,
     /// `RwLock` / `InterProcessReadWriteLock` on `<root>/rw`.
     RwLock,
     /// `Semaphore` / `InterProcessSemaphoreV2` of [`LEASES`] on `<root>/sem`.
     Semaphore,
+    /// `Election` / `LeaderLatch` on `<root>/leader`: leaders run the exclusive section.
+    Latch,
 }
 
 impl Recipe {
@@ -71,6 +74,7 @@ impl Recipe {
             Recipe::Mutex => "mutex",
             Recipe::RwLock => "rwlock",
             Recipe::Semaphore => "semaphore",
+            Recipe::Latch => "latch",
         }
     }
 }
@@ -306,30 +310,37 @@ async fn contend(env: &Env, recipe: Recipe, i: usize, locked: bool, end: Instant
     let rw = RwLock::new(client.clone(), &format!("{root}/rw"));
     let sem = Semaphore::new(client.clone(), &format!("{root}/sem"), LEASES);
     let who = format!("rust-{i}");
+    let election = Election::new(client.clone(), &format!("{root}/leader")).with_id(who.clone());
     let mut side = Side::default();
     let mut k = 0u64;
     while Instant::now() < end {
         k += 1;
         let hold = Duration::from_millis(1 + (k * 7 + i as u64 * 3) % 5);
         let write = (k + i as u64).is_multiple_of(3);
-        let guard: Option<LockGuard> = if locked {
-            Some(match recipe {
-                Recipe::Mutex => within(15, mutex.lock()).await.expect("lock"),
-                Recipe::RwLock if write => within(15, rw.write()).await.expect("write lock"),
-                Recipe::RwLock => within(15, rw.read()).await.expect("read lock"),
-                Recipe::Semaphore => within(15, sem.acquire(1)).await.expect("a lease").pop().expect("one lease"),
-            })
-        } else {
-            None
+        let guard: Option<LockGuard> = match (locked, recipe) {
+            (false, _) | (_, Recipe::Latch) => None,
+            (true, Recipe::Mutex) => Some(within(15, mutex.lock()).await.expect("lock")),
+            (true, Recipe::RwLock) if write => Some(within(15, rw.write()).await.expect("write lock")),
+            (true, Recipe::RwLock) => Some(within(15, rw.read()).await.expect("read lock")),
+            (true, Recipe::Semaphore) => {
+                Some(within(15, sem.acquire(1)).await.expect("a lease").pop().expect("one lease"))
+            }
+        };
+        let leadership: Option<Leadership> = match (locked, recipe) {
+            (true, Recipe::Latch) => Some(within(15, election.campaign()).await.expect("elected")),
+            _ => None,
         };
         match recipe {
-            Recipe::Mutex => exclusive(&client, root, &who, hold, false, &mut side).await,
+            Recipe::Mutex | Recipe::Latch => exclusive(&client, root, &who, hold, false, &mut side).await,
             Recipe::RwLock if write => exclusive(&client, root, &who, hold, true, &mut side).await,
             Recipe::RwLock => reading(&client, root, &who, hold, &mut side).await,
             Recipe::Semaphore => leased(&client, root, &who, hold, &mut side).await,
         }
         if let Some(guard) = guard {
             guard.release().await.expect("release");
+        }
+        if let Some(leadership) = leadership {
+            leadership.resign().await.expect("resign");
         }
         side.acquisitions += 1;
     }
@@ -436,6 +447,7 @@ impl Interop<'_> {
             (true, Recipe::Mutex) => self.mutex_layout(&admin).await,
             (true, Recipe::RwLock) => self.rwlock_layout(&admin).await,
             (true, Recipe::Semaphore) => self.semaphore_layout(&admin).await,
+            (true, Recipe::Latch) => self.latch_layout(&admin).await,
         };
 
         // Contention: both sides for `period` from Curator's signal.
@@ -487,18 +499,64 @@ impl Interop<'_> {
         guard.release().await.expect("release the first lock");
         java
     }
+
+    /// Latch: a Rust leader (rust-0), then Curator (launched now) sees it, queues behind it and
+    /// is elected once it resigns; a Rust participant (rust-1) queues behind Curator's leader and
+    /// is elected once it resigns.
+    async fn latch_layout(&self, admin: &Client) -> JavaRun {
+        let root = self.env.root.as_str();
+        let path = format!("{root}/leader");
+        let first =
+            within(10, Election::new(admin.clone(), &path).with_id("rust-0").campaign()).await.expect("elected");
+        let rust_node = first.path().rsplit('/').next().expect("a name").to_string();
+        assert!(is_curator_name(&rust_node, "latch-"), "the Rust node {rust_node:?} is not named as Curator's");
+        let mut java = self.launch();
+
+        let curator_view = wait_for_node(admin, &format!("{root}/java-waiting"), &mut java).await;
+        assert_eq!(curator_view, "rust-0*,java-0", "Curator's participants: the Rust leader, then its own");
+        let children = children_in_order(admin, &path).await;
+        assert!(children.iter().all(|c| is_curator_name(c, "latch-")), "{children:?} are not named as Curator's");
+        assert_eq!(children[0], rust_node, "the Rust leader has the lower sequence: {children:?}");
+        let ours: Vec<(String, bool)> = leader::participants(admin, &path)
+            .await
+            .expect("participants")
+            .into_iter()
+            .map(|p| (String::from_utf8(p.data.to_vec()).expect("utf-8"), p.holder))
+            .collect();
+        assert_eq!(ours, [("rust-0".to_string(), true), ("java-0".to_string(), false)]);
+        let epoch = first.epoch();
+        first.resign().await.expect("resign");
+
+        wait_for_node(admin, &format!("{root}/java-leads"), &mut java).await;
+        let java_leader = leader::leader(admin, &path).await.expect("leader").expect("Curator leads");
+        assert_eq!(&java_leader.id[..], b"java-0");
+        assert!(java_leader.epoch > epoch, "Curator's leader node has a greater epoch");
+        let second = Election::new(self.env.unchrooted().await, &path).with_id("rust-1");
+        let mut campaign = Box::pin(second.campaign());
+        crate::support::pending_for(200, &mut campaign).await;
+        signal(admin, &format!("{root}/rust-waiting"), "").await;
+        let leadership = within(30, campaign).await.expect("rust-1 is elected once Curator resigned");
+        assert!(leadership.epoch() > java_leader.epoch);
+        wait_for_node(admin, &format!("{root}/java-resigned"), &mut java).await;
+        leadership.resign().await.expect("resign");
+        java
+    }
 }
 
-async fn exclusion(env: Env) {
+/// Both sides contend on `recipe` (an exclusive one: the mutex, or the latch whose leaders run
+/// the exclusive section): no violation, every acquisition counted once, and the hold passes
+/// between Curator and Rust repeatedly.
+pub(crate) async fn exclusion(env: Env, recipe: Recipe) {
     let Some(program) = CuratorProgram::compile("CuratorLockCheck").await else { return };
     let started = Instant::now();
     let backend = if env.is_embedded() { "embedded server" } else { "real ZooKeeper" };
-    let interop = Interop { env: &env, program: &program, recipe: Recipe::Mutex, locked: true, period: CONTEND };
+    let interop = Interop { env: &env, program: &program, recipe, locked: true, period: CONTEND };
     let outcome = interop.both_sides().await;
     let Outcome { java, rust, counter, .. } = &outcome;
     let context = outcome.context();
     eprintln!(
-        "lock interop on the {backend}: Curator {} acquisitions, Rust {} acquisitions, counter {counter}, {:.1} s",
+        "lock interop ({}) on the {backend}: Curator {} acquisitions, Rust {} acquisitions, counter {counter}, {:.1} s",
+        recipe.arg(),
         java.acquisitions,
         rust.acquisitions,
         started.elapsed().as_secs_f64()
@@ -516,7 +574,7 @@ async fn exclusion(env: Env) {
 
 /// Runs `recipe` on both sides without taking the lock: the checks must see violations, so
 /// that they cannot pass by accident when the lock is taken.
-async fn without_the_lock(env: Env, recipe: Recipe) {
+pub(crate) async fn without_the_lock(env: Env, recipe: Recipe) {
     let Some(program) = CuratorProgram::compile("CuratorLockCheck").await else { return };
     let interop = Interop { env: &env, program: &program, recipe, locked: false, period: UNLOCKED };
     let outcome = interop.both_sides().await;
@@ -530,14 +588,14 @@ async fn without_the_lock(env: Env, recipe: Recipe) {
 #[tokio::test]
 async fn real_zookeeper() {
     if let Some(env) = Env::real("lock-interop", false).await {
-        exclusion(env).await;
+        exclusion(env, Recipe::Mutex).await;
     }
 }
 
 /// The same on the embedded server (over TCP, as Curator connects).
 #[tokio::test]
 async fn embedded() {
-    exclusion(Env::embedded("lock-interop").await).await;
+    exclusion(Env::embedded("lock-interop").await, Recipe::Mutex).await;
 }
 
 /// The negative control: without the lock, the same check sees overlapping holders (on a real

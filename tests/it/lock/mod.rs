@@ -5,7 +5,7 @@
 
 mod basics;
 mod faults;
-mod interop;
+pub(crate) mod interop;
 mod semaphore;
 mod stress;
 

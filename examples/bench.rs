@@ -24,6 +24,10 @@
 //!   next holder's acquire returning), violations of mutual exclusion seen by a shared holder
 //!   counter, errors (an acquire that failed or gave up after 15 s, a release that failed) and
 //!   min_client_share (the smallest per-client count ÷ the mean).
+//! - `leader_failover`: 5 participants, each on its own session, in one [`Election`]; the leader
+//!   closes its session (`Client::close`); the time from just before the close call until the
+//!   next participant's campaign returns; 20 rounds, the closed participant replaced by a fresh
+//!   one after each; p50 and max, and `close_call` (how long the close call itself took).
 //! - `lock_many` (ours only): 1000 distinct lock paths acquired at once on one session (all
 //!   1000 acquires in flight together), timed until all are held, then all released together;
 //!   acquisitions/s, the median of 5 repetitions after one warm-up on the same paths.
@@ -35,6 +39,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use conclave::leader::{Election, Leadership};
 use conclave::lock::Mutex;
 use conclave::{Client, CreateMode, Result, ZkError};
 use futures::stream::{self, StreamExt};
@@ -43,7 +48,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use stats::percentile;
 
 /// Every benchmark, in the order they run by default.
-const ALL: [&str; 5] = ["raw_sync", "raw_async", "lock_uncontended", "lock_contended", "lock_many"];
+const ALL: [&str; 6] = ["raw_sync", "raw_async", "lock_uncontended", "lock_contended", "lock_many", "leader_failover"];
 
 /// Every benchmark stops after this long, whatever its count.
 const LIMIT: Duration = Duration::from_secs(60);
@@ -543,6 +548,68 @@ async fn lock_many(target: &Target, root: &str, n: usize, reps: usize) -> Result
     Ok(())
 }
 
+/// A participant elected: who, when its campaign returned, its leadership and its client.
+type Elected = (usize, Instant, Leadership, Client);
+
+/// Starts participant `i` of the election on `path`: its own session, campaigning until elected.
+async fn participant(
+    target: &Target,
+    path: &str,
+    i: usize,
+    elected: &tokio::sync::mpsc::UnboundedSender<Elected>,
+) -> Result<Client> {
+    let client = target.connect().await?;
+    let election = Election::new(client.clone(), path).with_id(format!("p{i}"));
+    let (elected, c) = (elected.clone(), client.clone());
+    tokio::spawn(async move {
+        if let Ok(leadership) = election.campaign().await {
+            let _ = elected.send((i, Instant::now(), leadership, c));
+        }
+    });
+    Ok(client)
+}
+
+/// The next participant elected (30 s at most).
+async fn next_elected(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Elected>) -> Result<Elected> {
+    match tokio::time::timeout(Duration::from_secs(30), rx.recv()).await {
+        Ok(Some(elected)) => Ok(elected),
+        _ => Err(ZkError::Io("no participant was elected within 30 s".into()).into()),
+    }
+}
+
+async fn leader_failover(target: &Target, root: &str, n: usize, rounds: usize) -> Result<()> {
+    let path = format!("{root}/leader_failover");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Elected>();
+    let mut clients = Vec::new();
+    for i in 0..n {
+        clients.push(participant(target, &path, i, &tx).await?);
+    }
+    let mut leader = next_elected(&mut rx).await?;
+    let (mut failover, mut close_call) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let (_, _, leadership, client) = leader;
+        let t = Instant::now();
+        client.close().await;
+        close_call.push(t.elapsed());
+        leader = next_elected(&mut rx).await?;
+        failover.push(leader.1.duration_since(t));
+        // The session is closed: the leadership's drop finds nothing left to delete.
+        drop(leadership);
+        clients.push(participant(target, &path, n + round, &tx).await?);
+    }
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    emit("leader_failover_p50", ms(percentile(&mut failover, 50.0)), "ms");
+    emit("leader_failover_max", ms(percentile(&mut failover, 100.0)), "ms");
+    emit("leader_failover_close_call_p50", ms(percentile(&mut close_call, 50.0)), "ms");
+    emit("leader_failover_rounds", rounds as f64, "count");
+    let (_, _, leadership, _) = leader;
+    drop(leadership);
+    for c in clients {
+        c.close().await;
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = match parse_args() {
@@ -581,6 +648,7 @@ async fn main() -> Result<()> {
             "lock_uncontended" => tokio::spawn(async move { lock_uncontended(&target, &root, 2000, 300, 500).await }),
             "lock_contended" => tokio::spawn(async move { lock_contended(&target, &root, 8, 10.0).await }),
             "lock_many" => tokio::spawn(async move { lock_many(&target, &root, 1000, 5).await }),
+            "leader_failover" => tokio::spawn(async move { leader_failover(&target, &root, 5, 20).await }),
             other => {
                 println!("# unknown bench {other}");
                 continue;

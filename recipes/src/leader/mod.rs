@@ -37,22 +37,40 @@
 //!   a leader keeps leading through short disconnections, and may overlap with its successor
 //!   by up to the time it takes to learn that its session expired.
 
+use std::future::Future;
 use std::ops::Deref;
+use std::pin::pin;
 
 use bytes::Bytes;
-use conclave_core::{path, Client, Data, Error as ZkError};
+use conclave_core::{path, CancellationToken, Client, Data, Error as ZkError};
 use futures::Stream;
 
 use crate::error::Result;
 use crate::hold::{Hold, LossPolicy};
 use crate::internal::contend::{self, break_ties, Rule, Spec};
-use crate::internal::order::{self, LATCH};
+use crate::internal::order::{self, Kind, LATCH, LOCK};
 use crate::internal::participants::participants_of;
 use crate::internal::watch::{self, Round, Step};
 use crate::wait::{wait_forms, Wait};
 
 pub use crate::hold::LossReason;
 pub use crate::internal::participants::Participant;
+
+/// The node markers of both layouts: readers ([`leader`], [`participants`], [`observe`]) count
+/// either kind of participant.
+const BOTH: &[Kind] = &[LATCH, LOCK];
+
+/// How participants' nodes are named: as by Curator's `LeaderLatch` (the default) or by its
+/// `LeaderSelector`. Participants of one path must all use the same layout to share one
+/// election with Curator; this crate's readers understand both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Layout {
+    /// `<path>/_c_<uuid>-latch-<seq>`, as `LeaderLatch`.
+    #[default]
+    Latch,
+    /// `<path>/_c_<uuid>-lock-<seq>`, as `LeaderSelector` (an `InterProcessMutex` on the path).
+    Selector,
+}
 
 /// A participant in the leader election of one path, interoperable with Apache Curator's
 /// `LeaderLatch` on the same path.
@@ -89,6 +107,25 @@ impl Election {
     pub fn new(client: Client, path: &str) -> Election {
         let spec = Spec::new(client, path, LATCH, &[LATCH], Rule::Ahead(1));
         Election { spec, policy: LossPolicy::default() }
+    }
+
+    /// The node layout (default [`Layout::Latch`]): [`Layout::Selector`] to share an election
+    /// with Curator `LeaderSelector`s.
+    pub fn layout(mut self, layout: Layout) -> Election {
+        let kind = match layout {
+            Layout::Latch => LATCH,
+            Layout::Selector => LOCK,
+        };
+        let data = std::mem::take(&mut self.spec.data);
+        self.spec = Spec::new(
+            self.spec.client.clone(),
+            &self.spec.dir,
+            kind,
+            if kind == LATCH { &[LATCH] } else { &[LOCK] },
+            Rule::Ahead(1),
+        );
+        self.spec.data = data;
+        self
     }
 
     /// The participant id, stored as the data of this participant's node (as Curator's
@@ -141,6 +178,47 @@ impl Election {
         tracing::debug!(node = %won.path, epoch = won.stat.czxid, "elected");
         let hold = Hold::new(self.spec.client.clone(), won.path, won.stat, self.policy);
         Ok(Some(Leadership { hold, id: self.spec.data.clone() }))
+    }
+
+    /// Leads whenever elected, until `stop` is cancelled: the form of Curator's `LeaderSelector`
+    /// (with auto-requeue). Each time this participant is elected, `work` is called with the
+    /// [`Leadership`] and a token, and its future runs:
+    /// - the token is cancelled the moment the leadership may be lost ([`Hold::lost`], by the
+    ///   loss policy), or when `stop` is cancelled; `work` should then wind down. Its future is
+    ///   awaited to the end either way. The leadership is `work`'s: it resigns when `work` drops
+    ///   it, at the latest when its future ends, and only then is the next leader elected;
+    /// - the token is cancelled too once `work`'s future has returned, so tasks spawned under
+    ///   the leadership with a child of the token (or awaiting it) end with it;
+    /// - then the participant campaigns again, unless `stop` was cancelled.
+    ///
+    /// Returns `Ok(())` once `stop` is cancelled (a campaign in progress is withdrawn).
+    ///
+    /// # Errors
+    /// As [`Election::campaign_with`]: a session that ends (it expired, or was closed) ends the
+    /// loop with its error; campaigning again needs a new [`Client`].
+    pub async fn run<F, Fut>(&self, stop: &CancellationToken, mut work: F) -> Result<()>
+    where
+        F: FnMut(Leadership, CancellationToken) -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        while !stop.is_cancelled() {
+            // A free election is won even with a cancelled token: hence the check above.
+            let Some(leadership) = self.campaign_cancellable(stop).await? else { break };
+            let lost = leadership.lost();
+            let token = stop.child_token();
+            let mut term = pin!(work(leadership, token.clone()));
+            tokio::select! {
+                () = &mut term => {}
+                reason = lost => {
+                    tracing::debug!(%reason, path = %self.spec.dir, "leadership may be lost; stopping the work");
+                    token.cancel();
+                    term.await;
+                }
+                () = token.cancelled() => term.await,
+            }
+            token.cancel();
+        }
+        Ok(())
     }
 
     /// The participants, leader first, then the others in the order they would lead.
@@ -216,7 +294,8 @@ pub struct Leader {
     pub path: String,
 }
 
-/// The participants in the election on `path` — [`Election`]s and Curator `LeaderLatch`es —
+/// The participants in the election on `path` — [`Election`]s and Curator `LeaderLatch`es or
+/// `LeaderSelector`s —
 /// leader first, then the others in the order they would lead, with their ids as node data.
 /// Empty if the path does not exist. Children that are not participants are left out.
 ///
@@ -224,7 +303,7 @@ pub struct Leader {
 /// `InvalidPath` (naming `path`); `NoAuth` if the path may not be read; the session's terminal
 /// error if it ends first (connection losses are ridden out).
 pub async fn participants(client: &Client, path: &str) -> Result<Vec<Participant>> {
-    participants_of(client, path, &[LATCH], Rule::Ahead(1)).await
+    participants_of(client, path, BOTH, Rule::Ahead(1)).await
 }
 
 /// The current leader of the election on `path`, if any.
@@ -306,8 +385,8 @@ async fn current(round: &Round, client: &Client, dir: &str) -> Result<Option<Opt
 
 /// The first participant among `children` whose node is still there, read.
 async fn first_present(client: &Client, dir: &str, children: &[String]) -> Result<Option<Leader>> {
-    let Some(anchor) = order::newest(children, &[LATCH]) else { return Ok(None) };
-    let sorted = break_ties(client, dir, order::sorted(children, &[LATCH], anchor)).await?;
+    let Some(anchor) = order::newest(children, BOTH) else { return Ok(None) };
+    let sorted = break_ties(client, dir, order::sorted(children, BOTH, anchor)).await?;
     for candidate in sorted {
         let node = path::join(dir, &candidate.name);
         match client.get_data(&node).await {

@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
-use conclave::leader::{self, Election, Leader, Leadership, LossReason};
-use conclave::{Client, Result, ZkError};
+use conclave::leader::{self, Election, Layout, Leader, Leadership, LossReason};
+use conclave::{CancellationToken, Client, Result, ZkError};
 use futures::StreamExt;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::conformance;
@@ -20,6 +21,8 @@ conformance!(
     given_up_campaigns_leave_nothing,
     observe_reports_every_change_in_order,
     bad_paths_are_reported,
+    run_leads_again_after_a_loss_and_stops_when_told,
+    run_with_the_selector_layout_waits_its_turn,
 );
 
 /// Starts a campaign of `id` on its own task.
@@ -168,5 +171,73 @@ async fn bad_paths_are_reported(env: Env) -> Result<()> {
     let mut s = Box::pin(leader::observe(&c, "no-slash"));
     assert!(bad(s.next().await.expect("one item").map(drop)));
     assert!(s.next().await.is_none(), "then the stream ends");
+    Ok(())
+}
+
+/// `run` calls the work once elected; when the leader's node is deleted the work's token is
+/// cancelled, the work ends, and the participant is elected again (a greater epoch); cancelling
+/// `stop` ends the work and the loop, leaving no node.
+async fn run_leads_again_after_a_loss_and_stops_when_told(env: Env) -> Result<()> {
+    let c = env.client().await;
+    let operator = env.client().await;
+    let stop = CancellationToken::new();
+    let (terms, mut started) = mpsc::unbounded_channel::<(u64, String)>();
+    let (ended_tx, mut ended) = mpsc::unbounded_channel::<u64>();
+    let election = Election::new(c.clone(), "/run").with_id("runner");
+    let runner = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            election
+                .run(&stop, |leadership, token| {
+                    let (terms, ended) = (terms.clone(), ended_tx.clone());
+                    async move {
+                        let epoch = leadership.epoch();
+                        terms.send((epoch, leadership.path().to_string())).expect("report the term");
+                        token.cancelled().await;
+                        ended.send(epoch).expect("report the end");
+                        drop(leadership);
+                    }
+                })
+                .await
+        })
+    };
+    let (first, node) = within(10, started.recv()).await.expect("a first term");
+    pending_for(200, &mut Box::pin(ended.recv())).await;
+    operator.delete(&node, None).await?;
+    assert_eq!(within(10, ended.recv()).await, Some(first), "the token is cancelled on the loss");
+    let (second, _) = within(10, started.recv()).await.expect("elected again");
+    assert!(second > first);
+    stop.cancel();
+    assert_eq!(within(10, ended.recv()).await, Some(second), "the token is cancelled on stop");
+    within(10, runner).await.expect("the run task")?;
+    within(10, until_children(&operator, "/run", 0)).await;
+    Ok(())
+}
+
+/// With Curator's `LeaderSelector` layout (`-lock-` nodes), `run` waits while another
+/// participant leads, gives up its candidacy when stopped, and the readers understand the
+/// layout.
+async fn run_with_the_selector_layout_waits_its_turn(env: Env) -> Result<()> {
+    let a = env.client().await;
+    let b = env.client().await;
+    let la = within(10, Election::new(a.clone(), "/sel").layout(Layout::Selector).with_id("a").campaign()).await?;
+    assert!(name(la.path()).contains("-lock-"), "{}", la.path());
+    assert_eq!(leader::leader(&b, "/sel").await?.map(|l| l.id), Some(b"a".to_vec().into()));
+    let stop = CancellationToken::new();
+    let election = Election::new(b.clone(), "/sel").layout(Layout::Selector).with_id("b");
+    let mut run = Box::pin({
+        let stop = stop.clone();
+        async move { election.run(&stop, |_, _| async { panic!("b must not be elected while a leads") }).await }
+    });
+    pending_for(300, &mut run).await;
+    let participants = leader::participants(&b, "/sel").await?;
+    assert_eq!(
+        participants.iter().map(|p| (p.kind, p.holder)).collect::<Vec<_>>(),
+        [("lock-", true), ("lock-", false)]
+    );
+    stop.cancel();
+    within(10, run).await?;
+    assert_eq!(children(&b, "/sel").await, vec![name(la.path()).to_string()], "the candidacy was withdrawn");
+    la.resign().await?;
     Ok(())
 }

@@ -13,7 +13,7 @@
 //! | read-write lock | [`lock::RwLock`] | `<path>/_c_<uuid>-__READ__<seq>`, `…-__WRIT__<seq>` | `InterProcessReadWriteLock` |
 //! | semaphore | [`lock::Semaphore`] | `<path>/locks/…-lock-<seq>`, `<path>/leases/_c_<uuid>-lease-<seq>` | `InterProcessSemaphoreV2` |
 //! | several locks at once | [`lock::MultiLock`] | the mutexes' | `InterProcessMultiLock` |
-//! | leader election | [`leader::Election`] | `<path>/_c_<uuid>-latch-<seq>`, data = participant id | `LeaderLatch` |
+//! | leader election | [`leader::Election`] | `<path>/_c_<uuid>-latch-<seq>` (or `-lock-`), data = participant id | `LeaderLatch` (`LeaderSelector`) |
 //!
 //! ## Layout
 //!

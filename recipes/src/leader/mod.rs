@@ -43,6 +43,8 @@ use std::pin::pin;
 
 use bytes::Bytes;
 use conclave_core::{path, CancellationToken, Client, Data, Error as ZkError};
+use futures::future::{BoxFuture, FutureExt};
+use futures::stream::{BoxStream, StreamExt};
 use futures::Stream;
 
 use crate::error::Result;
@@ -221,6 +223,66 @@ impl Election {
         Ok(())
     }
 
+    /// Takes part in the election for as long as the stream is polled, and reports what
+    /// happens ([`ElectionEvent`]): who leads as it changes (as [`observe`] does), this
+    /// participant's election, and the loss of its leadership, after which it campaigns again
+    /// by itself (Curator's auto-requeue). The stream holds the leadership while it leads;
+    /// dropping the stream withdraws the candidacy or resigns (in the background).
+    ///
+    /// The stream ends after its first error: `InvalidPath` at once, a refused create, or the
+    /// session's end (an expired session cannot campaign again: that needs a new [`Client`]).
+    pub fn events(&self) -> impl Stream<Item = Result<ElectionEvent>> + Send + 'static {
+        struct Participating {
+            election: Election,
+            observe: BoxStream<'static, Result<Option<Leader>>>,
+            term: Term,
+            ended: bool,
+        }
+        let start = Participating {
+            election: self.clone(),
+            observe: observe(&self.spec.client, &self.spec.dir).boxed(),
+            term: Term::campaign(self),
+            ended: false,
+        };
+        futures::stream::unfold(start, |mut st| async move {
+            if st.ended {
+                return None;
+            }
+            let next = {
+                let (term, observe) = (&mut st.term, &mut st.observe);
+                tokio::select! {
+                    next = term.next() => next,
+                    leader = observe.next() => match leader {
+                        Some(Ok(leader)) => TermNext::Leader(leader),
+                        Some(Err(e)) => TermNext::Failed(e),
+                        None => TermNext::Failed(ZkError::Closed.into()),
+                    },
+                }
+            };
+            let event = match next {
+                TermNext::Leader(leader) => Ok(ElectionEvent::Leader(leader)),
+                TermNext::Elected(leadership) => {
+                    let event =
+                        ElectionEvent::Elected { epoch: leadership.epoch(), node: leadership.path().to_string() };
+                    let lost = leadership.lost().boxed();
+                    st.term = Term::Leading { _leadership: leadership, lost };
+                    Ok(event)
+                }
+                TermNext::Lost(reason) => {
+                    // Dropping the leadership deletes its node (in the background) if it is
+                    // still there; the new candidacy queues behind it until then.
+                    st.term = Term::campaign(&st.election);
+                    Ok(ElectionEvent::Lost { reason })
+                }
+                TermNext::Failed(e) => {
+                    st.ended = true;
+                    Err(e)
+                }
+            };
+            Some((event, st))
+        })
+    }
+
     /// The participants, leader first, then the others in the order they would lead.
     ///
     /// # Errors
@@ -283,7 +345,61 @@ impl Deref for Leadership {
     }
 }
 
-/// Who leads an election.
+/// What [`Election::events`] reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ElectionEvent {
+    /// Who leads now (`None`: nobody), first as it is, then at each change.
+    Leader(Option<Leader>),
+    /// This participant was elected.
+    Elected {
+        /// The leadership's epoch ([`Leadership::epoch`]).
+        epoch: u64,
+        /// The leader's node (for fenced writes: a `check` of it in a transaction).
+        node: String,
+    },
+    /// This participant's leadership may be lost (by the election's loss policy); it campaigns
+    /// again.
+    Lost {
+        /// Why.
+        reason: LossReason,
+    },
+}
+
+/// Where a participant of [`Election::events`] stands.
+enum Term {
+    /// Campaigning.
+    Campaigning(BoxFuture<'static, Result<Leadership>>),
+    /// Leading, until `lost` resolves.
+    Leading { _leadership: Leadership, lost: BoxFuture<'static, LossReason> },
+}
+
+/// What changed for a participant of [`Election::events`].
+enum TermNext {
+    Leader(Option<Leader>),
+    Elected(Leadership),
+    Lost(LossReason),
+    Failed(crate::Error),
+}
+
+impl Term {
+    fn campaign(election: &Election) -> Term {
+        let election = election.clone();
+        Term::Campaigning(async move { election.campaign().await }.boxed())
+    }
+
+    /// Waits for the campaign's end, or the leadership's loss.
+    async fn next(&mut self) -> TermNext {
+        match self {
+            Term::Campaigning(campaign) => match campaign.await {
+                Ok(leadership) => TermNext::Elected(leadership),
+                Err(e) => TermNext::Failed(e),
+            },
+            Term::Leading { lost, .. } => TermNext::Lost(lost.await),
+        }
+    }
+}
+
+/// Who leads an election./// Who leads an election.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Leader {
     /// The leader's participant id (its node's data).

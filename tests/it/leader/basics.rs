@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use conclave::leader::{self, Election, Layout, Leader, Leadership, LossReason};
+use conclave::leader::{self, Election, ElectionEvent, Layout, Leader, Leadership, LossReason};
 use conclave::{CancellationToken, Client, Result, ZkError};
 use futures::StreamExt;
 use tokio::sync::mpsc;
@@ -23,6 +23,7 @@ conformance!(
     bad_paths_are_reported,
     run_leads_again_after_a_loss_and_stops_when_told,
     run_with_the_selector_layout_waits_its_turn,
+    events_report_election_loss_and_requeue,
 );
 
 /// Starts a campaign of `id` on its own task.
@@ -239,5 +240,51 @@ async fn run_with_the_selector_layout_waits_its_turn(env: Env) -> Result<()> {
     within(10, run).await?;
     assert_eq!(children(&b, "/sel").await, vec![name(la.path()).to_string()], "the candidacy was withdrawn");
     la.resign().await?;
+    Ok(())
+}
+
+/// The events of a participant that stays in the election: who leads, its own election (with
+/// its node), the loss when an operator deletes its node, and its election again (a greater
+/// epoch) without being asked; dropping the stream resigns.
+async fn events_report_election_loss_and_requeue(env: Env) -> Result<()> {
+    let c = env.client().await;
+    let operator = env.client().await;
+    let mut events = Box::pin(Election::new(c.clone(), "/ev").with_id("me").events());
+    async fn next(events: &mut (impl futures::Stream<Item = Result<ElectionEvent>> + Unpin)) -> ElectionEvent {
+        within(10, events.next()).await.expect("an event").expect("no error")
+    }
+    // Our election, and who leads: us (perhaps after nobody), in either order.
+    let (mut elected, mut reported) = (None, None);
+    while elected.is_none() || reported.is_none() {
+        match next(&mut events).await {
+            ElectionEvent::Elected { epoch, node } => elected = Some((epoch, node)),
+            ElectionEvent::Leader(Some(l)) => reported = Some(l),
+            ElectionEvent::Leader(None) => assert!(reported.is_none(), "nobody leads after we were reported"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let ((first, node), reported) = (elected.expect("elected"), reported.expect("reported"));
+    assert_eq!((&reported.id[..], reported.epoch, reported.path.as_str()), (&b"me"[..], first, node.as_str()));
+    let stat = operator.exists(&node).await?.expect("our node");
+    assert_eq!((stat.czxid as u64, stat.ephemeral_owner), (first, c.session_id()));
+    operator.delete(&node, None).await?;
+    let mut lost = false;
+    let second = loop {
+        match next(&mut events).await {
+            ElectionEvent::Lost { reason } => {
+                assert_eq!(reason, LossReason::NodeDeleted);
+                lost = true;
+            }
+            ElectionEvent::Elected { epoch, .. } => break epoch,
+            ElectionEvent::Leader(Some(l)) => assert!(l.epoch >= first, "{l:?}"),
+            ElectionEvent::Leader(None) => {}
+        }
+    };
+    assert!(lost && second > first, "lost, then elected again with a greater epoch");
+    // Our new term shows as the leader (if not already reported before the election).
+    let leader = leader::leader(&operator, "/ev").await?.expect("a leader");
+    assert_eq!((&leader.id[..], leader.epoch), (&b"me"[..], second));
+    drop(events);
+    within(10, until_children(&operator, "/ev", 0)).await;
     Ok(())
 }

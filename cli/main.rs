@@ -70,6 +70,7 @@
 
 mod connect;
 mod exit;
+mod leader;
 mod lock;
 mod ops;
 mod output;

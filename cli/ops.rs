@@ -19,6 +19,7 @@ use conclave_core::{Client, CreateMode, CreateOptions, Error};
 
 use crate::connect::ConnectOpts;
 use crate::exit::CliError;
+use crate::leader::{self, LeaderArgs};
 use crate::lock::{self, LockArgs};
 use crate::output::{Output, Reply};
 use crate::watch::{self, WatchArgs};
@@ -130,6 +131,16 @@ pub enum ClientCommand {
         /// The lock path.
         path: String,
     },
+    /// Print who leads an election: `ID EPOCH NODE`, or `-` when nobody does (--watch).
+    ///
+    /// Works for conclave's elections and Curator's LeaderLatch and LeaderSelector on PATH. ID is
+    /// the leader's participant id (its node's data, control characters escaped), EPOCH its
+    /// epoch (its node's czxid, greater for every new leader), NODE its node's name. Prints
+    /// nothing (exit 0) if nobody leads, and fails with exit 3 if PATH does not exist. With
+    /// --watch, prints the leader at once and again at every change (`-` when nobody leads)
+    /// until Ctrl-C or SIGTERM (exit 0). With --json, one {"path", "leader"} document per line,
+    /// leader being {"id", "epoch", "node", "path"} or null.
+    Leader(LeaderArgs),
 }
 
 /// Arguments of `create`.
@@ -201,6 +212,7 @@ pub async fn run(cmd: ClientCommand, opts: &ConnectOpts, out: &mut Output) -> Re
         }
         ClientCommand::Watch(args) => return watch::run(&args, opts, out).await,
         ClientCommand::Lock(args) => return lock::run(args, opts).await,
+        ClientCommand::Leader(args) => return leader::run(&args, opts, out).await,
         ClientCommand::Locks { path } => OneShot::Locks(checked("locks", path)?),
     };
     let client = opts.connect().await?;

@@ -146,6 +146,11 @@ impl Output {
         }
     }
 
+    /// Whether documents are JSON (`--json`).
+    pub fn is_json(&self) -> bool {
+        self.json
+    }
+
     /// Prints one line of text (plain mode) or one JSON document (JSON mode).
     pub fn line(&mut self, plain: &str, doc: &Value) -> Result<(), CliError> {
         if self.json {
@@ -193,15 +198,20 @@ fn node_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-/// One `locks` line: `role sequence node session token data`.
-fn participant_line(p: &Participant) -> String {
-    let data: String = String::from_utf8_lossy(&p.data)
+/// Node data as text on one line: lossy UTF-8, control characters escaped.
+pub fn escaped(data: &[u8]) -> String {
+    String::from_utf8_lossy(data)
         .chars()
         .flat_map(|c| {
             let escaped: Vec<char> = if c.is_control() { c.escape_default().collect() } else { vec![c] };
             escaped
         })
-        .collect();
+        .collect()
+}
+
+/// One `locks` line: `role sequence node session token data`.
+fn participant_line(p: &Participant) -> String {
+    let data = escaped(&p.data);
     let mut line = format!(
         "{} {} {} {:#x} {}",
         role(p),

@@ -1094,3 +1094,36 @@ async fn serve_takes_its_limits_from_flags() {
     assert!(status.success(), "{status:?}\n{log}");
     assert!(log.contains("connection refused") && log.contains("2 connections from this address"), "{log}");
 }
+
+both!(leader_prints_the_leader_and_follows_it);
+/// `leader` prints `ID EPOCH NODE` of the current leader (or nothing; NONODE for a path that
+/// does not exist), `--json` the same as a document; `--watch` prints it at once and at every
+/// change, `-` when nobody leads, until SIGTERM (exit 0).
+async fn leader_prints_the_leader_and_follows_it(zk: &Zk) {
+    zk.cli(&["leader", "/never"]).await.fails(code::NO_NODE, "leader /never: node does not exist (NONODE)");
+    zk.client.create("/vote", "", CreateMode::Persistent).await.expect("create /vote");
+    assert_eq!(zk.cli(&["leader", "/vote"]).await.ok(), "", "nobody leads");
+    assert_eq!(
+        zk.cli(&["--json", "leader", "/vote"]).await.json(),
+        serde_json::json!({"path": "/vote", "leader": null})
+    );
+
+    let mut watch = zk.spawn(&["leader", "--watch", "/vote"]);
+    let lines = watch.lines();
+    assert_eq!(next_line(&lines).await, "-");
+    let election = conclave::leader::Election::new(zk.client.clone(), "/vote").with_id("node-a");
+    let first = tokio::time::timeout(PATIENCE, election.campaign()).await.expect("in time").expect("elected");
+    let node = first.path().rsplit('/').next().expect("a name").to_string();
+    let line = format!("node-a {} {node}", first.epoch());
+    assert_eq!(next_line(&lines).await, line);
+    assert_eq!(zk.cli(&["leader", "/vote"]).await.ok(), format!("{line}\n"));
+    let doc = zk.cli(&["--json", "leader", "/vote"]).await.json();
+    assert_eq!(doc["leader"]["id"], "node-a");
+    assert_eq!(doc["leader"]["epoch"], first.epoch().to_string());
+    assert_eq!(doc["leader"]["node"], node.as_str());
+    first.resign().await.expect("resign");
+    assert_eq!(next_line(&lines).await, "-");
+    watch.terminate();
+    let (status, _, err) = finished(watch).await;
+    assert!(status.success(), "{status:?} {err}");
+}

@@ -27,10 +27,11 @@ Exit status:
   9  invalid path or argument, data too large, or rejected by the server (BADARGUMENTS)
  10  lock: the lock was not acquired within --timeout
  11  lock: the lock was lost while the command ran (the command was stopped)
-126  lock: the command could not be started
-127  lock: the command was not found
-`lock` otherwise exits with its command's status, 128+N if the command died of signal N (also
-when conclave is stopped by signal N while waiting for the lock).
+ 12  elect: the leadership was lost while the command ran (the command was stopped)
+126  lock, elect: the command could not be started
+127  lock, elect: the command was not found
+`lock` and `elect` otherwise exit with their command's status, 128+N if the command died of
+signal N (also when conclave is stopped by signal N while waiting for the lock or leadership).
 
 With --json, a failure also prints one JSON object on stdout (after anything the command
 printed), besides the line on stderr:
@@ -70,6 +71,8 @@ pub enum ExitClass {
     LockTimeout,
     /// 11: the lock was lost while its command ran.
     LockLost,
+    /// 12: the leadership was lost while `elect`'s command ran.
+    LeadershipLost,
     /// 126: the command of `lock` could not be started.
     CannotRun,
     /// 127: the command of `lock` was not found.
@@ -96,6 +99,7 @@ impl ExitClass {
             ExitClass::Invalid => 9,
             ExitClass::LockTimeout => 10,
             ExitClass::LockLost => 11,
+            ExitClass::LeadershipLost => 12,
             ExitClass::CannotRun => 126,
             ExitClass::CommandNotFound => 127,
             ExitClass::Signal(n) => 128u8.saturating_add(n),
@@ -319,6 +323,7 @@ mod tests {
             ExitClass::Invalid,
             ExitClass::LockTimeout,
             ExitClass::LockLost,
+            ExitClass::LeadershipLost,
             ExitClass::CannotRun,
             ExitClass::CommandNotFound,
         ] {

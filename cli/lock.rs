@@ -44,7 +44,8 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 use clap::Args;
-use conclave::lock::{participants, LockGuard, LossReason, Mutex};
+use conclave::hold::Hold;
+use conclave::lock::{participants, LossReason, Mutex};
 use conclave_core::path::validate_path;
 use conclave_core::Client;
 use tokio::process::{Child, Command};
@@ -100,7 +101,7 @@ pub async fn run(args: LockArgs, opts: &ConnectOpts) -> Result<(), CliError> {
     let mut signals = Shutdown::install_relay()?;
     let client = tokio::select! {
         client = opts.connect() => client?,
-        signal = signals.received() => return Err(interrupted(&context, signal)),
+        signal = signals.received() => return Err(interrupted(&context, "the lock", signal)),
     };
     let result = hold(&client, &args, &context, &mut signals).await;
     // Ends the session: whatever lock node is left goes with it.
@@ -121,13 +122,53 @@ async fn hold(client: &Client, args: &LockArgs, context: &str, signals: &mut Shu
     // Dropping the acquire (on a signal) deletes its waiting node.
     let acquired = tokio::select! {
         acquired = acquire => acquired.map_err(|e| CliError::recipe(context, &e))?,
-        signal = signals.received() => return Err(interrupted(context, signal)),
+        signal = signals.received() => return Err(interrupted(context, "the lock", signal)),
     };
     let Some(guard) = acquired else {
         return Err(not_acquired(client, args, context).await);
     };
     tracing::debug!(node = guard.path(), token = guard.fencing_token(), "lock acquired");
+    let under = Under {
+        what: "the lock",
+        node: "lock",
+        env: vec![(TOKEN_ENV, guard.fencing_token().to_string()), (NODE_ENV, guard.path().to_string())],
+        lost: ExitClass::LockLost,
+    };
+    let command = CommandOpts { command: &args.command, grace: args.grace, foreground: args.foreground };
+    run_under(guard, &under, &command, context, signals).await
+}
 
+/// What a command runs under: a lock, or a leadership.
+pub struct Under {
+    /// What is held, in messages: `the lock`, `the leadership`.
+    pub what: &'static str,
+    /// What its node is called, in messages: `lock`, `leader`.
+    pub node: &'static str,
+    /// What the command finds in its environment.
+    pub env: Vec<(&'static str, String)>,
+    /// The exit class of a loss while the command runs.
+    pub lost: ExitClass,
+}
+
+/// The command to run and how: its arguments and the `--grace` and `--foreground` flags.
+pub struct CommandOpts<'a> {
+    /// The program and its arguments.
+    pub command: &'a [OsString],
+    /// `--grace`.
+    pub grace: Duration,
+    /// `--foreground`.
+    pub foreground: bool,
+}
+
+/// Runs the command while `guard` is held, stops it if the hold may be lost, and releases the
+/// hold once the command and its process group are gone (see the module docs).
+pub async fn run_under(
+    guard: Hold,
+    under: &Under,
+    opts: &CommandOpts<'_>,
+    context: &str,
+    signals: &mut Shutdown,
+) -> Result<(), CliError> {
     let mut lost = pin!(guard.lost());
     if !guard.is_held() {
         // Lost between the acquire and now: do not start the command at all. The loss signal
@@ -136,20 +177,16 @@ async fn hold(client: &Client, args: &LockArgs, context: &str, signals: &mut Shu
         drop(guard);
         return Err(CliError::new(
             context,
-            format!("lost the lock before the command started: {}", loss_text(reason)),
-            ExitClass::LockLost,
+            format!("lost {} before the command started: {}", under.what, loss_text(under, reason)),
+            under.lost,
         ));
     }
 
-    let program = &args.command[0];
+    let program = &opts.command[0];
     let mut command = Command::new(program);
-    command
-        .args(&args.command[1..])
-        .env(TOKEN_ENV, guard.fencing_token().to_string())
-        .env(NODE_ENV, guard.path())
-        .kill_on_drop(true);
+    command.args(&opts.command[1..]).envs(under.env.iter().map(|(k, v)| (k, v))).kill_on_drop(true);
     #[cfg(unix)]
-    if !args.foreground {
+    if !opts.foreground {
         command.process_group(0);
         // So that the group's processes the command leaves behind can be reaped once dead.
         if let Err(e) = signal::adopt_orphans() {
@@ -163,7 +200,7 @@ async fn hold(client: &Client, args: &LockArgs, context: &str, signals: &mut Shu
             return Err(spawn_error(context, program, e));
         }
     };
-    let ended = supervise(child, args.foreground, &mut lost, signals, args.grace).await;
+    let ended = supervise(child, opts.foreground, &mut lost, signals, opts.grace).await;
     let ended = match ended {
         Ok(ended) => ended,
         Err(e) => {
@@ -178,8 +215,13 @@ async fn hold(client: &Client, args: &LockArgs, context: &str, signals: &mut Shu
         drop(guard);
         return Err(CliError::new(
             context,
-            format!("the lock was lost while the command ran: {}; {}", loss_text(reason), ended.stop_story()),
-            ExitClass::LockLost,
+            format!(
+                "{} was lost while the command ran: {}; {}",
+                under.what,
+                loss_text(under, reason),
+                ended.stop_story()
+            ),
+            under.lost,
         ));
     }
     if let Err(e) = guard.release().await {
@@ -188,11 +230,12 @@ async fn hold(client: &Client, args: &LockArgs, context: &str, signals: &mut Shu
         return Err(CliError::new(
             context,
             format!(
-                "the lock was lost before it was released ({}); the command {}",
-                release_text(&e),
+                "{} was lost before it was released ({}); the command {}",
+                under.what,
+                release_text(under, &e),
                 describe(ended.status)
             ),
-            ExitClass::LockLost,
+            under.lost,
         ));
     }
     match status_code(ended.status) {
@@ -355,10 +398,10 @@ fn send(group: Option<u32>, signal: Signal) {
 
 /// The error for a signal that arrived before the command started: 128+N, as a shell reports a
 /// process that signal N ended.
-fn interrupted(context: &str, signal: Signal) -> CliError {
+pub fn interrupted(context: &str, what: &str, signal: Signal) -> CliError {
     CliError::new(
         context,
-        format!("stopped by {} while waiting for the lock", signal.name()),
+        format!("stopped by {} while waiting for {what}", signal.name()),
         ExitClass::Signal(signal.number() as u8),
     )
 }
@@ -394,25 +437,25 @@ fn spawn_error(context: &str, program: &OsStr, e: io::Error) -> CliError {
     }
 }
 
-/// Releases the lock when the command never ran; a failure changes nothing for the caller.
-async fn release_quietly(guard: LockGuard) {
+/// Releases the hold when the command never ran; a failure changes nothing for the caller.
+async fn release_quietly(guard: Hold) {
     if let Err(e) = guard.release().await {
         tracing::debug!(error = %e, "release failed");
     }
 }
 
-/// What a loss means, told of a lock.
-fn loss_text(reason: LossReason) -> String {
+/// What a loss means, told of what is held.
+fn loss_text(under: &Under, reason: LossReason) -> String {
     match reason {
-        LossReason::NodeDeleted => "the lock node was deleted".to_string(),
+        LossReason::NodeDeleted => format!("the {} node was deleted", under.node),
         other => other.to_string(),
     }
 }
 
-/// Why a release failed, told of a lock.
-fn release_text(e: &conclave::Error) -> String {
+/// Why a release failed, told of what is held.
+fn release_text(under: &Under, e: &conclave::Error) -> String {
     match e {
-        conclave::Error::Lost { reason, .. } => loss_text(*reason),
+        conclave::Error::Lost { reason, .. } => loss_text(under, *reason),
         other => other.to_string(),
     }
 }

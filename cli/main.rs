@@ -69,6 +69,7 @@
 //! printed.
 
 mod connect;
+mod elect;
 mod exit;
 mod leader;
 mod lock;

@@ -18,6 +18,7 @@ use conclave_core::path::{validate_path, validate_sequential_path};
 use conclave_core::{Client, CreateMode, CreateOptions, Error};
 
 use crate::connect::ConnectOpts;
+use crate::elect::{self, ElectArgs};
 use crate::exit::CliError;
 use crate::leader::{self, LeaderArgs};
 use crate::lock::{self, LockArgs};
@@ -131,6 +132,23 @@ pub enum ClientCommand {
         /// The lock path.
         path: String,
     },
+    /// Run a command while leading an election, like `etcdctl elect`.
+    ///
+    /// Campaigns for the leadership of PATH as participant ID (the same election as Apache
+    /// Curator's LeaderLatch on PATH; ID is shown by `conclave leader`), runs COMMAND once
+    /// elected with CONCLAVE_EPOCH (the leadership's epoch, greater for every new leader: a
+    /// resource can refuse writes carrying a smaller one) and CONCLAVE_LEADER_NODE (the leader's
+    /// node) in its environment, resigns once it exits, and exits with its status.
+    ///
+    /// If the leadership may be lost while the command runs (the connection to ZooKeeper is
+    /// lost, the session ends, or someone deletes the leader node), the command gets SIGTERM,
+    /// then SIGKILL after --grace, and conclave exits 12 saying why, or with --requeue campaigns
+    /// again and runs the command anew once elected. Signals, process groups and --foreground
+    /// work as for `lock`.
+    ///
+    /// Exit codes: 12 leadership lost, 126 command not runnable, 127 command not found, 128+N
+    /// stopped by signal N while campaigning; otherwise the command's.
+    Elect(ElectArgs),
     /// Print who leads an election: `ID EPOCH NODE`, or `-` when nobody does (--watch).
     ///
     /// Works for conclave's elections and Curator's LeaderLatch and LeaderSelector on PATH. ID is
@@ -213,6 +231,7 @@ pub async fn run(cmd: ClientCommand, opts: &ConnectOpts, out: &mut Output) -> Re
         ClientCommand::Watch(args) => return watch::run(&args, opts, out).await,
         ClientCommand::Lock(args) => return lock::run(args, opts).await,
         ClientCommand::Leader(args) => return leader::run(&args, opts, out).await,
+        ClientCommand::Elect(args) => return elect::run(args, opts).await,
         ClientCommand::Locks { path } => OneShot::Locks(checked("locks", path)?),
     };
     let client = opts.connect().await?;

@@ -36,6 +36,7 @@ mod code {
     pub const INVALID: i32 = 9;
     pub const LOCK_TIMEOUT: i32 = 10;
     pub const LOCK_LOST: i32 = 11;
+    pub const LEADERSHIP_LOST: i32 = 12;
     pub const NOT_FOUND: i32 = 127;
     /// 128 + SIGTERM.
     pub const SIGTERM: i32 = 143;
@@ -1126,4 +1127,78 @@ async fn leader_prints_the_leader_and_follows_it(zk: &Zk) {
     watch.terminate();
     let (status, _, err) = finished(watch).await;
     assert!(status.success(), "{status:?} {err}");
+}
+
+both!(elect_runs_the_command_while_leading);
+/// `elect` runs its command once elected, with the epoch and the leader node in its
+/// environment; a second participant waits, and runs its command once the first one's exits
+/// (with a greater epoch); `leader` names each in turn; exit statuses pass through.
+async fn elect_runs_the_command_while_leading(zk: &Zk) {
+    // The first command runs until the test creates the file `go`, then exits 3.
+    let go = std::env::temp_dir().join(format!("conclave-elect-{}-{}", std::process::id(), zk.root.replace('/', "_")));
+    let _ = std::fs::remove_file(&go);
+    let script = format!(
+        r#"echo "$CONCLAVE_EPOCH $CONCLAVE_LEADER_NODE"; while [ ! -e '{}' ]; do sleep 0.02; done; exit 3"#,
+        go.display()
+    );
+    let mut first = zk.spawn(&["elect", "/el", "first", "--", "sh", "-c", &script]);
+    let lines = first.lines();
+    let announced = next_line(&lines).await;
+    let (epoch, node) = announced.split_once(' ').expect("epoch and node");
+    let epoch: u64 = epoch.parse().expect("an epoch");
+    assert!(node.starts_with("/el/_c_") && node.contains("-latch-"), "{node}");
+    let leader = zk.cli(&["leader", "/el"]).await.ok();
+    assert!(leader.starts_with(&format!("first {epoch} ")), "{leader}");
+
+    let mut second = zk.spawn(&["elect", "/el", "second", "--", "sh", "-c", r#"echo "$CONCLAVE_EPOCH""#]);
+    let second_lines = second.lines();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(second_lines.try_recv().is_err(), "the second participant waits while the first leads");
+    std::fs::write(&go, b"").expect("create the go file");
+    let (status, _, err) = finished(first).await;
+    let _ = std::fs::remove_file(&go);
+    assert_eq!(status.code(), Some(3), "the command's status passes through: {err}");
+    let next: u64 = next_line(&second_lines).await.parse().expect("an epoch");
+    assert!(next > epoch, "a greater epoch for the next leader");
+    let (status, _, err) = finished(second).await;
+    assert!(status.success(), "{err}");
+    assert_eq!(zk.cli(&["leader", "/el"]).await.ok(), "", "nobody leads any more");
+}
+
+/// When someone deletes the leader node, `elect` stops its command and exits 12; with
+/// `--requeue` it campaigns again and runs the command anew, with a greater epoch. Embedded and
+/// real ZooKeeper alike (an operator's delete needs no fault injection).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn elect_loses_and_requeues() {
+    let zk = Zk::embedded("elect-loss").await;
+    let script = r#"echo "$CONCLAVE_EPOCH $CONCLAVE_LEADER_NODE"; exec sleep 30"#;
+    let mut once = zk.spawn(&["elect", "--grace", "300ms", "/lose", "a", "--", "sh", "-c", script]);
+    let lines = once.lines();
+    let announced = next_line(&lines).await;
+    let node = announced.split_once(' ').expect("epoch and node").1.to_string();
+    zk.client.delete(&node, None).await.expect("delete the leader node");
+    let (status, _, err) = finished(once).await;
+    assert_eq!(status.code(), Some(code::LEADERSHIP_LOST), "{err}");
+    assert!(
+        err.starts_with(
+            "conclave: elect /lose: the leadership was lost while the command ran: the leader node was deleted; "
+        ),
+        "{err}"
+    );
+
+    let mut again = zk.spawn(&["elect", "--requeue", "--grace", "300ms", "/lose", "b", "--", "sh", "-c", script]);
+    let lines = again.lines();
+    let (first, node) = {
+        let line = next_line(&lines).await;
+        let (e, n) = line.split_once(' ').expect("epoch and node");
+        (e.parse::<u64>().expect("an epoch"), n.to_string())
+    };
+    zk.client.delete(&node, None).await.expect("delete the leader node");
+    let second: u64 = next_line(&lines).await.split_once(' ').expect("epoch and node").0.parse().expect("an epoch");
+    assert!(second > first, "elected again with a greater epoch");
+    again.terminate();
+    let (status, _, err) = finished(again).await;
+    assert_eq!(status.code(), Some(code::SIGTERM), "{err}");
+    assert!(err.contains("campaigning again (--requeue)"), "{err}");
+    zk.finish().await;
 }

@@ -328,6 +328,11 @@ impl Leadership {
         &self.hold
     }
 
+    /// The hold underneath, taken: releasing it resigns, dropping it resigns in the background.
+    pub fn into_hold(self) -> Hold {
+        self.hold
+    }
+
     /// Steps down: deletes the leader's node, which elects the next participant in line.
     ///
     /// # Errors

@@ -7,7 +7,7 @@ mod basics;
 mod faults;
 pub(crate) mod interop;
 mod semaphore;
-mod stress;
+pub(crate) mod stress;
 
 use std::time::Duration;
 

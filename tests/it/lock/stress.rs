@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
+use conclave::leader::Election;
 use conclave::lock::{LockGuard, LossReason, Mutex};
 use conclave::proto::OpCode;
 use conclave::{Client, CreateMode, Error, Result, ZkError};
@@ -49,7 +50,39 @@ const PLAN: Plan = Plan {
 
 stress_trio!(PLAN, run, negative_control);
 
+/// What the contenders contend for: the lock, or (for the leader family's stress run, which
+/// shares this harness) the leadership of an election, whose leaders are checked the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Contended {
+    /// `Mutex::lock` on [`DIR`].
+    Mutex,
+    /// `Election::campaign` on [`ELECTION`]; a leadership's hold is checked as a lock's.
+    Election,
+}
+
+impl Contended {
+    fn dir(self) -> &'static str {
+        match self {
+            Contended::Mutex => DIR,
+            Contended::Election => ELECTION,
+        }
+    }
+
+    /// One acquisition by `who` on `client`.
+    async fn acquire(self, client: &Client, who: usize) -> Result<LockGuard> {
+        match self {
+            Contended::Mutex => Mutex::new(client.clone(), DIR).lock().await,
+            Contended::Election => Election::new(client.clone(), ELECTION)
+                .with_id(format!("p{who}"))
+                .campaign()
+                .await
+                .map(|l| l.into_hold()),
+        }
+    }
+}
+
 const DIR: &str = "/lock";
+const ELECTION: &str = "/election";
 const STORE: &str = "/store";
 /// How long one `lock()` may take before it counts as lost.
 const LOCK_LIMIT: Duration = Duration::from_secs(120);
@@ -263,8 +296,16 @@ async fn hold(log: &Arc<Log>, who: usize, g: LockGuard, rng: &mut Rng) {
     recorder.abort();
 }
 
-/// One contender: lock, hold, release, until `stop`; a new session when its session ended.
-async fn contender(who: usize, current: Arc<StdMutex<Client>>, log: Arc<Log>, stop: Arc<AtomicBool>, seed: u64) {
+/// One contender: lock (or campaign), hold, release, until `stop`; a new session when its
+/// session ended.
+async fn contender(
+    what: Contended,
+    who: usize,
+    current: Arc<StdMutex<Client>>,
+    log: Arc<Log>,
+    stop: Arc<AtomicBool>,
+    seed: u64,
+) {
     let mut rng = Rng(seed | 1);
     let mut client = current.lock().expect("client").clone();
     while !stop.load(Ordering::Relaxed) {
@@ -281,7 +322,7 @@ async fn contender(who: usize, current: Arc<StdMutex<Client>>, log: Arc<Log>, st
             *current.lock().expect("client") = client.clone();
         }
         log.calls.fetch_add(1, Ordering::Relaxed);
-        match tokio::time::timeout(LOCK_LIMIT, Mutex::new(client.clone(), DIR).lock()).await {
+        match tokio::time::timeout(LOCK_LIMIT, what.acquire(&client, who)).await {
             Err(_) => {
                 log.hung.fetch_add(1, Ordering::Relaxed);
                 log.unexpected(format!("contender {who}: lock() hung for {LOCK_LIMIT:?}"));
@@ -301,9 +342,14 @@ async fn contender(who: usize, current: Arc<StdMutex<Client>>, log: Arc<Log>, st
     }
 }
 
+/// The lock's run.
+async fn run(run: Run) {
+    run_as(run, Contended::Mutex).await;
+}
+
 /// Runs the contenders for the run's length while its faults are injected, checks, and
 /// prints the figures.
-async fn run(run: Run) {
+pub(crate) async fn run_as(run: Run, what: Contended) {
     let env = &run.env;
     let admin = env.client().await;
     admin.create(STORE, b"", CreateMode::Persistent).await.expect("create the store");
@@ -315,7 +361,9 @@ async fn run(run: Run) {
     let tasks: Vec<_> = current
         .iter()
         .enumerate()
-        .map(|(who, c)| tokio::spawn(contender(who, c.clone(), log.clone(), stop.clone(), seed + who as u64 * 7919)))
+        .map(|(who, c)| {
+            tokio::spawn(contender(what, who, c.clone(), log.clone(), stop.clone(), seed + who as u64 * 7919))
+        })
         .collect();
     let started = Instant::now();
     let mut rng = Rng(seed);
@@ -351,7 +399,7 @@ async fn run(run: Run) {
     // Every node was released (dropped guards' deletes may still be on their way).
     let left = within(60, async {
         loop {
-            let left = children(&admin, DIR).await;
+            let left = children(&admin, what.dir()).await;
             if left.is_empty() {
                 return left;
             }
@@ -413,25 +461,30 @@ async fn lock_stress_with_a_stuck_sequence_counter() {
     run(stuck).await;
 }
 
+/// The lock's negative control.
+async fn negative_control(env: Env) -> Result<()> {
+    negative_control_as(env, Contended::Mutex).await
+}
+
 /// The negative control: a holder that ignores `lost()` (its node was deleted under it) and
 /// keeps writing. Its fenced write is refused; its unfenced write is accepted after the next
 /// holder's, and the store check reports it; its interval, ended only by its own release,
 /// overlaps the next holder's, and the interval check reports it. Had it stopped at `lost()`,
 /// the interval check would find nothing.
-async fn negative_control(env: Env) -> Result<()> {
+pub(crate) async fn negative_control_as(env: Env, what: Contended) -> Result<()> {
     let a = env.client().await;
     let b = env.client().await;
     let admin = env.client().await;
     admin.create(STORE, b"", CreateMode::Persistent).await?;
     let log = Log::default();
-    let ga = within(10, Mutex::new(a.clone(), DIR).lock()).await?;
+    let ga = within(10, what.acquire(&a, 0)).await?;
     let ia = log.acquired(0, &ga);
     write(&ga, true).await?;
     let lost = ga.lost();
     admin.delete(ga.path(), None).await?;
     let reason = within(10, lost).await;
     assert_eq!(reason, LossReason::NodeDeleted);
-    let gb = within(10, Mutex::new(b.clone(), DIR).lock()).await?;
+    let gb = within(10, what.acquire(&b, 1)).await?;
     let ib = log.acquired(1, &gb);
     write(&gb, true).await?;
     // The zombie writes on.
@@ -455,7 +508,8 @@ async fn negative_control(env: Env) -> Result<()> {
     assert!(matches!(ga.release().await, Err(Error::Lost { .. })));
     gb.release().await?;
     println!(
-        "RESULT lock_stress_negative_control backend={} double_holds=1 stale_accepted={stale} fence_rejects=1",
+        "RESULT {}_stress_negative_control backend={} double_holds=1 stale_accepted={stale} fence_rejects=1",
+        if what == Contended::Mutex { "lock" } else { "leader" },
         if env.is_embedded() { "embedded" } else { "real-zookeeper" }
     );
     Ok(())

@@ -65,7 +65,7 @@ async fn main() -> Result<()> {
                             let _ = tx.send(name);
                         }
                         Ok(ElectionEvent::Lost { reason }) => println!("{name}: lost the leadership: {reason}"),
-                        Ok(ElectionEvent::Leader(_)) => {}
+                        Ok(_) => {}
                         Err(e) => {
                             println!("{name}: out of the election: {e}");
                             return;

@@ -101,6 +101,7 @@ pub enum Layout {
 pub struct Election {
     spec: Spec,
     policy: LossPolicy,
+    rejoin: bool,
 }
 
 impl Election {
@@ -108,7 +109,7 @@ impl Election {
     /// until a campaign (a bad path is reported then).
     pub fn new(client: Client, path: &str) -> Election {
         let spec = Spec::new(client, path, LATCH, &[LATCH], Rule::Ahead(1));
-        Election { spec, policy: LossPolicy::default() }
+        Election { spec, policy: LossPolicy::default(), rejoin: false }
     }
 
     /// The node layout (default [`Layout::Latch`]): [`Layout::Selector`] to share an election
@@ -142,6 +143,31 @@ impl Election {
     pub fn loss_policy(mut self, policy: LossPolicy) -> Election {
         self.policy = policy;
         self
+    }
+
+    /// Whether [`Election::run`] and [`Election::events`] go on after the session expired, on a
+    /// new session ([`Client::reconnect_new_session`]: same servers and settings); default false
+    /// (they end with `SessionExpired`). Campaigns and the rest use the client given.
+    pub fn rejoin_after_expiry(mut self, rejoin: bool) -> Election {
+        self.rejoin = rejoin;
+        self
+    }
+
+    /// This election on a new session, if it rejoins after `e` (a session expiry).
+    async fn rejoined(&self, e: &crate::Error) -> Option<Result<Election>> {
+        if !self.rejoin || *e != ZkError::SessionExpired {
+            return None;
+        }
+        let spec = &self.spec;
+        Some(match spec.client.reconnect_new_session().await {
+            Ok(client) => {
+                tracing::debug!(path = %spec.dir, session = %format_args!("{:#x}", client.session_id()), "rejoining on a new session");
+                let mut fresh = Spec::new(client, &spec.dir, spec.kind, spec.kinds, spec.rule);
+                fresh.data = spec.data.clone();
+                Ok(Election { spec: fresh, ..self.clone() })
+            }
+            Err(e) => Err(e.into()),
+        })
     }
 
     /// The election path.
@@ -197,22 +223,34 @@ impl Election {
     ///
     /// # Errors
     /// As [`Election::campaign_with`]: a session that ends (it expired, or was closed) ends the
-    /// loop with its error; campaigning again needs a new [`Client`].
+    /// loop with its error, unless [`Election::rejoin_after_expiry`] asked to go on on a new
+    /// session after an expiry.
     pub async fn run<F, Fut>(&self, stop: &CancellationToken, mut work: F) -> Result<()>
     where
         F: FnMut(Leadership, CancellationToken) -> Fut,
         Fut: Future<Output = ()>,
     {
+        let mut election = self.clone();
         while !stop.is_cancelled() {
             // A free election is won even with a cancelled token: hence the check above.
-            let Some(leadership) = self.campaign_cancellable(stop).await? else { break };
+            let leadership = match election.campaign_cancellable(stop).await {
+                Ok(Some(leadership)) => leadership,
+                Ok(None) => break,
+                Err(e) => match election.rejoined(&e).await {
+                    Some(rejoined) => {
+                        election = rejoined?;
+                        continue;
+                    }
+                    None => return Err(e),
+                },
+            };
             let lost = leadership.lost();
             let token = stop.child_token();
             let mut term = pin!(work(leadership, token.clone()));
             tokio::select! {
                 () = &mut term => {}
                 reason = lost => {
-                    tracing::debug!(%reason, path = %self.spec.dir, "leadership may be lost; stopping the work");
+                    tracing::debug!(%reason, path = %election.spec.dir, "leadership may be lost; stopping the work");
                     token.cancel();
                     term.await;
                 }
@@ -230,7 +268,8 @@ impl Election {
     /// dropping the stream withdraws the candidacy or resigns (in the background).
     ///
     /// The stream ends after its first error: `InvalidPath` at once, a refused create, or the
-    /// session's end (an expired session cannot campaign again: that needs a new [`Client`]).
+    /// session's end, unless [`Election::rejoin_after_expiry`] asked to go on on a new session
+    /// after an expiry ([`ElectionEvent::Rejoined`]).
     pub fn events(&self) -> impl Stream<Item = Result<ElectionEvent>> + Send + 'static {
         struct Participating {
             election: Election,
@@ -274,10 +313,22 @@ impl Election {
                     st.term = Term::campaign(&st.election);
                     Ok(ElectionEvent::Lost { reason })
                 }
-                TermNext::Failed(e) => {
-                    st.ended = true;
-                    Err(e)
-                }
+                TermNext::Failed(e) => match st.election.rejoined(&e).await {
+                    Some(Ok(rejoined)) => {
+                        st.observe = observe(&rejoined.spec.client, &rejoined.spec.dir).boxed();
+                        st.term = Term::campaign(&rejoined);
+                        st.election = rejoined;
+                        return Some((Ok(ElectionEvent::Rejoined), st));
+                    }
+                    Some(Err(failed)) => {
+                        st.ended = true;
+                        Err(failed)
+                    }
+                    None => {
+                        st.ended = true;
+                        Err(e)
+                    }
+                },
             };
             Some((event, st))
         })
@@ -350,8 +401,9 @@ impl Deref for Leadership {
     }
 }
 
-/// What [`Election::events`] reports.
+/// What [`Election::events`] reports (more kinds may come: match with a wildcard arm).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ElectionEvent {
     /// Who leads now (`None`: nobody), first as it is, then at each change.
     Leader(Option<Leader>),
@@ -368,6 +420,9 @@ pub enum ElectionEvent {
         /// Why.
         reason: LossReason,
     },
+    /// The session expired and the participant campaigns again on a new one
+    /// ([`Election::rejoin_after_expiry`]).
+    Rejoined,
 }
 
 /// Where a participant of [`Election::events`] stands.

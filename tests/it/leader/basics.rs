@@ -24,6 +24,7 @@ conformance!(
     run_leads_again_after_a_loss_and_stops_when_told,
     run_with_the_selector_layout_waits_its_turn,
     events_report_election_loss_and_requeue,
+    participants_rejoin_after_expiry_only_when_asked,
 );
 
 /// Starts a campaign of `id` on its own task.
@@ -250,13 +251,10 @@ async fn events_report_election_loss_and_requeue(env: Env) -> Result<()> {
     let c = env.client().await;
     let operator = env.client().await;
     let mut events = Box::pin(Election::new(c.clone(), "/ev").with_id("me").events());
-    async fn next(events: &mut (impl futures::Stream<Item = Result<ElectionEvent>> + Unpin)) -> ElectionEvent {
-        within(10, events.next()).await.expect("an event").expect("no error")
-    }
     // Our election, and who leads: us (perhaps after nobody), in either order.
     let (mut elected, mut reported) = (None, None);
     while elected.is_none() || reported.is_none() {
-        match next(&mut events).await {
+        match next_event(&mut events).await {
             ElectionEvent::Elected { epoch, node } => elected = Some((epoch, node)),
             ElectionEvent::Leader(Some(l)) => reported = Some(l),
             ElectionEvent::Leader(None) => assert!(reported.is_none(), "nobody leads after we were reported"),
@@ -270,7 +268,7 @@ async fn events_report_election_loss_and_requeue(env: Env) -> Result<()> {
     operator.delete(&node, None).await?;
     let mut lost = false;
     let second = loop {
-        match next(&mut events).await {
+        match next_event(&mut events).await {
             ElectionEvent::Lost { reason } => {
                 assert_eq!(reason, LossReason::NodeDeleted);
                 lost = true;
@@ -278,6 +276,7 @@ async fn events_report_election_loss_and_requeue(env: Env) -> Result<()> {
             ElectionEvent::Elected { epoch, .. } => break epoch,
             ElectionEvent::Leader(Some(l)) => assert!(l.epoch >= first, "{l:?}"),
             ElectionEvent::Leader(None) => {}
+            other => panic!("unexpected {other:?}"),
         }
     };
     assert!(lost && second > first, "lost, then elected again with a greater epoch");
@@ -286,5 +285,83 @@ async fn events_report_election_loss_and_requeue(env: Env) -> Result<()> {
     assert_eq!((&leader.id[..], leader.epoch), (&b"me"[..], second));
     drop(events);
     within(10, until_children(&operator, "/ev", 0)).await;
+    Ok(())
+}
+
+/// The next event (20 s at most), which must not be an error.
+async fn next_event(events: &mut (impl futures::Stream<Item = Result<ElectionEvent>> + Unpin)) -> ElectionEvent {
+    within(20, events.next()).await.expect("an event").expect("no error")
+}
+
+/// After its session expired, a participant that asked for it (`rejoin_after_expiry`) campaigns
+/// again on a new session: its events say `Rejoined`, then `Elected` with a node of the new
+/// session; `run` leads again. Without asking, the events end with `SessionExpired`.
+async fn participants_rejoin_after_expiry_only_when_asked(env: Env) -> Result<()> {
+    let operator = env.client().await;
+    let c = env.client().await;
+    let mut events = Box::pin(Election::new(c.clone(), "/rj").with_id("me").rejoin_after_expiry(true).events());
+    let first = loop {
+        if let ElectionEvent::Elected { epoch, .. } = next_event(&mut events).await {
+            break epoch;
+        }
+    };
+    env.expire(&c).await?;
+    let mut rejoined = false;
+    let (second, node) = loop {
+        match next_event(&mut events).await {
+            ElectionEvent::Rejoined => rejoined = true,
+            ElectionEvent::Elected { epoch, node } => break (epoch, node),
+            _ => {}
+        }
+    };
+    assert!(rejoined && second > first, "rejoined, then elected again");
+    let owner = operator.exists(&node).await?.expect("the new leader node").ephemeral_owner;
+    assert!(owner != c.session_id() && owner != 0, "the node belongs to the new session");
+    drop(events);
+    within(10, until_children(&operator, "/rj", 0)).await;
+
+    // `run` too.
+    let d = env.client().await;
+    let stop = CancellationToken::new();
+    let (terms, mut started) = mpsc::unbounded_channel::<i64>();
+    let runner = {
+        let (stop, election) = (stop.clone(), Election::new(d.clone(), "/rj").rejoin_after_expiry(true));
+        tokio::spawn(async move {
+            election
+                .run(&stop, |leadership, token| {
+                    let terms = terms.clone();
+                    async move {
+                        terms.send(leadership.client().session_id()).expect("report the term");
+                        token.cancelled().await;
+                    }
+                })
+                .await
+        })
+    };
+    let session = within(10, started.recv()).await.expect("a first term");
+    assert_eq!(session, d.session_id());
+    env.expire(&d).await?;
+    let again = within(20, started.recv()).await.expect("a term on a new session");
+    assert_ne!(again, session);
+    stop.cancel();
+    within(10, runner).await.expect("the run task")?;
+
+    // Without asking: the events end with the session's error.
+    let e = env.client().await;
+    let mut events = Box::pin(Election::new(e.clone(), "/rj2").events());
+    while !matches!(next_event(&mut events).await, ElectionEvent::Elected { .. }) {}
+    env.expire(&e).await?;
+    let ended = within(20, async {
+        loop {
+            match events.next().await {
+                Some(Ok(_)) => {}
+                Some(Err(err)) => return Some(err),
+                None => return None,
+            }
+        }
+    })
+    .await;
+    assert_eq!(ended, Some(conclave::Error::Zk(ZkError::SessionExpired)));
+    assert!(events.next().await.is_none(), "then the stream ends");
     Ok(())
 }

@@ -11,15 +11,19 @@ use conclave_core::Result;
 
 use crate::support::{reconnects, within};
 
-type Shared = Arc<Mutex<ZooKeeperEnsemble>>;
+pub(crate) type Shared = Arc<Mutex<ZooKeeperEnsemble>>;
 
 /// Runs `f` on the ensemble off the async threads (process management blocks).
-async fn with<T: Send + 'static>(ens: &Shared, f: impl FnOnce(&mut ZooKeeperEnsemble) -> T + Send + 'static) -> T {
+pub(crate) async fn with<T: Send + 'static>(
+    ens: &Shared,
+    f: impl FnOnce(&mut ZooKeeperEnsemble) -> T + Send + 'static,
+) -> T {
     let ens = ens.clone();
     tokio::task::spawn_blocking(move || f(&mut ens.lock().expect("ensemble lock"))).await.expect("ensemble task")
 }
 
-async fn launch() -> Option<Shared> {
+/// A fresh 3-server ensemble, or `None` (after saying so) without ZooKeeper installed.
+pub(crate) async fn launch() -> Option<Shared> {
     if ZooKeeperInstall::find().is_none() {
         assert!(!zookeeper_required(), "CONCLAVE_REQUIRE_ZOOKEEPER=1 but {INSTALL_HINT}");
         eprintln!("skipped: {INSTALL_HINT}");

@@ -264,8 +264,10 @@ impl Election {
     /// Takes part in the election for as long as the stream is polled, and reports what
     /// happens ([`ElectionEvent`]): who leads as it changes (as [`observe`] does), this
     /// participant's election, and the loss of its leadership, after which it campaigns again
-    /// by itself (Curator's auto-requeue). The stream holds the leadership while it leads;
-    /// dropping the stream withdraws the candidacy or resigns (in the background).
+    /// by itself (Curator's auto-requeue). The stream holds the leadership while it leads, and
+    /// after reporting its loss until it is polled again, so that the consumer can stop acting
+    /// as the leader before anyone else can be elected; dropping the stream withdraws the
+    /// candidacy or resigns (in the background).
     ///
     /// The stream ends after its first error: `InvalidPath` at once, a refused create, or the
     /// session's end, unless [`Election::rejoin_after_expiry`] asked to go on on a new session
@@ -287,6 +289,11 @@ impl Election {
             if st.ended {
                 return None;
             }
+            if let Term::Lost { .. } = st.term {
+                // The consumer has taken the `Lost` event: resign now (dropping the leadership
+                // deletes its node in the background) and campaign again.
+                st.term = Term::campaign(&st.election);
+            }
             let next = {
                 let (term, observe) = (&mut st.term, &mut st.observe);
                 tokio::select! {
@@ -304,13 +311,15 @@ impl Election {
                     let event =
                         ElectionEvent::Elected { epoch: leadership.epoch(), node: leadership.path().to_string() };
                     let lost = leadership.lost().boxed();
-                    st.term = Term::Leading { _leadership: leadership, lost };
+                    st.term = Term::Leading { leadership, lost };
                     Ok(event)
                 }
                 TermNext::Lost(reason) => {
-                    // Dropping the leadership deletes its node (in the background) if it is
-                    // still there; the new candidacy queues behind it until then.
-                    st.term = Term::campaign(&st.election);
+                    // Kept until the consumer asks for the next event, so that it can stop acting
+                    // as the leader before anyone else can be elected.
+                    if let Term::Leading { leadership, .. } = std::mem::replace(&mut st.term, Term::Done) {
+                        st.term = Term::Lost { _leadership: leadership };
+                    }
                     Ok(ElectionEvent::Lost { reason })
                 }
                 TermNext::Failed(e) => match st.election.rejoined(&e).await {
@@ -430,7 +439,14 @@ enum Term {
     /// Campaigning.
     Campaigning(BoxFuture<'static, Result<Leadership>>),
     /// Leading, until `lost` resolves.
-    Leading { _leadership: Leadership, lost: BoxFuture<'static, LossReason> },
+    Leading { leadership: Leadership, lost: BoxFuture<'static, LossReason> },
+    /// The leadership may be lost and the consumer was told; resigned at the next poll.
+    Lost {
+        /// Held until then.
+        _leadership: Leadership,
+    },
+    /// In between (never polled).
+    Done,
 }
 
 /// What changed for a participant of [`Election::events`].
@@ -455,6 +471,7 @@ impl Term {
                 Err(e) => TermNext::Failed(e),
             },
             Term::Leading { lost, .. } => TermNext::Lost(lost.await),
+            Term::Lost { .. } | Term::Done => std::future::pending().await,
         }
     }
 }

@@ -105,6 +105,7 @@ pub struct Seen {
 pub struct Bystander {
     stop: CancellationToken,
     task: JoinHandle<Seen>,
+    started: Instant,
 }
 
 impl Bystander {
@@ -117,7 +118,7 @@ impl Bystander {
             .expect("bystander connects");
         let stop = CancellationToken::new();
         let task = tokio::spawn(Self::run(client, stop.clone()));
-        Bystander { stop, task }
+        Bystander { stop, task, started: Instant::now() }
     }
 
     async fn run(client: Client, stop: CancellationToken) -> Seen {
@@ -156,6 +157,9 @@ impl Bystander {
 
     /// Stops it and checks what it saw: no failure, no expiry, every request under the bound.
     pub async fn check(self, attack: &str) -> Seen {
+        // A quick attack still gets a bystander that ran long enough to take its lock a few times.
+        let minimum = Duration::from_millis(500);
+        tokio::time::sleep(minimum.saturating_sub(self.started.elapsed())).await;
         self.stop.cancel();
         let seen = self.task.await.expect("bystander task");
         eprintln!("{attack}: bystander saw {seen:?}");

@@ -1,13 +1,14 @@
 // Curator's lock and election recipes contending with conclave's on the same paths:
 // InterProcessMutex against conclave::lock::Mutex, InterProcessReadWriteLock against RwLock,
-// InterProcessSemaphoreV2 against Semaphore, LeaderLatch against conclave::leader::Election.
+// InterProcessSemaphoreV2 against Semaphore, LeaderLatch and LeaderSelector against
+// conclave::leader::Election (with the latch and the selector layouts).
 // Used by tests/it/lock/interop.rs (and its submodules) and tests/it/leader/interop.rs, which run
 // the Rust side at the same time and check the result.
 //
 // Usage: java -cp <curator classpath>:. CuratorLockCheck HOSTS ROOT RECIPE THREADS MILLIS MODE
 //
 // RECIPE is mutex (lock directory ROOT/lock), rwlock (ROOT/rw), semaphore (ROOT/sem, 2
-// leases) or latch (election path ROOT/leader; a leader runs the exclusive section). ROOT also holds the shared state the Rust side created (ROOT/counter, data "0";
+// leases), latch or selector (election path ROOT/leader; a leader runs the exclusive section). ROOT also holds the shared state the Rust side created (ROOT/counter, data "0";
 // ROOT/readers, empty; ROOT/holders, data "") and the signal nodes both sides create to take
 // turns. MODE is one of:
 //
@@ -54,6 +55,8 @@ import java.util.concurrent.atomic.AtomicReference;
 import org.apache.curator.framework.CuratorFramework;
 import org.apache.curator.framework.CuratorFrameworkFactory;
 import org.apache.curator.framework.recipes.leader.LeaderLatch;
+import org.apache.curator.framework.recipes.leader.LeaderSelector;
+import org.apache.curator.framework.recipes.leader.LeaderSelectorListenerAdapter;
 import org.apache.curator.framework.recipes.leader.Participant;
 import org.apache.curator.framework.recipes.locks.InterProcessMutex;
 import org.apache.curator.framework.recipes.locks.InterProcessReadWriteLock;
@@ -270,6 +273,94 @@ public class CuratorLockCheck {
         System.out.println("latch-behind " + String.join(",", behind));
         check(behind.equals(List.of("java-0*", "rust-1")), "the Rust participant queued behind Curator: " + behind);
         latch.close();
+        long deadline = System.currentTimeMillis() + 10000;
+        while (!probe.getLeader().getId().equals("rust-1")) {
+            check(System.currentTimeMillis() < deadline, "rust-1 must lead once Curator resigned: " + participants(probe));
+            Thread.sleep(5);
+        }
+        signal(a, root + "/java-resigned", "");
+    }
+
+    /** A selector's participants as Curator reports them: "id" or "id*" for the leader, in order. */
+    static List<String> participants(LeaderSelector selector) throws Exception {
+        List<String> out = new ArrayList<>();
+        for (Participant p : selector.getParticipants()) {
+            out.add(p.getId() + (p.isLeader() ? "*" : ""));
+        }
+        return out;
+    }
+
+    /** Work for a LeaderSelector's leadership, run on Curator's thread. */
+    interface Leading {
+        void lead() throws Exception;
+    }
+
+    /** A started LeaderSelector with id `who` that runs `leading` once elected, then relinquishes. */
+    static final class Selector {
+        final CountDownLatch elected = new CountDownLatch(1);
+        final CountDownLatch done = new CountDownLatch(1);
+        final AtomicReference<Throwable> failure = new AtomicReference<>();
+        final LeaderSelector selector;
+
+        Selector(CuratorFramework c, String path, String who, Leading leading) {
+            selector = new LeaderSelector(c, path, new LeaderSelectorListenerAdapter() {
+                @Override
+                public void takeLeadership(CuratorFramework client) {
+                    elected.countDown();
+                    try {
+                        leading.lead();
+                    } catch (Throwable e) {
+                        failure.set(e);
+                    } finally {
+                        done.countDown();
+                    }
+                }
+            });
+            selector.setId(who);
+            selector.start();
+        }
+
+        /** Waits for the leadership's work to end (30 s at most), then closes. */
+        void finish() throws Exception {
+            check(done.await(30, TimeUnit.SECONDS), "the selector's leadership ended");
+            selector.close();
+            if (failure.get() != null) {
+                throw new RuntimeException(failure.get());
+            }
+        }
+    }
+
+    /**
+     * Selector: as the latch layout, with LeaderSelectors (lock- nodes): the Rust leader rust-0,
+     * then java-0 queued behind it (ROOT/java-waiting) and elected once Rust resigns
+     * (ROOT/java-leads); rust-1 queues behind it (ROOT/rust-waiting), and once java-0's
+     * leadership ends Curator names rust-1 leader (ROOT/java-resigned).
+     */
+    static void selectorLayout(CuratorFramework a, CuratorFramework b, String root) throws Exception {
+        String path = root + "/leader";
+        LeaderSelector probe = new LeaderSelector(a, path, new LeaderSelectorListenerAdapter() {
+            @Override
+            public void takeLeadership(CuratorFramework client) {
+                throw new AssertionError("the probe never campaigns");
+            }
+        });
+        List<String> held = participants(probe);
+        System.out.println("selector-held " + String.join(",", held));
+        check(held.equals(List.of("rust-0*")), "the Rust leader alone: " + held);
+
+        Selector java = new Selector(b, path, "java-0", () -> {
+            signal(a, root + "/java-leads", "");
+            awaitNode(a, root + "/rust-waiting");
+            List<String> behind = participants(probe);
+            System.out.println("selector-behind " + String.join(",", behind));
+            check(behind.equals(List.of("java-0*", "rust-1")), "the Rust participant queued behind Curator: " + behind);
+        });
+        check(!java.elected.await(200, TimeUnit.MILLISECONDS), "Curator must not lead while Rust leads");
+        List<String> waiting = awaitSize(() -> participants(probe), 2, "the Rust leader and the Curator participant");
+        System.out.println("selector-waiting " + String.join(",", waiting));
+        check(waiting.equals(List.of("rust-0*", "java-0")), "the Rust leader first: " + waiting);
+        signal(a, root + "/java-waiting", String.join(",", waiting));
+        java.finish();
         long deadline = System.currentTimeMillis() + 10000;
         while (!probe.getLeader().getId().equals("rust-1")) {
             check(System.currentTimeMillis() < deadline, "rust-1 must lead once Curator resigned: " + participants(probe));
@@ -574,6 +665,17 @@ public class CuratorLockCheck {
                     }
                 };
             }
+            case "selector": {
+                return () -> {
+                    if (!locked) {
+                        acquired(exclusive(c, root, who, false));
+                        return;
+                    }
+                    Selector s = new Selector(c, root + "/leader", who, () -> acquired(exclusive(c, root, who, false)));
+                    check(s.elected.await(15, TimeUnit.SECONDS), who + " is elected within 15 s");
+                    s.finish();
+                };
+            }
             default:
                 throw new IllegalArgumentException("unknown recipe " + recipe);
         }
@@ -614,6 +716,9 @@ public class CuratorLockCheck {
                     break;
                 case "latch":
                     latchLayout(clients[0], clients[1], root);
+                    break;
+                case "selector":
+                    selectorLayout(clients[0], clients[1], root);
                     break;
                 default:
                     throw new IllegalArgumentException("unknown recipe " + recipe);

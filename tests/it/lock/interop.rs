@@ -33,7 +33,7 @@ mod semaphore;
 
 use std::time::{Duration, Instant};
 
-use conclave::leader::{self, Election, Leadership};
+use conclave::leader::{self, Election, Layout, Leadership};
 use conclave::lock::{LockGuard, Mutex, Participant, RwLock, Semaphore};
 use conclave::{Client, CreateMode, ZkError as Error};
 use tokio::task::JoinHandle;
@@ -66,6 +66,19 @@ pub(crate) enum Recipe {
     Semaphore,
     /// `Election` / `LeaderLatch` on `<root>/leader`: leaders run the exclusive section.
     Latch,
+    /// `Election` with [`Layout::Selector`] / `LeaderSelector` on `<root>/leader`, likewise.
+    Selector,
+}
+
+impl Recipe {
+    /// The election layout of an election recipe.
+    fn layout(self) -> Layout {
+        if self == Recipe::Selector {
+            Layout::Selector
+        } else {
+            Layout::Latch
+        }
+    }
 }
 
 impl Recipe {
@@ -75,6 +88,7 @@ impl Recipe {
             Recipe::RwLock => "rwlock",
             Recipe::Semaphore => "semaphore",
             Recipe::Latch => "latch",
+            Recipe::Selector => "selector",
         }
     }
 }
@@ -310,7 +324,8 @@ async fn contend(env: &Env, recipe: Recipe, i: usize, locked: bool, end: Instant
     let rw = RwLock::new(client.clone(), &format!("{root}/rw"));
     let sem = Semaphore::new(client.clone(), &format!("{root}/sem"), LEASES);
     let who = format!("rust-{i}");
-    let election = Election::new(client.clone(), &format!("{root}/leader")).with_id(who.clone());
+    let election =
+        Election::new(client.clone(), &format!("{root}/leader")).layout(recipe.layout()).with_id(who.clone());
     let mut side = Side::default();
     let mut k = 0u64;
     while Instant::now() < end {
@@ -318,7 +333,7 @@ async fn contend(env: &Env, recipe: Recipe, i: usize, locked: bool, end: Instant
         let hold = Duration::from_millis(1 + (k * 7 + i as u64 * 3) % 5);
         let write = (k + i as u64).is_multiple_of(3);
         let guard: Option<LockGuard> = match (locked, recipe) {
-            (false, _) | (_, Recipe::Latch) => None,
+            (false, _) | (_, Recipe::Latch | Recipe::Selector) => None,
             (true, Recipe::Mutex) => Some(within(15, mutex.lock()).await.expect("lock")),
             (true, Recipe::RwLock) if write => Some(within(15, rw.write()).await.expect("write lock")),
             (true, Recipe::RwLock) => Some(within(15, rw.read()).await.expect("read lock")),
@@ -327,11 +342,13 @@ async fn contend(env: &Env, recipe: Recipe, i: usize, locked: bool, end: Instant
             }
         };
         let leadership: Option<Leadership> = match (locked, recipe) {
-            (true, Recipe::Latch) => Some(within(15, election.campaign()).await.expect("elected")),
+            (true, Recipe::Latch | Recipe::Selector) => Some(within(15, election.campaign()).await.expect("elected")),
             _ => None,
         };
         match recipe {
-            Recipe::Mutex | Recipe::Latch => exclusive(&client, root, &who, hold, false, &mut side).await,
+            Recipe::Mutex | Recipe::Latch | Recipe::Selector => {
+                exclusive(&client, root, &who, hold, false, &mut side).await
+            }
             Recipe::RwLock if write => exclusive(&client, root, &who, hold, true, &mut side).await,
             Recipe::RwLock => reading(&client, root, &who, hold, &mut side).await,
             Recipe::Semaphore => leased(&client, root, &who, hold, &mut side).await,
@@ -447,7 +464,7 @@ impl Interop<'_> {
             (true, Recipe::Mutex) => self.mutex_layout(&admin).await,
             (true, Recipe::RwLock) => self.rwlock_layout(&admin).await,
             (true, Recipe::Semaphore) => self.semaphore_layout(&admin).await,
-            (true, Recipe::Latch) => self.latch_layout(&admin).await,
+            (true, Recipe::Latch | Recipe::Selector) => self.election_layout(&admin).await,
         };
 
         // Contention: both sides for `period` from Curator's signal.
@@ -500,22 +517,27 @@ impl Interop<'_> {
         java
     }
 
-    /// Latch: a Rust leader (rust-0), then Curator (launched now) sees it, queues behind it and
-    /// is elected once it resigns; a Rust participant (rust-1) queues behind Curator's leader and
-    /// is elected once it resigns.
-    async fn latch_layout(&self, admin: &Client) -> JavaRun {
+    /// Latch or selector: a Rust leader (rust-0), then Curator (launched now) sees it, queues
+    /// behind it and is elected once it resigns; a Rust participant (rust-1) queues behind
+    /// Curator's leader and is elected once it resigns.
+    async fn election_layout(&self, admin: &Client) -> JavaRun {
         let root = self.env.root.as_str();
         let path = format!("{root}/leader");
-        let first =
-            within(10, Election::new(admin.clone(), &path).with_id("rust-0").campaign()).await.expect("elected");
+        let (layout, kind) = match self.recipe {
+            Recipe::Selector => (Layout::Selector, "lock-"),
+            _ => (Layout::Latch, "latch-"),
+        };
+        let first = within(10, Election::new(admin.clone(), &path).layout(layout).with_id("rust-0").campaign())
+            .await
+            .expect("elected");
         let rust_node = first.path().rsplit('/').next().expect("a name").to_string();
-        assert!(is_curator_name(&rust_node, "latch-"), "the Rust node {rust_node:?} is not named as Curator's");
+        assert!(is_curator_name(&rust_node, kind), "the Rust node {rust_node:?} is not named as Curator's");
         let mut java = self.launch();
 
         let curator_view = wait_for_node(admin, &format!("{root}/java-waiting"), &mut java).await;
         assert_eq!(curator_view, "rust-0*,java-0", "Curator's participants: the Rust leader, then its own");
         let children = children_in_order(admin, &path).await;
-        assert!(children.iter().all(|c| is_curator_name(c, "latch-")), "{children:?} are not named as Curator's");
+        assert!(children.iter().all(|c| is_curator_name(c, kind)), "{children:?} are not named as Curator's");
         assert_eq!(children[0], rust_node, "the Rust leader has the lower sequence: {children:?}");
         let ours: Vec<(String, bool)> = leader::participants(admin, &path)
             .await
@@ -531,7 +553,7 @@ impl Interop<'_> {
         let java_leader = leader::leader(admin, &path).await.expect("leader").expect("Curator leads");
         assert_eq!(&java_leader.id[..], b"java-0");
         assert!(java_leader.epoch > epoch, "Curator's leader node has a greater epoch");
-        let second = Election::new(self.env.unchrooted().await, &path).with_id("rust-1");
+        let second = Election::new(self.env.unchrooted().await, &path).layout(layout).with_id("rust-1");
         let mut campaign = Box::pin(second.campaign());
         crate::support::pending_for(200, &mut campaign).await;
         signal(admin, &format!("{root}/rust-waiting"), "").await;

@@ -37,6 +37,23 @@
 //!   a leader keeps leading through short disconnections, and may overlap with its successor
 //!   by up to the time it takes to learn that its session expired.
 
+//!
+//! # Curator's double-leader bugs, and why they cannot happen here
+//! - CURATOR-696 (a participant whose session expired "regains" leadership with its old node,
+//!   which the server then deletes): a candidacy here is one node created by one session, and
+//!   the engine grants it only after checking that the node is its own session's; an expired
+//!   session never campaigns again, and [`Election::rejoin_after_expiry`] campaigns with a new
+//!   node on a new session (tested: the new leader node's owner is the new session).
+//! - CURATOR-620, -653, -504, -444 (leadership flags flipped by interleaved reconnection events
+//!   and resets): there is no leadership flag to reset. Leadership is the [`Hold`] returned by
+//!   one campaign, lost once and for good ([`Hold::lost`] resolves once), and every wait runs on
+//!   the one watch-and-re-read loop, which re-reads after each reconnection. The stress run
+//!   (hundreds of cuts, stalls, session kills, lost replies and deleted nodes) checks that
+//!   leadership intervals never overlap and epochs only grow.
+//! - CURATOR-460 (acting on LOST instead of SUSPENDED lets two leaders overlap): the default
+//!   policy is [`LossPolicy::Suspended`], with the margin described above; choosing
+//!   [`LossPolicy::Lost`] is explicit, and documented as needing fenced writes.
+
 use std::future::Future;
 use std::ops::Deref;
 use std::pin::pin;

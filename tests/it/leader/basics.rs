@@ -367,3 +367,39 @@ async fn participants_rejoin_after_expiry_only_when_asked(env: Env) -> Result<()
     assert!(events.next().await.is_none(), "then the stream ends");
     Ok(())
 }
+
+/// `run`'s work is stopped the moment the connection is lost (the default loss policy), though
+/// the session survives: its token is cancelled, and once it has ended the participant campaigns
+/// again on the same session. Embedded only: the cut comes from the server's fault hooks.
+#[tokio::test]
+async fn run_stops_the_work_when_the_connection_is_lost() -> Result<()> {
+    let env = Env::embedded("leader-run-suspended").await;
+    let c = env.client().await;
+    let stop = CancellationToken::new();
+    let (terms, mut started) = mpsc::unbounded_channel::<u64>();
+    let (ended_tx, mut ended) = mpsc::unbounded_channel::<u64>();
+    let runner = {
+        let (stop, election) = (stop.clone(), Election::new(c.clone(), "/sus"));
+        tokio::spawn(async move {
+            election
+                .run(&stop, |leadership, token| {
+                    let (terms, ended) = (terms.clone(), ended_tx.clone());
+                    async move {
+                        terms.send(leadership.epoch()).expect("report the term");
+                        token.cancelled().await;
+                        ended.send(leadership.epoch()).expect("report the end");
+                    }
+                })
+                .await
+        })
+    };
+    let first = within(10, started.recv()).await.expect("a first term");
+    assert!(env.server().faults().cut_connection(c.session_id()), "the connection was cut");
+    assert_eq!(within(10, ended.recv()).await, Some(first), "the work is stopped on the connection loss");
+    let second = within(20, started.recv()).await.expect("elected again once reconnected");
+    assert!(second > first);
+    assert!(!c.state().is_terminal(), "the same session");
+    stop.cancel();
+    within(10, runner).await.expect("the run task")?;
+    Ok(())
+}

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use crate::connect::ConnectOpts;
 use crate::exit::CliError;
 use crate::output::{data_json, escaped, Output};
-use crate::signal::Shutdown;
+use crate::watch::until_stopped;
 
 /// Arguments of `leader`.
 #[derive(Debug, Args)]
@@ -33,23 +33,7 @@ pub struct LeaderArgs {
 pub async fn run(args: &LeaderArgs, opts: &ConnectOpts, out: &mut Output) -> Result<(), CliError> {
     let context = format!("leader {}", args.path);
     conclave_core::path::validate_path(&args.path).map_err(|e| CliError::zk(context.as_str(), &e))?;
-    let mut shutdown = Shutdown::install()?;
-    let client = tokio::select! {
-        client = opts.connect() => client?,
-        signal = shutdown.requested() => {
-            tracing::debug!(signal, "stopped while connecting");
-            return Ok(());
-        }
-    };
-    let result = tokio::select! {
-        r = report(&client, args, &context, out) => r,
-        signal = shutdown.requested() => {
-            tracing::debug!(signal, "stopped");
-            Ok(())
-        }
-    };
-    client.close().await;
-    result
+    until_stopped(opts, |client| async move { report(&client, args, &context, out).await }).await
 }
 
 /// Prints the leader once, or at every change.

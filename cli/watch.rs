@@ -36,6 +36,17 @@ pub struct WatchArgs {
 pub async fn run(args: &WatchArgs, opts: &ConnectOpts, out: &mut Output) -> Result<(), CliError> {
     let context = format!("watch {}", args.path);
     conclave_core::path::validate_path(&args.path).map_err(|e| CliError::zk(context.as_str(), &e))?;
+    until_stopped(opts, |client| async move { follow(&client, args, &context, out).await }).await
+}
+
+/// Installs the stop signals' handlers, connects, and runs `body` on the session until it ends
+/// or SIGINT or SIGTERM arrives (then `Ok`: stopping a follower is its normal end, also while
+/// it connects); the session is closed either way. The commands that follow something until
+/// stopped (`watch`, `leader --watch`) run this way.
+pub async fn until_stopped<Fut>(opts: &ConnectOpts, body: impl FnOnce(Client) -> Fut) -> Result<(), CliError>
+where
+    Fut: std::future::Future<Output = Result<(), CliError>>,
+{
     let mut shutdown = Shutdown::install()?;
     let client = tokio::select! {
         client = opts.connect() => client?,
@@ -45,7 +56,7 @@ pub async fn run(args: &WatchArgs, opts: &ConnectOpts, out: &mut Output) -> Resu
         }
     };
     let result = tokio::select! {
-        r = follow(&client, args, &context, out) => r,
+        r = body(client.clone()) => r,
         signal = shutdown.requested() => {
             tracing::debug!(signal, "stopped");
             Ok(())

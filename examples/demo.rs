@@ -8,6 +8,9 @@
 //! cargo run --example demo -- --connect 127.0.0.1:2181  # the same tour on a real ZooKeeper
 //! ```
 
+#[path = "support/target.rs"]
+mod target;
+
 use std::time::Duration;
 
 use conclave::lock::Mutex;
@@ -16,20 +19,7 @@ use futures::StreamExt;
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let connect_to = args.iter().position(|a| a == "--connect").and_then(|i| args.get(i + 1)).cloned();
-    let (server, hosts) = match connect_to {
-        Some(hosts) => {
-            println!("Using the ZooKeeper at {hosts}");
-            (None, hosts)
-        }
-        None => {
-            let server = conclave::Server::builder().start().await?;
-            let hosts = server.connect_string();
-            println!("Started an embedded ZooKeeper-compatible server on {hosts}");
-            (Some(server), hosts)
-        }
-    };
+    let (server, hosts) = target::server_or_hosts().await?;
 
     let alice = Client::builder().session_timeout(Duration::from_secs(10)).connect(&hosts).await?;
     let bob = Client::connect(&hosts).await?;

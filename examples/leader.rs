@@ -8,6 +8,9 @@
 //! cargo run --example leader -- --connect 127.0.0.1:2181  # the same on a real ZooKeeper
 //! ```
 
+#[path = "support/target.rs"]
+mod target;
+
 use std::time::Duration;
 
 use conclave::leader::{self, Election, ElectionEvent};
@@ -18,20 +21,7 @@ const PATH: &str = "/leader-example/election";
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let connect_to = args.iter().position(|a| a == "--connect").and_then(|i| args.get(i + 1)).cloned();
-    let (server, hosts) = match connect_to {
-        Some(hosts) => {
-            println!("Using the ZooKeeper at {hosts}");
-            (None, hosts)
-        }
-        None => {
-            let server = conclave::Server::builder().start().await?;
-            let hosts = server.connect_string();
-            println!("Started an embedded ZooKeeper-compatible server on {hosts}");
-            (Some(server), hosts)
-        }
-    };
+    let (server, hosts) = target::server_or_hosts().await?;
     let connect = || Client::builder().session_timeout(Duration::from_secs(4)).connect(&hosts);
 
     // An observer: prints who leads, at every change.
@@ -107,11 +97,14 @@ async fn main() -> Result<()> {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    for (_, client, _, task) in services {
+    // Quietly: stop every service's task (and the observer) before closing their sessions.
+    watching.abort();
+    for (_, _, _, task) in &services {
         task.abort();
+    }
+    for (_, client, _, _) in services {
         client.close().await;
     }
-    watching.abort();
     observer.close().await;
     if let Some(server) = server {
         server.shutdown().await;

@@ -18,10 +18,11 @@ use std::time::Duration;
 use clap::Args;
 use conclave::leader::Election;
 use conclave_core::path::validate_path;
+use conclave_core::SessionState;
 
 use crate::connect::ConnectOpts;
 use crate::exit::{CliError, ExitClass};
-use crate::lock::{interrupted, parse_duration, run_under, CommandOpts, Under};
+use crate::lock::{interrupted, parse_duration, run_under, CommandOpts, Failure, Under};
 use crate::signal::Shutdown;
 
 /// The command's environment variable holding the leadership's epoch.
@@ -80,7 +81,13 @@ pub async fn run(args: ElectArgs, opts: &ConnectOpts) -> Result<(), CliError> {
         let leadership = match won {
             Ok(l) => l,
             Err(e) => {
+                let expired = session.state() == SessionState::Expired;
                 session.close().await;
+                // The session expired while campaigning again: on a new one.
+                if args.requeue && expired {
+                    eprintln!("conclave: {e}; campaigning again on a new session (--requeue)");
+                    continue;
+                }
                 return Err(e);
             }
         };
@@ -93,7 +100,9 @@ pub async fn run(args: ElectArgs, opts: &ConnectOpts) -> Result<(), CliError> {
         };
         let result = run_under(leadership.into_hold(), &under, &command, &context, &mut signals).await;
         match result {
-            Err(e) if args.requeue && e.class() == ExitClass::LeadershipLost => {
+            // Only a leadership lost before or while the command ran: a command that ended by
+            // itself is not run again.
+            Err(Failure::Lost(e)) if args.requeue => {
                 eprintln!("conclave: {e}; campaigning again (--requeue)");
                 if session.state().is_terminal() {
                     session.close().await;
@@ -104,7 +113,7 @@ pub async fn run(args: ElectArgs, opts: &ConnectOpts) -> Result<(), CliError> {
             other => {
                 // Ends the session: whatever node is left goes with it.
                 session.close().await;
-                return other;
+                return other.map_err(CliError::from);
             }
         }
     }

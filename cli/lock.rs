@@ -135,7 +135,7 @@ async fn hold(client: &Client, args: &LockArgs, context: &str, signals: &mut Shu
         lost: ExitClass::LockLost,
     };
     let command = CommandOpts { command: &args.command, grace: args.grace, foreground: args.foreground };
-    run_under(guard, &under, &command, context, signals).await
+    run_under(guard, &under, &command, context, signals).await.map_err(CliError::from)
 }
 
 /// What a command runs under: a lock, or a leadership.
@@ -160,6 +160,23 @@ pub struct CommandOpts<'a> {
     pub foreground: bool,
 }
 
+/// How a command run under a hold failed.
+pub enum Failure {
+    /// The hold was lost before the command started, or while it ran (the command was stopped).
+    Lost(CliError),
+    /// Anything else, including a hold found lost only at its release, after the command ended
+    /// by itself (its run is complete, but its exclusivity cannot be vouched for).
+    Other(CliError),
+}
+
+impl From<Failure> for CliError {
+    fn from(f: Failure) -> CliError {
+        match f {
+            Failure::Lost(e) | Failure::Other(e) => e,
+        }
+    }
+}
+
 /// Runs the command while `guard` is held, stops it if the hold may be lost, and releases the
 /// hold once the command and its process group are gone (see the module docs).
 pub async fn run_under(
@@ -168,18 +185,18 @@ pub async fn run_under(
     opts: &CommandOpts<'_>,
     context: &str,
     signals: &mut Shutdown,
-) -> Result<(), CliError> {
+) -> Result<(), Failure> {
     let mut lost = pin!(guard.lost());
     if !guard.is_held() {
         // Lost between the acquire and now: do not start the command at all. The loss signal
         // resolves at once in that case; the bound only keeps a surprise from hanging here.
         let reason = tokio::time::timeout(Duration::from_secs(1), &mut lost).await.unwrap_or(LossReason::Suspended);
         drop(guard);
-        return Err(CliError::new(
+        return Err(Failure::Lost(CliError::new(
             context,
             format!("lost {} before the command started: {}", under.what, loss_text(under, reason)),
             under.lost,
-        ));
+        )));
     }
 
     let program = &opts.command[0];
@@ -197,7 +214,7 @@ pub async fn run_under(
         Ok(child) => child,
         Err(e) => {
             release_quietly(guard).await;
-            return Err(spawn_error(context, program, e));
+            return Err(Failure::Other(spawn_error(context, program, e)));
         }
     };
     let ended = supervise(child, opts.foreground, &mut lost, signals, opts.grace).await;
@@ -205,7 +222,7 @@ pub async fn run_under(
         Ok(ended) => ended,
         Err(e) => {
             drop(guard);
-            return Err(CliError::io(format!("{context}: wait for the command"), e));
+            return Err(Failure::Other(CliError::io(format!("{context}: wait for the command"), e)));
         }
     };
 
@@ -213,7 +230,7 @@ pub async fn run_under(
         // The node may still exist (a connection loss the session survives): the drop queues its
         // delete, and closing the session removes it in any case.
         drop(guard);
-        return Err(CliError::new(
+        return Err(Failure::Lost(CliError::new(
             context,
             format!(
                 "{} was lost while the command ran: {}; {}",
@@ -222,12 +239,12 @@ pub async fn run_under(
                 ended.stop_story()
             ),
             under.lost,
-        ));
+        )));
     }
     if let Err(e) = guard.release().await {
         // Gone before the release, perhaps while the command ran and before its loss was seen:
         // the command's exclusivity cannot be vouched for.
-        return Err(CliError::new(
+        return Err(Failure::Other(CliError::new(
             context,
             format!(
                 "{} was lost before it was released ({}); the command {}",
@@ -236,11 +253,11 @@ pub async fn run_under(
                 describe(ended.status)
             ),
             under.lost,
-        ));
+        )));
     }
     match status_code(ended.status) {
         0 => Ok(()),
-        code => Err(CliError::status(code)),
+        code => Err(Failure::Other(CliError::status(code))),
     }
 }
 

@@ -24,11 +24,14 @@
 //! - With the default [`LossPolicy::Suspended`], [`lost`](Hold::lost) resolves as soon as the
 //!   client loses its connection. The server expires the session, at the earliest, a session
 //!   timeout after it last heard from the client, and the client declares the connection lost
-//!   after two thirds of the session timeout without an answer (it pings at a third). So a
-//!   leader that stops leading when `lost()` resolves stops at least a third of the session
-//!   timeout before anyone else can be elected. This rests on one clock assumption: the
-//!   client's and the server's clocks advance at about the same rate over a session timeout
-//!   (no drift of a third of it), which holds for ordinary hardware clocks.
+//!   after two thirds of the session timeout without hearing from the server (it pings at a
+//!   third). So a leader that stops leading when `lost()` resolves stops about a third of the
+//!   session timeout (less the one-way latency of the last thing it heard) before anyone else
+//!   can be elected. This rests on two assumptions: the client's and the server's clocks
+//!   advance at about the same rate over a session timeout (no drift of a third of it), which
+//!   holds for ordinary hardware clocks; and the connection fails in both directions together.
+//!   A client that still receives (watch notifications, say) while what it sends is lost goes
+//!   on believing it is connected while the server expires its session.
 //! - A process that is paused (a GC pause, a stopped VM, a swapped-out machine) for longer than
 //!   that margin, or that ignores `lost()`, may still run as leader after its successor was
 //!   elected. Nothing in a client can prevent that; [`fenced`](Hold::fenced) writes and epochs
@@ -57,6 +60,7 @@
 use std::future::Future;
 use std::ops::Deref;
 use std::pin::pin;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use conclave_core::{path, CancellationToken, Client, Data, Error as ZkError};
@@ -80,8 +84,10 @@ pub use crate::internal::participants::Participant;
 const BOTH: &[Kind] = &[LATCH, LOCK];
 
 /// How participants' nodes are named: as by Curator's `LeaderLatch` (the default) or by its
-/// `LeaderSelector`. Participants of one path must all use the same layout to share one
-/// election with Curator; this crate's readers understand both.
+/// `LeaderSelector`. All participants of one path must use the same layout: a participant
+/// counts only the nodes of its own layout, so two layouts on one path are two elections with a
+/// leader each (as with Curator), which the readers ([`leader`], [`observe`]), counting both
+/// kinds together, cannot show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Layout {
     /// `<path>/_c_<uuid>-latch-<seq>`, as `LeaderLatch`.
@@ -227,14 +233,16 @@ impl Election {
 
     /// Leads whenever elected, until `stop` is cancelled: the form of Curator's `LeaderSelector`
     /// (with auto-requeue). Each time this participant is elected, `work` is called with the
-    /// [`Leadership`] and a token, and its future runs:
+    /// [`Leadership`] (shared: `run` keeps it too) and a token, and its future runs:
     /// - the token is cancelled the moment the leadership may be lost ([`Hold::lost`], by the
     ///   loss policy), or when `stop` is cancelled; `work` should then wind down. Its future is
-    ///   awaited to the end either way. The leadership is `work`'s: it resigns when `work` drops
-    ///   it, at the latest when its future ends, and only then is the next leader elected;
+    ///   awaited to the end either way, and the leadership is resigned only then (once the last
+    ///   clone of the `Arc` is dropped: keep none beyond the work), so the next leader is elected
+    ///   only after `work` has returned;
     /// - the token is cancelled too once `work`'s future has returned, so tasks spawned under
     ///   the leadership with a child of the token (or awaiting it) end with it;
-    /// - then the participant campaigns again, unless `stop` was cancelled.
+    /// - then the participant campaigns again, unless `stop` was cancelled. A leadership lost
+    ///   before `work` could start is not given to it.
     ///
     /// Returns `Ok(())` once `stop` is cancelled (a campaign in progress is withdrawn).
     ///
@@ -244,26 +252,36 @@ impl Election {
     /// session after an expiry.
     pub async fn run<F, Fut>(&self, stop: &CancellationToken, mut work: F) -> Result<()>
     where
-        F: FnMut(Leadership, CancellationToken) -> Fut,
+        F: FnMut(Arc<Leadership>, CancellationToken) -> Fut,
         Fut: Future<Output = ()>,
     {
         let mut election = self.clone();
         while !stop.is_cancelled() {
             // A free election is won even with a cancelled token: hence the check above.
             let leadership = match election.campaign_cancellable(stop).await {
-                Ok(Some(leadership)) => leadership,
+                Ok(Some(leadership)) => Arc::new(leadership),
                 Ok(None) => break,
-                Err(e) => match election.rejoined(&e).await {
-                    Some(rejoined) => {
-                        election = rejoined?;
-                        continue;
+                Err(e) => {
+                    let rejoined = tokio::select! {
+                        rejoined = election.rejoined(&e) => rejoined,
+                        () = stop.cancelled() => break,
+                    };
+                    match rejoined {
+                        Some(rejoined) => {
+                            election = rejoined?;
+                            continue;
+                        }
+                        None => return Err(e),
                     }
-                    None => return Err(e),
-                },
+                }
             };
+            if !leadership.is_held() {
+                // Lost between the election and now (the connection, say): campaign again.
+                continue;
+            }
             let lost = leadership.lost();
             let token = stop.child_token();
-            let mut term = pin!(work(leadership, token.clone()));
+            let mut term = pin!(work(leadership.clone(), token.clone()));
             tokio::select! {
                 () = &mut term => {}
                 reason = lost => {
@@ -274,6 +292,7 @@ impl Election {
                 () = token.cancelled() => term.await,
             }
             token.cancel();
+            drop(leadership);
         }
         Ok(())
     }
@@ -284,7 +303,12 @@ impl Election {
     /// by itself (Curator's auto-requeue). The stream holds the leadership while it leads, and
     /// after reporting its loss until it is polled again, so that the consumer can stop acting
     /// as the leader before anyone else can be elected; dropping the stream withdraws the
-    /// candidacy or resigns (in the background).
+    /// candidacy or resigns (in the background). A leadership always ends with a `Lost` event
+    /// before anything else is reported (an error, or `Rejoined`).
+    ///
+    /// Unlike a bare campaign, which watches only the participant ahead of it, the stream also
+    /// follows who leads: every participant joining or leaving wakes every participant's stream
+    /// for one listing.
     ///
     /// The stream ends after its first error: `InvalidPath` at once, a refused create, or the
     /// session's end, unless [`Election::rejoin_after_expiry`] asked to go on on a new session
@@ -294,12 +318,15 @@ impl Election {
             election: Election,
             observe: BoxStream<'static, Result<Option<Leader>>>,
             term: Term,
+            /// A failure seen while leading, reported after the `Lost` event.
+            failure: Option<crate::Error>,
             ended: bool,
         }
         let start = Participating {
             election: self.clone(),
             observe: observe(&self.spec.client, &self.spec.dir).boxed(),
             term: Term::campaign(self),
+            failure: None,
             ended: false,
         };
         futures::stream::unfold(start, |mut st| async move {
@@ -311,15 +338,20 @@ impl Election {
                 // deletes its node in the background) and campaign again.
                 st.term = Term::campaign(&st.election);
             }
-            let next = {
-                let (term, observe) = (&mut st.term, &mut st.observe);
-                tokio::select! {
-                    next = term.next() => next,
-                    leader = observe.next() => match leader {
-                        Some(Ok(leader)) => TermNext::Leader(leader),
-                        Some(Err(e)) => TermNext::Failed(e),
-                        None => TermNext::Failed(ZkError::Closed.into()),
-                    },
+            let next = match st.failure.take() {
+                Some(e) => TermNext::Failed(e),
+                None => {
+                    let (term, observe) = (&mut st.term, &mut st.observe);
+                    tokio::select! {
+                        // The term first: a loss is reported before a failure of the observer.
+                        biased;
+                        next = term.next() => next,
+                        leader = observe.next() => match leader {
+                            Some(Ok(leader)) => TermNext::Leader(leader),
+                            Some(Err(e)) => TermNext::Failed(e),
+                            None => TermNext::Failed(ZkError::Closed.into()),
+                        },
+                    }
                 }
             };
             let event = match next {
@@ -339,12 +371,21 @@ impl Election {
                     }
                     Ok(ElectionEvent::Lost { reason })
                 }
+                TermNext::Failed(e) if matches!(st.term, Term::Leading { .. }) => {
+                    // Leading still: report the loss first, the failure at the next poll.
+                    if let Term::Leading { leadership, .. } = std::mem::replace(&mut st.term, Term::Done) {
+                        st.term = Term::Lost { _leadership: leadership };
+                    }
+                    st.failure = Some(e);
+                    Ok(ElectionEvent::Lost { reason: LossReason::SessionLost })
+                }
                 TermNext::Failed(e) => match st.election.rejoined(&e).await {
                     Some(Ok(rejoined)) => {
-                        st.observe = observe(&rejoined.spec.client, &rejoined.spec.dir).boxed();
+                        let client = rejoined.spec.client.clone();
+                        st.observe = observe(&client, &rejoined.spec.dir).boxed();
                         st.term = Term::campaign(&rejoined);
                         st.election = rejoined;
-                        return Some((Ok(ElectionEvent::Rejoined), st));
+                        Ok(ElectionEvent::Rejoined { client })
                     }
                     Some(Err(failed)) => {
                         st.ended = true;
@@ -427,8 +468,9 @@ impl Deref for Leadership {
     }
 }
 
-/// What [`Election::events`] reports (more kinds may come: match with a wildcard arm).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What [`Election::events`] reports (more kinds may come: match with a wildcard arm). Two
+/// `Rejoined` are equal when their clients have the same session.
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum ElectionEvent {
     /// Who leads now (`None`: nobody), first as it is, then at each change.
@@ -448,8 +490,26 @@ pub enum ElectionEvent {
     },
     /// The session expired and the participant campaigns again on a new one
     /// ([`Election::rejoin_after_expiry`]).
-    Rejoined,
+    Rejoined {
+        /// The new session's client (the one given is expired), for fenced writes and the rest.
+        client: Client,
+    },
 }
+
+impl PartialEq for ElectionEvent {
+    fn eq(&self, other: &Self) -> bool {
+        use ElectionEvent::*;
+        match (self, other) {
+            (Leader(a), Leader(b)) => a == b,
+            (Elected { epoch: a, node: m }, Elected { epoch: b, node: n }) => a == b && m == n,
+            (Lost { reason: a }, Lost { reason: b }) => a == b,
+            (Rejoined { client: a }, Rejoined { client: b }) => a.session_id() == b.session_id(),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for ElectionEvent {}
 
 /// Where a participant of [`Election::events`] stands.
 enum Term {
@@ -493,7 +553,7 @@ impl Term {
     }
 }
 
-/// Who leads an election./// Who leads an election.
+/// Who leads an election.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Leader {
     /// The leader's participant id (its node's data).

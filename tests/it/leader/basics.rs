@@ -25,6 +25,7 @@ conformance!(
     run_with_the_selector_layout_waits_its_turn,
     events_report_election_loss_and_requeue,
     participants_rejoin_after_expiry_only_when_asked,
+    run_keeps_the_leadership_while_the_work_runs,
 );
 
 /// Starts a campaign of `id` on its own task.
@@ -310,7 +311,7 @@ async fn participants_rejoin_after_expiry_only_when_asked(env: Env) -> Result<()
     let mut rejoined = false;
     let (second, node) = loop {
         match next_event(&mut events).await {
-            ElectionEvent::Rejoined => rejoined = true,
+            ElectionEvent::Rejoined { .. } => rejoined = true,
             ElectionEvent::Elected { epoch, node } if rejoined => break (epoch, node),
             _ => {}
         }
@@ -401,5 +402,28 @@ async fn run_stops_the_work_when_the_connection_is_lost() -> Result<()> {
     assert!(!c.state().is_terminal(), "the same session");
     stop.cancel();
     within(10, runner).await.expect("the run task")?;
+    Ok(())
+}
+
+/// Work that ignores the leadership it is given still leads until it returns: `run` keeps the
+/// leadership too, and resigns only after the work's future ended.
+async fn run_keeps_the_leadership_while_the_work_runs(env: Env) -> Result<()> {
+    let a = env.client().await;
+    let b = env.client().await;
+    let stop = CancellationToken::new();
+    let runner = {
+        let (stop, election) = (stop.clone(), Election::new(a.clone(), "/keep").with_id("a"));
+        tokio::spawn(async move { election.run(&stop, |_, token| async move { token.cancelled().await }).await })
+    };
+    within(10, until_children(&b, "/keep", 1)).await;
+    let eb = Election::new(b.clone(), "/keep").with_id("b");
+    let mut waiting = Box::pin(eb.campaign());
+    pending_for(500, &mut waiting).await;
+    assert_eq!(leader::leader(&b, "/keep").await?.map(|l| l.id), Some(b"a".to_vec().into()));
+    stop.cancel();
+    within(10, runner).await.expect("the run task")?;
+    let lb = within(10, waiting).await?;
+    assert_eq!(&lb.id()[..], b"b");
+    lb.resign().await?;
     Ok(())
 }

@@ -98,7 +98,7 @@ pub enum Layout {
 }
 
 /// A participant in the leader election of one path, interoperable with Apache Curator's
-/// `LeaderLatch` on the same path.
+/// `LeaderLatch` on the same path (or its `LeaderSelector`, with [`Layout::Selector`]).
 ///
 /// Cloning is cheap; clones are handles on the same election with the same participant id, and
 /// each campaign is a separate candidacy.

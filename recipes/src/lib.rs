@@ -13,6 +13,7 @@
 //! | read-write lock | [`lock::RwLock`] | `<path>/_c_<uuid>-__READ__<seq>`, `…-__WRIT__<seq>` | `InterProcessReadWriteLock` |
 //! | semaphore | [`lock::Semaphore`] | `<path>/locks/…-lock-<seq>`, `<path>/leases/_c_<uuid>-lease-<seq>` | `InterProcessSemaphoreV2` |
 //! | several locks at once | [`lock::MultiLock`] | the mutexes' | `InterProcessMultiLock` |
+//! | barrier | [`barrier::Barrier`] | `<path>` (exists = set) | `DistributedBarrier` |
 //! | leader election | [`leader::Election`] | `<path>/_c_<uuid>-latch-<seq>` (or `-lock-`), data = participant id | `LeaderLatch` (`LeaderSelector`) |
 //!
 //! ## Layout
@@ -38,6 +39,7 @@
 //!   lock/           Mutex, RwLock, Semaphore, MultiLock: specs on the engine, guards are Holds
 //!   leader/         Election (a latch spec on the engine; a Leadership is a Hold with an epoch),
 //!                   leader, participants, observe
+//!   barrier/        Barrier (one round of watch::until on the node's existence)
 //! ```
 //!
 //! A new contender kind — a leader latch (`latch-` nodes, "first in line holds"), say — is a
@@ -61,6 +63,7 @@
 
 pub use conclave_core::*;
 
+pub mod barrier;
 pub mod error;
 pub mod hold;
 mod internal;

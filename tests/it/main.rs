@@ -5,6 +5,7 @@
 mod support;
 
 mod acl;
+mod barrier;
 mod cli;
 mod data;
 mod ensemble;

@@ -1,0 +1,3 @@
+//! The barrier family (`conclave::barrier`): behaviour on both backends (`basics`).
+
+mod basics;

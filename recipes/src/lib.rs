@@ -14,6 +14,7 @@
 //! | semaphore | [`lock::Semaphore`] | `<path>/locks/…-lock-<seq>`, `<path>/leases/_c_<uuid>-lease-<seq>` | `InterProcessSemaphoreV2` |
 //! | several locks at once | [`lock::MultiLock`] | the mutexes' | `InterProcessMultiLock` |
 //! | barrier | [`barrier::Barrier`] | `<path>` (exists = set) | `DistributedBarrier` |
+//! | double barrier | [`barrier::DoubleBarrier`] | `<path>/<uuid>` (data = member id), `<path>/ready` | `DistributedDoubleBarrier` |
 //! | leader election | [`leader::Election`] | `<path>/_c_<uuid>-latch-<seq>` (or `-lock-`), data = participant id | `LeaderLatch` (`LeaderSelector`) |
 //!
 //! ## Layout
@@ -39,7 +40,7 @@
 //!   lock/           Mutex, RwLock, Semaphore, MultiLock: specs on the engine, guards are Holds
 //!   leader/         Election (a latch spec on the engine; a Leadership is a Hold with an epoch),
 //!                   leader, participants, observe
-//!   barrier/        Barrier (one round of watch::until on the node's existence)
+//!   barrier/        Barrier, DoubleBarrier (rounds of watch::until on the members and `ready`)
 //! ```
 //!
 //! A new contender kind — a leader latch (`latch-` nodes, "first in line holds"), say — is a

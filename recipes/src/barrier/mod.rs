@@ -1,5 +1,7 @@
 //! Barriers. [`Barrier`] (Apache Curator's `DistributedBarrier`): a node that, while it exists,
-//! holds back everyone who waits on it; removing it lets them all through.
+//! holds back everyone who waits on it; removing it lets them all through. [`DoubleBarrier`]
+//! (Curator's `DistributedDoubleBarrier`): members enter together once enough have arrived,
+//! and leave together once all have finished.
 //!
 //! The barrier node is `<path>` itself (persistent; missing parents are created), so Curator's
 //! `DistributedBarrier` and this one on the same path are the same barrier. A wait is one
@@ -119,5 +121,217 @@ impl Barrier {
                 .await
             })
             .await
+    }
+}
+
+/// The name of the node that opens a [`DoubleBarrier`] (Curator's).
+const READY: &str = "ready";
+
+/// A double barrier on a ZooKeeper path, interoperable with Curator's
+/// `DistributedDoubleBarrier`: [`enter`](DoubleBarrier::enter) returns once `count` members
+/// have entered (a threshold, not a limit: later members enter at once), and
+/// [`leave`](DoubleBarrier::leave) once every member that entered has left.
+///
+/// Each member is an ephemeral node `<path>/<uuid>` (its data the member id) and the barrier
+/// opens with the persistent `<path>/ready`, as Curator lays them out, so Java and Rust members
+/// share one barrier. A member whose session ends counts as left (its node goes with it), so
+/// the others are not stuck waiting for it to leave. Every wait re-reads the members after each
+/// watch event or reconnection, so a spurious wake-up never lets `enter` pass early
+/// (apache/curator#1290), and every wait takes the common [`Wait`].
+///
+/// One `DoubleBarrier` value is one member: enter, then leave, then it may enter again.
+///
+/// # Cancellation safety
+/// A dropped or timed-out `enter` removes the member's node (no stray member is counted by the
+/// others). A dropped `leave` may leave the member in the barrier until its session ends.
+#[derive(Debug)]
+pub struct DoubleBarrier {
+    client: Client,
+    path: String,
+    id: bytes::Bytes,
+    count: usize,
+    /// Our node's name while we are a member.
+    node: std::sync::Mutex<Option<String>>,
+}
+
+/// Deletes a member node unless disarmed (a dropped or failed `enter`).
+struct Member {
+    client: Client,
+    path: String,
+    armed: bool,
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        if self.armed {
+            // Queued on the session now (after the create, if that is in flight), sent again
+            // after a reconnect.
+            drop(self.client.delete_guaranteed(&self.path, None));
+        }
+    }
+}
+
+impl DoubleBarrier {
+    /// Member `member_id` of the double barrier on `path` that opens with `count` members.
+    pub fn new(client: Client, path: &str, member_id: impl Into<conclave_core::Data>, count: usize) -> DoubleBarrier {
+        let id = member_id.into().into_bytes();
+        DoubleBarrier { client, path: path.to_string(), id, count, node: std::sync::Mutex::new(None) }
+    }
+
+    /// The barrier path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Whether this member has entered and not left.
+    pub fn entered(&self) -> bool {
+        self.member().is_some()
+    }
+
+    fn member(&self) -> Option<String> {
+        self.node.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set_member(&self, node: Option<String>) {
+        *self.node.lock().unwrap_or_else(|e| e.into_inner()) = node;
+    }
+
+    wait_forms! {
+        what: "the barrier to open",
+        with: enter_with() -> (),
+        forever: enter,
+        once: try_enter,
+        timeout: enter_timeout,
+        cancellable: enter_cancellable,
+    }
+
+    /// Enters (creates this member's node) and waits within `wait`'s limits until the barrier
+    /// opens: `Some(())` once `count` members have entered (this member counts), `None` if the
+    /// limits were reached first (the member's node is removed again).
+    ///
+    /// # Errors
+    /// `InvalidPath`; `InvalidArgument` if this member has entered already (leave first);
+    /// `NoAuth`; the session's terminal error if it ends first (connection losses are ridden
+    /// out).
+    pub async fn enter_with(&self, wait: Wait) -> Result<Option<()>> {
+        path::validate_path(&self.path)?;
+        if self.entered() {
+            return Err(ZkError::InvalidArgument("this member has entered already: leave first".into()).into());
+        }
+        let name = uuid::Uuid::new_v4().to_string();
+        let node = path::join(&self.path, &name);
+        let ready = path::join(&self.path, READY);
+        let mut member = Member { client: self.client.clone(), path: node.clone(), armed: true };
+        let (client, id, count) = (&self.client, &self.id, self.count);
+        let dir = self.path.as_str();
+        // Our own create, repeated after a connection loss: NODEEXISTS is ours (the name is
+        // fresh), unless the session changed, which ends the call anyway.
+        watch::answered(client, || async {
+            match client.create_all(&node, id.clone(), CreateMode::Ephemeral).await {
+                Ok(_) | Err(ZkError::NodeExists) => Ok(()),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await?;
+        let opened = wait
+            .start()
+            .run(|bound| {
+                let (ready, once) = (ready.as_str(), bound.once());
+                async move {
+                    watch::until(client, |round| async move {
+                        if round.watch_exists(ready).await?.is_some() {
+                            return Ok(Step::Done(Some(())));
+                        }
+                        let members = client.get_children(dir).await?.into_iter().filter(|c| c != READY).count();
+                        if members >= count {
+                            match client.create(ready, b"", CreateMode::Persistent).await {
+                                Ok(_) | Err(ZkError::NodeExists) => return Ok(Step::Done(Some(()))),
+                                Err(e) => return Err(e.into()),
+                            }
+                        }
+                        Ok(if once { Step::Done(None) } else { Step::Wait })
+                    })
+                    .await
+                }
+            })
+            .await?;
+        if opened.is_some() {
+            member.armed = false;
+            self.set_member(Some(name));
+        }
+        Ok(opened)
+    }
+
+    wait_forms! {
+        what: "every member to leave",
+        with: leave_with() -> (),
+        forever: leave,
+        once: try_leave,
+        timeout: leave_timeout,
+        cancellable: leave_cancellable,
+    }
+
+    /// Leaves (removes this member's node) and waits within `wait`'s limits until every member
+    /// has left: `Some(())` then (the `ready` node is removed too), `None` if the limits were
+    /// reached first (this member may still be counted until it leaves again or its session
+    /// ends). The lowest-named member leaves last, after watching the highest; the others leave
+    /// at once and watch the lowest (Curator's protocol). A member that has not entered leaves
+    /// at once.
+    ///
+    /// # Errors
+    /// `InvalidPath`; the session's terminal error if it ends first (connection losses are
+    /// ridden out).
+    pub async fn leave_with(&self, wait: Wait) -> Result<Option<()>> {
+        path::validate_path(&self.path)?;
+        let Some(ours) = self.member() else { return Ok(Some(())) };
+        let (client, dir) = (&self.client, self.path.as_str());
+        let own = path::join(dir, &ours);
+        let deleted = std::sync::atomic::AtomicBool::new(false);
+        let left = wait
+            .start()
+            .run(|bound| {
+                let (once, ours, own, deleted) = (bound.once(), ours.as_str(), own.as_str(), &deleted);
+                async move {
+                    watch::until(client, |round| async move {
+                        let mut members: Vec<String> =
+                            client.get_children(dir).await?.into_iter().filter(|c| c != READY).collect();
+                        members.sort();
+                        let Some(lowest) = members.first().cloned() else { return Ok(Step::Done(Some(()))) };
+                        let alone = members.len() == 1;
+                        let watched = if lowest == ours && !deleted.load(std::sync::atomic::Ordering::SeqCst) {
+                            if alone {
+                                delete_quietly(client, own).await?;
+                                return Ok(Step::Done(Some(())));
+                            }
+                            members.last().cloned().unwrap_or_default()
+                        } else {
+                            if !deleted.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                                delete_quietly(client, own).await?;
+                            }
+                            lowest
+                        };
+                        Ok(match round.watch_exists(&path::join(dir, &watched)).await? {
+                            None => Step::Again,
+                            Some(_) if once => Step::Done(None),
+                            Some(_) => Step::Wait,
+                        })
+                    })
+                    .await
+                }
+            })
+            .await?;
+        if left.is_some() {
+            self.set_member(None);
+            delete_quietly(client, &path::join(dir, READY)).await?;
+        }
+        Ok(left)
+    }
+}
+
+/// Deletes `node` if it is there.
+async fn delete_quietly(client: &Client, node: &str) -> Result<()> {
+    match client.delete(node, None).await {
+        Ok(()) | Err(ZkError::NoNode) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }

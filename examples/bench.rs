@@ -28,6 +28,9 @@
 //!   closes its session (`Client::close`); the time from just before the close call until the
 //!   next participant's campaign returns; 20 rounds, the closed participant replaced by a fresh
 //!   one after each; p50 and max, and `close_call` (how long the close call itself took).
+//! - `double_barrier`: 8 participants, each on its own session, `enter()` then `leave()` on a
+//!   [`DoubleBarrier`] of 8; the time until the last `leave()` returns; a fresh barrier path per
+//!   round; 10 rounds; p50 and max.
 //! - `lock_many` (ours only): 1000 distinct lock paths acquired at once on one session (all
 //!   1000 acquires in flight together), timed until all are held, then all released together;
 //!   acquisitions/s, the median of 5 repetitions after one warm-up on the same paths.
@@ -39,6 +42,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use conclave::barrier::DoubleBarrier;
 use conclave::leader::{Election, Leadership};
 use conclave::lock::Mutex;
 use conclave::{Client, CreateMode, Result, ZkError};
@@ -48,7 +52,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use stats::percentile;
 
 /// Every benchmark, in the order they run by default.
-const ALL: [&str; 6] = ["raw_sync", "raw_async", "lock_uncontended", "lock_contended", "lock_many", "leader_failover"];
+const ALL: [&str; 7] =
+    ["raw_sync", "raw_async", "lock_uncontended", "lock_contended", "lock_many", "leader_failover", "double_barrier"];
 
 /// Every benchmark stops after this long, whatever its count.
 const LIMIT: Duration = Duration::from_secs(60);
@@ -610,6 +615,36 @@ async fn leader_failover(target: &Target, root: &str, n: usize, rounds: usize) -
     Ok(())
 }
 
+async fn double_barrier(target: &Target, root: &str, n: usize, rounds: usize) -> Result<()> {
+    let mut clients = Vec::new();
+    for _ in 0..n {
+        clients.push(target.connect().await?);
+    }
+    let mut took = Vec::with_capacity(rounds);
+    for round in 0..rounds {
+        let path = format!("{root}/double_barrier/r{round}");
+        let t = Instant::now();
+        let members = clients.iter().enumerate().map(|(i, c)| {
+            let barrier = DoubleBarrier::new(c.clone(), &path, format!("m{i}"), n);
+            async move {
+                barrier.enter().await?;
+                barrier.leave().await
+            }
+        });
+        for done in futures::future::join_all(members).await {
+            done?;
+        }
+        took.push(t.elapsed());
+    }
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    emit("double_barrier_p50", ms(percentile(&mut took, 50.0)), "ms");
+    emit("double_barrier_max", ms(percentile(&mut took, 100.0)), "ms");
+    for c in clients {
+        c.close().await;
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = match parse_args() {
@@ -649,6 +684,7 @@ async fn main() -> Result<()> {
             "lock_contended" => tokio::spawn(async move { lock_contended(&target, &root, 8, 10.0).await }),
             "lock_many" => tokio::spawn(async move { lock_many(&target, &root, 1000, 5).await }),
             "leader_failover" => tokio::spawn(async move { leader_failover(&target, &root, 5, 20).await }),
+            "double_barrier" => tokio::spawn(async move { double_barrier(&target, &root, 8, 10).await }),
             other => {
                 println!("# unknown bench {other}");
                 continue;

@@ -231,7 +231,7 @@ impl State {
                 // Sized from the session's set as it is, before the listing is built.
                 let listed = self.tree.ephemeral_paths(session).filter(|p| wanted(p));
                 let size = reply_size::names(listed);
-                self.work += self.tree.ephemeral_paths(session).count() as u64;
+                self.work += self.tree.ephemerals_len(session) as u64;
                 if self.fits(conn, xid, size) {
                     let list: Vec<String> =
                         self.tree.ephemerals_of(session).into_iter().filter(|p| wanted(p)).collect();
@@ -241,10 +241,7 @@ impl State {
             Request::WhoAmI => {
                 // A user name is at most the id (digest ids lose their hash): sized before built.
                 let (ids, size) = self.conns.get(&conn).map_or((0, 4), |c| {
-                    (
-                        c.auth.iter().count(),
-                        4 + c.auth.iter().map(|id| 8 + id.scheme.len() + id.id.len()).sum::<usize>(),
-                    )
+                    (c.auth.len(), 4 + c.auth.iter().map(|id| 8 + id.scheme.len() + id.id.len()).sum::<usize>())
                 });
                 self.work += ids as u64;
                 if self.fits(conn, xid, size) {

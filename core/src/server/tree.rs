@@ -418,6 +418,11 @@ impl DataTree {
         self.ephemerals.get(&session).into_iter().flat_map(|set| set.iter().map(|p| &**p))
     }
 
+    /// How many ephemeral nodes `session` owns.
+    pub(crate) fn ephemerals_len(&self, session: i64) -> usize {
+        self.ephemerals.get(&session).map_or(0, StrSet::len)
+    }
+
     /// Forgets a session's ephemeral set (after its nodes were deleted).
     pub(crate) fn drop_session(&mut self, session: i64) {
         self.ephemerals.remove(&session);

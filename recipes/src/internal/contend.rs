@@ -109,6 +109,16 @@ impl Spec {
     pub(crate) fn with_kind(&self, kind: Kind, rule: Rule) -> Spec {
         Spec { kind, rule, ..self.clone() }
     }
+
+    /// The same contender, of `kind` among `kinds` (same rule), for another layout.
+    pub(crate) fn with_kinds(&self, kind: Kind, kinds: &'static [Kind]) -> Spec {
+        Spec { kind, kinds, ..self.clone() }
+    }
+
+    /// The same contender on another session.
+    pub(crate) fn with_client(&self, client: Client) -> Spec {
+        Spec { client, ..self.clone() }
+    }
 }
 
 /// A node we hold.

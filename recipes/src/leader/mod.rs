@@ -138,19 +138,10 @@ impl Election {
     /// The node layout (default [`Layout::Latch`]): [`Layout::Selector`] to share an election
     /// with Curator `LeaderSelector`s.
     pub fn layout(mut self, layout: Layout) -> Election {
-        let kind = match layout {
-            Layout::Latch => LATCH,
-            Layout::Selector => LOCK,
+        self.spec = match layout {
+            Layout::Latch => self.spec.with_kinds(LATCH, &[LATCH]),
+            Layout::Selector => self.spec.with_kinds(LOCK, &[LOCK]),
         };
-        let data = std::mem::take(&mut self.spec.data);
-        self.spec = Spec::new(
-            self.spec.client.clone(),
-            &self.spec.dir,
-            kind,
-            if kind == LATCH { &[LATCH] } else { &[LOCK] },
-            Rule::Ahead(1),
-        );
-        self.spec.data = data;
         self
     }
 
@@ -185,9 +176,7 @@ impl Election {
         Some(match spec.client.reconnect_new_session().await {
             Ok(client) => {
                 tracing::debug!(path = %spec.dir, session = %format_args!("{:#x}", client.session_id()), "rejoining on a new session");
-                let mut fresh = Spec::new(client, &spec.dir, spec.kind, spec.kinds, spec.rule);
-                fresh.data = spec.data.clone();
-                Ok(Election { spec: fresh, ..self.clone() })
+                Ok(Election { spec: spec.with_client(client), ..self.clone() })
             }
             Err(e) => Err(e.into()),
         })

@@ -52,9 +52,9 @@ async fn member(env: &Env, i: usize, count: usize) -> Vec<String> {
     violations
 }
 
-/// Both sides' rounds, the Rust members with a barrier of `count`; the violations each side
-/// saw (Curator's, Rust's), or `None` without Curator.
-async fn together(env: &Env, count: usize) -> Option<(String, Vec<String>)> {
+/// Both sides' rounds; the violations each side saw (Curator's, Rust's), or `None` without
+/// Curator.
+async fn together(env: &Env) -> Option<(String, Vec<String>)> {
     let program = CuratorProgram::compile("CuratorBarrierCheck").await?;
     let mut cmd = program.command();
     cmd.arg(env.tcp_address())
@@ -63,7 +63,7 @@ async fn together(env: &Env, count: usize) -> Option<(String, Vec<String>)> {
         .arg(JAVA.to_string())
         .arg((JAVA + RUST).to_string());
     let java = tokio::spawn(run(cmd, None, Duration::from_secs(120)));
-    let rust = futures::future::join_all((0..RUST).map(|i| member(env, i, count))).await;
+    let rust = futures::future::join_all((0..RUST).map(|i| member(env, i, JAVA + RUST))).await;
     let (ok, out, err) = within(150, java).await.expect("the Java runner");
     assert!(ok && out.contains("ok done"), "CuratorBarrierCheck failed:\nstdout:\n{out}\nstderr:\n{err}");
     let java: Vec<&str> = out.lines().filter(|l| l.starts_with("violation ")).collect();
@@ -71,7 +71,7 @@ async fn together(env: &Env, count: usize) -> Option<(String, Vec<String>)> {
 }
 
 async fn exclusion(env: Env) {
-    let Some((java, rust)) = together(&env, JAVA + RUST).await else { return };
+    let Some((java, rust)) = together(&env).await else { return };
     assert!(java.is_empty(), "Curator members passed early:\n{java}");
     assert!(rust.is_empty(), "Rust members passed early: {rust:#?}");
     let backend = if env.is_embedded() { "embedded server" } else { "real ZooKeeper" };

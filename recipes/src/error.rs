@@ -42,6 +42,22 @@ pub enum Error {
         /// What happened to it.
         reason: LossReason,
     },
+    /// A directory has too many children to list in one reply: listing it would take about
+    /// `bytes`, over the `limit` of the client's reply frame
+    /// ([`Client::max_reply_frame`](conclave_core::Client::max_reply_frame)) or the server's
+    /// reply limit. A queue this long must be drained by consumers with a larger limit, or
+    /// split across several queue paths.
+    #[error("{path}: {children} children cannot be listed in one reply (about {bytes} bytes, limit {limit})")]
+    TooManyChildren {
+        /// The directory.
+        path: String,
+        /// How many children it has.
+        children: usize,
+        /// The estimated size of the listing.
+        bytes: usize,
+        /// The reply limit it exceeds.
+        limit: usize,
+    },
 }
 
 impl Error {
@@ -49,7 +65,7 @@ impl Error {
     pub fn zk(&self) -> Option<&ZkError> {
         match self {
             Error::Zk(e) => Some(e),
-            Error::Lost { .. } => None,
+            Error::Lost { .. } | Error::TooManyChildren { .. } => None,
         }
     }
 

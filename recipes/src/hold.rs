@@ -85,6 +85,9 @@ pub struct Hold {
     policy: LossPolicy,
     /// Resolves when the node is deleted or the session ends; started on first use.
     node: Shared<BoxFuture<'static, LossReason>>,
+    /// A second node of the holder's that goes with the first, deleted after it (a queue
+    /// claim's exclusive `claim` node, which the holder's own node proves is its own).
+    companion: Option<String>,
     /// Set by [`Hold::release`], which has sent the delete itself.
     released: bool,
 }
@@ -104,7 +107,21 @@ impl Hold {
     /// granted).
     pub(crate) fn new(client: Client, path: String, stat: Stat, policy: LossPolicy) -> Hold {
         let node = watch_node(client.clone(), path.clone()).boxed().shared();
-        Hold { client, path, stat, policy, node, released: false }
+        Hold { client, path, stat, policy, node, companion: None, released: false }
+    }
+
+    /// This hold, with `companion` deleted after the own node whenever the hold is released:
+    /// only once the own node is confirmed deleted by [`Hold::release`]; queued right behind
+    /// it on drop.
+    pub(crate) fn with_companion(mut self, companion: String) -> Hold {
+        self.companion = Some(companion);
+        self
+    }
+
+    /// Ends the hold without releasing it: its nodes were removed by the recipe itself (a
+    /// queue claim's ack deletes them with the item, in one transaction).
+    pub(crate) fn settle(mut self) {
+        self.released = true;
     }
 
     /// The fencing token of this hold: the `czxid` of the holder's own node. Every later holder
@@ -192,7 +209,13 @@ impl Hold {
     pub async fn release(mut self) -> Result<()> {
         self.released = true;
         match self.client.delete_guaranteed(&self.path, None).await {
-            Ok(()) => Ok(()),
+            Ok(()) => match self.companion.take() {
+                Some(companion) => match self.client.delete_guaranteed(&companion, None).await {
+                    Ok(()) | Err(ZkError::NoNode) => Ok(()),
+                    Err(e) => Err(e.into()),
+                },
+                None => Ok(()),
+            },
             Err(ZkError::NoNode) => Err(Error::Lost { path: self.path.clone(), reason: LossReason::NodeDeleted }),
             Err(e) => Err(e.into()),
         }
@@ -204,6 +227,10 @@ impl Drop for Hold {
         if !self.released {
             // Queued on the session before this returns; the reply is not awaited.
             drop(self.client.delete_guaranteed(&self.path, None));
+            if let Some(companion) = &self.companion {
+                // Behind the own node's delete on the same session, so never before it.
+                drop(self.client.delete_guaranteed(companion, None));
+            }
         }
     }
 }

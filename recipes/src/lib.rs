@@ -70,6 +70,7 @@ pub mod hold;
 mod internal;
 pub mod leader;
 pub mod lock;
+pub mod queue;
 mod wait;
 
 pub use error::{Error, Result, ZkError};

@@ -202,13 +202,32 @@ macro_rules! wait_forms {
         timeout: $timeout:ident,
         cancellable: $cancellable:ident $(,)?
     ) => {
+        $crate::wait::wait_forms! {
+            what: $what,
+            with: $with($($arg: $ty),*) -> $out,
+            forever: $forever,
+            once: $once,
+            timeout: $timeout,
+            cancellable: $cancellable,
+            dropped: "Dropping the future leaves nothing behind on the server.",
+        }
+    };
+    (
+        what: $what:literal,
+        with: $with:ident($($arg:ident: $ty:ty),*) -> $out:ty,
+        forever: $forever:ident,
+        once: $once:ident,
+        timeout: $timeout:ident,
+        cancellable: $cancellable:ident,
+        dropped: $dropped:literal $(,)?
+    ) => {
         #[doc = concat!("Waits as long as it takes for ", $what, ": [`Self::", stringify!($with), "`] with [`Wait::forever`](crate::Wait::forever).")]
         ///
         /// # Errors
         #[doc = concat!("As [`Self::", stringify!($with), "`].")]
         ///
         /// # Cancellation safety
-        /// Dropping the future leaves nothing behind on the server.
+        #[doc = $dropped]
         pub async fn $forever(&self $(, $arg: $ty)*) -> $crate::Result<$out> {
             let done = self.$with($($arg,)* $crate::Wait::forever()).await?;
             Ok(done.expect("an unbounded wait only ends with what it waited for"))
@@ -220,7 +239,7 @@ macro_rules! wait_forms {
         #[doc = concat!("As [`Self::", stringify!($with), "`].")]
         ///
         /// # Cancellation safety
-        /// Dropping the future leaves nothing behind on the server.
+        #[doc = $dropped]
         pub async fn $once(&self $(, $arg: $ty)*) -> $crate::Result<Option<$out>> {
             self.$with($($arg,)* $crate::Wait::once()).await
         }
@@ -231,7 +250,7 @@ macro_rules! wait_forms {
         #[doc = concat!("As [`Self::", stringify!($with), "`].")]
         ///
         /// # Cancellation safety
-        /// Dropping the future leaves nothing behind on the server.
+        #[doc = $dropped]
         pub async fn $timeout(&self $(, $arg: $ty)*, timeout: std::time::Duration) -> $crate::Result<Option<$out>> {
             self.$with($($arg,)* $crate::Wait::timeout(timeout)).await
         }
@@ -242,7 +261,7 @@ macro_rules! wait_forms {
         #[doc = concat!("As [`Self::", stringify!($with), "`].")]
         ///
         /// # Cancellation safety
-        /// Dropping the future leaves nothing behind on the server.
+        #[doc = $dropped]
         pub async fn $cancellable(
             &self $(, $arg: $ty)*,
             token: &tokio_util::sync::CancellationToken,

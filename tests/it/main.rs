@@ -19,6 +19,7 @@ mod lock;
 mod multi;
 mod nodes;
 mod ops;
+mod queue;
 mod session;
 mod stat;
 mod tree;

@@ -128,6 +128,14 @@ impl Client {
         self.shared.connected_server()
     }
 
+    /// The largest reply frame this client accepts
+    /// ([`ClientBuilder::max_reply_frame`], 4 MiB by default). A server reply larger than this
+    /// (a listing of a very large directory) breaks the connection instead of being answered,
+    /// so recipes that list large directories check the expected size against it first.
+    pub fn max_reply_frame(&self) -> usize {
+        self.shared.config.max_reply_frame
+    }
+
     /// The chroot every path is relative to, if any.
     pub fn chroot(&self) -> Option<&str> {
         self.shared.chroot.as_str()

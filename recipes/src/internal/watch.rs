@@ -26,6 +26,7 @@ use futures::future::{select_all, FutureExt};
 use futures::StreamExt;
 
 use crate::error::Result;
+use crate::wait::Bound;
 
 /// A round's verdict.
 #[derive(Debug)]
@@ -37,6 +38,10 @@ pub(crate) enum Step<T> {
     Wait,
     /// Run the round again at once (what it would have waited for is already gone).
     Again,
+    /// As [`Step::Wait`], and also run the round again at this instant (something the round
+    /// saw becomes ready then: a delayed queue item falls due). A round that set no watch
+    /// only waits for the instant.
+    WaitUntil(tokio::time::Instant),
 }
 
 /// One round's reads with a watch. Plain reads (without a watch) go straight to the client.
@@ -99,7 +104,33 @@ impl Round {
 /// # Errors
 /// The first error of a round that is not a connection loss; the session's terminal error if
 /// it ends first.
-pub(crate) async fn until<T, F, Fut>(client: &Client, mut round: F) -> Result<T>
+pub(crate) async fn until<T, F, Fut>(client: &Client, round: F) -> Result<T>
+where
+    F: FnMut(Round) -> Fut,
+    Fut: Future<Output = Result<Step<T>>>,
+{
+    let done = drive(client, None, round).await?;
+    Ok(done.expect("a loop without a bound only ends with its result"))
+}
+
+/// [`until`] within `bound`, which ends only the *waiting*: between rounds, while a watch or a
+/// reconnection is awaited, the bound being over ends the loop with `Ok(None)`; a round in
+/// progress is never interrupted. For waits whose rounds have effects that must not be cut in
+/// half (a queue take deletes an item and must return it). A round should return
+/// `Step::Done(None)` instead of waiting when `bound.once()`.
+///
+/// # Errors
+/// As [`until`].
+pub(crate) async fn until_within<T, F, Fut>(client: &Client, bound: &Bound, round: F) -> Result<Option<T>>
+where
+    F: FnMut(Round) -> Fut,
+    Fut: Future<Output = Result<Step<Option<T>>>>,
+{
+    Ok(drive(client, Some(bound), round).await?.flatten())
+}
+
+/// The loop of [`until`] and [`until_within`]: `None` when `bound` ended a wait.
+async fn drive<T, F, Fut>(client: &Client, bound: Option<&Bound>, mut round: F) -> Result<Option<T>>
 where
     F: FnMut(Round) -> Fut,
     Fut: Future<Output = Result<Step<T>>>,
@@ -112,6 +143,12 @@ where
     // The last round's watchers, kept until this round's reads have registered theirs: a watch
     // dropped first would be removed from the server (a request) just before it is set again.
     let mut previous = Vec::new();
+    let over = || async {
+        match bound {
+            Some(b) => b.over().await,
+            None => std::future::pending().await,
+        }
+    };
     loop {
         // What happened before this round is seen by its reads.
         if let Some(states) = states.as_mut() {
@@ -121,18 +158,36 @@ where
         let step = round(r.clone()).await;
         drop(std::mem::take(&mut previous));
         let mut watchers = r.take();
-        match step {
-            Ok(Step::Done(done)) => return Ok(done),
-            Ok(Step::Again) => {}
-            Ok(Step::Wait) if watchers.is_empty() => {}
-            Ok(Step::Wait) => {
-                let states = states.get_or_insert_with(|| client.connection_states());
-                changed(&mut watchers, states).await?;
-                previous = watchers;
+        let waiting = match step {
+            Ok(Step::Done(done)) => return Ok(Some(done)),
+            Ok(Step::Again) => continue,
+            Ok(Step::Wait) if watchers.is_empty() => continue,
+            Ok(Step::Wait) => None,
+            Ok(Step::WaitUntil(at)) => Some(at),
+            Err(e) if e.is_retryable() => {
+                tokio::select! {
+                    biased;
+                    connected = client.wait_connected() => connected?,
+                    () = over() => return Ok(None),
+                }
+                continue;
             }
-            Err(e) if e.is_retryable() => client.wait_connected().await?,
             Err(e) => return Err(e),
+        };
+        let states = states.get_or_insert_with(|| client.connection_states());
+        let timer = async {
+            match waiting {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            changed = changed(&mut watchers, states) => changed?,
+            () = timer => {}
+            () = over() => return Ok(None),
         }
+        previous = watchers;
     }
 }
 
@@ -153,23 +208,30 @@ where
 /// A watcher failing with the session's end, or the connection states ending, also returns: the
 /// next round's reads report the end.
 async fn changed(watchers: &mut [OneshotWatcher], states: &mut ConnectionStateStream) -> Result<()> {
-    let reconnected = async {
-        while let Some(state) = states.next().await {
-            match state {
-                ConnectionState::Reconnected | ConnectionState::ReadOnly | ConnectionState::Lost => return,
-                _ => {}
-            }
-        }
-    };
+    if watchers.is_empty() {
+        // Only a reconnection (or the round's own timer) can end this wait.
+        reconnected(states).await;
+        return Ok(());
+    }
     tokio::select! {
         (fired, _, _) = select_all(watchers.iter_mut()) => {
             if let Err(e) = fired {
                 return Err(e.into());
             }
         }
-        () = reconnected => {}
+        () = reconnected(states) => {}
     }
     Ok(())
+}
+
+/// Resolves when the client is connected again after a disconnection, or the session ends.
+async fn reconnected(states: &mut ConnectionStateStream) {
+    while let Some(state) = states.next().await {
+        match state {
+            ConnectionState::Reconnected | ConnectionState::ReadOnly | ConnectionState::Lost => return,
+            _ => {}
+        }
+    }
 }
 
 /// The loop's rules, driven through a real client against a scripted peer

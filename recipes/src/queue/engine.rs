@@ -1,0 +1,540 @@
+//! The one engine behind every kind of queue: puts, the consumer's cached listing, taking and
+//! claiming items in pipelined batches, and the wait for items on the shared watch loop.
+//!
+//! A consumer lists the queue once and works through the listing in order; it lists again only
+//! when the listing is used up (FIFO: items put later all sort after it) or, for priority and
+//! delay queues, at each call (a later put may sort first). Taking `n` items sends the `n`
+//! requests at once and waits for all the replies together. A consumer that finds nothing
+//! available lists once more leaving a watch, and waits: for that watch (a put), for the claims
+//! it found on items (a claim released or gone with its session), for the next item to fall due,
+//! or for a reconnection. So a put wakes each *waiting* consumer once, and each lists once for
+//! everything put meanwhile; consumers that are busy hold no watch and are not woken.
+
+use std::collections::VecDeque;
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use conclave_core::{path, Client, CreateMode, Data, Error as ZkError, Stat};
+use futures::future::{join_all, BoxFuture, FutureExt};
+
+use super::names::{self, Entry, Order};
+use super::{Claim, Item};
+use crate::error::{Error, Result};
+use crate::hold::{Hold, LossPolicy};
+use crate::internal::watch::{self, Round, Step};
+use crate::wait::Wait;
+
+/// The name of the node that makes a claim exclusive: `<item>/claim`.
+pub(crate) const CLAIM: &str = "claim";
+/// The prefix of the claimant's own node, `<item>/claim-<uuid>`, which proves whose the claim is.
+const OWN: &str = "claim-";
+
+/// What one item's attempt came to.
+pub(crate) enum Outcome<T> {
+    /// Taken or claimed.
+    Got(T),
+    /// Gone (taken by someone else, or acked).
+    Gone,
+    /// Claimed by another consumer: `<item>/claim` exists.
+    Claimed(String),
+    /// The attempt failed; the entry goes back to the front of the listing.
+    Failed(Entry, Error),
+    /// A claim's reply was lost with the connection: whether it was made is settled after the
+    /// reconnect, from its own node (item path, own node path).
+    Uncertain(Entry, Error, (String, String)),
+}
+
+/// A consumption mode: what is done to an item, and where results are kept when a call fails
+/// after getting some.
+pub(crate) trait Mode<O: Order>: Sized {
+    /// What the consumer gets.
+    type Out: Send + 'static;
+    /// The attempt on one item (its requests are sent before this returns).
+    fn fire(engine: &Engine<O>, entry: Entry) -> BoxFuture<'static, Outcome<Self::Out>>;
+    /// Results of an earlier call that failed before it could return them.
+    fn stash(state: &mut State) -> &mut VecDeque<Self::Out>;
+}
+
+/// At-most-once: read the item and delete it, in one round trip.
+pub(crate) enum Take {}
+
+/// At-least-once: claim the item (read it and create its claim nodes, in one round trip).
+pub(crate) enum Claiming {}
+
+/// The consumer's state, shared by every clone of a queue handle.
+#[derive(Default)]
+pub(crate) struct State {
+    /// The rest of the last listing, in order.
+    cache: VecDeque<Entry>,
+    /// Items taken by a call that then failed: handed out by the next call.
+    taken: VecDeque<Item>,
+    /// Claims made by a call that then failed: handed out by the next call.
+    claims: VecDeque<Claim>,
+    /// Claims whose transaction's reply was lost with the connection: (item path, own node).
+    uncertain: Vec<(String, String)>,
+    /// Check the directory's size before listing it (the last listing was large, or was lost).
+    check_size: bool,
+}
+
+/// What a pass over the listing found when nothing could be had.
+struct Nothing {
+    /// Items claimed by other consumers (their `claim` nodes are worth watching).
+    claimed: Vec<String>,
+    /// The earliest due time of an item not yet due (delay queues).
+    next_due: Option<u64>,
+}
+
+/// The queue engine of one queue handle (shared by its clones).
+pub(crate) struct Engine<O> {
+    pub(crate) client: Client,
+    pub(crate) dir: String,
+    pub(crate) policy: LossPolicy,
+    /// Shared (weakly) with the claims made through this engine, which put their item back
+    /// into the listing when they give it back.
+    state: Arc<Mutex<State>>,
+    order: PhantomData<fn() -> O>,
+}
+
+impl<O: Order> Engine<O> {
+    pub(crate) fn new(client: Client, dir: &str) -> Engine<O> {
+        Engine {
+            client,
+            dir: dir.to_string(),
+            policy: LossPolicy::default(),
+            state: Arc::default(),
+            order: PhantomData,
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Puts items with the given keys in one transaction (one item: one create), creating the
+    /// queue's missing parents. Returns the items' paths.
+    ///
+    /// A put whose reply is lost with the connection fails with `ConnectionLoss`, and whether
+    /// the items were added is unknown: a sequential create cannot be recognised afterwards.
+    pub(crate) async fn put(&self, items: Vec<(u64, Data)>) -> Result<Vec<String>> {
+        path::validate_path(&self.dir)?;
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let paths: Vec<String> =
+            items.iter().map(|(key, _)| path::join(&self.dir, &names::prefix::<O>(*key))).collect();
+        let mut created_parents = false;
+        loop {
+            let result = if items.len() == 1 {
+                let (_, data) = &items[0];
+                self.client
+                    .create(&paths[0], data.clone(), CreateMode::PersistentSequential)
+                    .await
+                    .map(|(p, _)| vec![p])
+            } else {
+                let txn = items.iter().zip(&paths).fold(self.client.transaction(), |t, ((_, d), p)| {
+                    t.create(p, d.clone(), CreateMode::PersistentSequential)
+                });
+                txn.commit().await.map(|results| {
+                    results
+                        .into_iter()
+                        .filter_map(|r| match r {
+                            conclave_core::OpResult::Create { path, .. } => Some(path),
+                            _ => None,
+                        })
+                        .collect()
+                })
+            };
+            match result {
+                Err(ZkError::NoNode) | Err(ZkError::MultiFailed { index: 0, .. }) if !created_parents => {
+                    // The queue node is missing (a transaction fails at its first create).
+                    created_parents = true;
+                    watch::answered(&self.client, || async {
+                        match self.client.create_all(&self.dir, Data::default(), CreateMode::Persistent).await {
+                            Ok(_) | Err(ZkError::NodeExists) => Ok(()),
+                            Err(e) => Err(Error::from(e)),
+                        }
+                    })
+                    .await?;
+                }
+                Err(ZkError::MultiFailed { source, .. }) if items.len() == 1 => return Err((*source).into()),
+                Err(e) => return Err(e.into()),
+                Ok(paths) => return Ok(paths),
+            }
+        }
+    }
+
+    /// Up to `n` (at least one) items or claims, within `wait`: `None` if the wait was over
+    /// first. A call in progress is never cut short by the wait's limits: they end only the
+    /// waiting, so no taken item is dropped on the way.
+    pub(crate) async fn get<M: Mode<O>>(&self, n: usize, wait: Wait) -> Result<Option<Vec<M::Out>>> {
+        path::validate_path(&self.dir)?;
+        let n = n.max(1);
+        if O::KEY_DIGITS > 0 {
+            // A priority or due time put since the last listing may sort first.
+            self.state().cache.clear();
+        }
+        let bound = wait.start();
+        let once = bound.once();
+        // Whether the next listing leaves a watch: only just before waiting.
+        let watched = std::sync::atomic::AtomicBool::new(false);
+        let watched = &watched;
+        watch::until_within(&self.client, &bound, |round| async move {
+            use std::sync::atomic::Ordering::SeqCst;
+            let mut claimed = Vec::new();
+            match self.pass::<M>(n).await? {
+                Ok(got) => return Ok(Step::Done(Some(got))),
+                Err(nothing) => claimed.extend(nothing.claimed),
+            }
+            let listed = self.list(watched.load(SeqCst).then_some(&round)).await?;
+            let nothing = match self.pass::<M>(n).await? {
+                Ok(got) => return Ok(Step::Done(Some(got))),
+                Err(nothing) => nothing,
+            };
+            if once {
+                return Ok(Step::Done(None));
+            }
+            if !watched.swap(true, SeqCst) {
+                // Look once more, leaving a watch, before waiting.
+                return Ok(Step::Again);
+            }
+            watched.store(false, SeqCst);
+            if !listed && round.watch_exists(&self.dir).await?.is_some() {
+                return Ok(Step::Again);
+            }
+            claimed.extend(nothing.claimed);
+            claimed.sort();
+            claimed.dedup();
+            let claims: Vec<String> = claimed.iter().map(|item| path::join(item, CLAIM)).collect();
+            for stat in join_all(claims.iter().map(|claim| round.watch_exists(claim))).await {
+                if stat?.is_none() {
+                    // Released since: take it.
+                    return Ok(Step::Again);
+                }
+            }
+            Ok(match nothing.next_due {
+                Some(due) => Step::WaitUntil(instant_of(due)),
+                None => Step::Wait,
+            })
+        })
+        .await
+    }
+
+    /// Takes or claims up to `n` items from the cached listing, batch after batch until one
+    /// gets something or the listing is used up.
+    async fn pass<M: Mode<O>>(&self, n: usize) -> Result<std::result::Result<Vec<M::Out>, Nothing>> {
+        self.resolve_uncertain().await?;
+        {
+            let mut state = self.state();
+            let stash = M::stash(&mut state);
+            if !stash.is_empty() {
+                let k = n.min(stash.len());
+                return Ok(Ok(stash.drain(..k).collect()));
+            }
+        }
+        let mut got = Vec::new();
+        let mut claimed = Vec::new();
+        loop {
+            if got.len() >= n {
+                return Ok(Ok(got));
+            }
+            let (batch, next_due) = self.next_batch(n - got.len());
+            if batch.is_empty() {
+                return Ok(if got.is_empty() { Err(Nothing { claimed, next_due }) } else { Ok(got) });
+            }
+            let outcomes = join_all(batch.into_iter().map(|entry| M::fire(self, entry))).await;
+            let mut failure = None;
+            let (mut retry, mut uncertain) = (Vec::new(), Vec::new());
+            for outcome in outcomes {
+                match outcome {
+                    Outcome::Got(out) => got.push(out),
+                    Outcome::Gone => {}
+                    Outcome::Claimed(item) => claimed.push(item),
+                    Outcome::Failed(entry, e) => {
+                        retry.push(entry);
+                        failure.get_or_insert(e);
+                    }
+                    Outcome::Uncertain(entry, e, claim) => {
+                        retry.push(entry);
+                        uncertain.push(claim);
+                        failure.get_or_insert(e);
+                    }
+                }
+            }
+            if let Some(e) = failure {
+                let mut state = self.state();
+                state.uncertain.extend(uncertain);
+                for entry in retry.into_iter().rev() {
+                    state.cache.push_front(entry);
+                }
+                // Handed out by the next call rather than lost with this one.
+                M::stash(&mut state).extend(got);
+                return Err(e);
+            }
+            if !got.is_empty() {
+                return Ok(Ok(got));
+            }
+        }
+    }
+
+    /// The next `n` entries of the listing that can be taken now, and the due time of the
+    /// first one that cannot yet.
+    fn next_batch(&self, n: usize) -> (Vec<Entry>, Option<u64>) {
+        let mut state = self.state();
+        let now = names::due_key(SystemTime::now());
+        let mut batch = Vec::new();
+        while batch.len() < n {
+            match state.cache.front() {
+                Some(e) if O::DELAYED && e.key > now => return (batch, Some(e.key)),
+                Some(_) => batch.extend(state.cache.pop_front()),
+                None => break,
+            }
+        }
+        (batch, None)
+    }
+
+    /// Replaces the cached listing with a fresh one, leaving a watch on the queue's children if
+    /// `round` is given. `false` if the queue node does not exist (an empty listing).
+    ///
+    /// # Errors
+    /// [`Error::TooManyChildren`] if the listing cannot fit in one reply.
+    async fn list(&self, round: Option<&Round>) -> Result<bool> {
+        let limit = self.client.max_reply_frame();
+        if std::mem::replace(&mut self.state().check_size, true) {
+            if let Some(stat) = self.client.exists(&self.dir).await? {
+                self.fits(&stat, limit)?;
+            }
+        }
+        let children = match round {
+            Some(round) => round.watch_children(&self.dir).await,
+            None => match self.client.get_children(&self.dir).await {
+                Ok(children) => Ok(Some(children)),
+                Err(ZkError::NoNode) => Ok(None),
+                Err(e) => Err(e.into()),
+            },
+        };
+        let children = match children {
+            Err(e) if e == ZkError::MarshallingError => {
+                // The server's own reply limit.
+                let stat = self.client.exists(&self.dir).await?.unwrap_or_default();
+                return Err(self.too_many(&stat, 0));
+            }
+            other => other?,
+        };
+        let Some(children) = children else {
+            self.state().check_size = false;
+            return Ok(false);
+        };
+        let entries = names::sorted::<O>(&children);
+        let mut state = self.state();
+        state.check_size = listing_bytes::<O>(children.len()) > limit / 4;
+        state.cache = entries.into();
+        Ok(true)
+    }
+
+    fn fits(&self, stat: &Stat, limit: usize) -> Result<()> {
+        let bytes = listing_bytes::<O>(usize::try_from(stat.num_children).unwrap_or(0));
+        if bytes > limit {
+            return Err(self.too_many(stat, limit));
+        }
+        Ok(())
+    }
+
+    fn too_many(&self, stat: &Stat, limit: usize) -> Error {
+        let children = usize::try_from(stat.num_children).unwrap_or(0);
+        Error::TooManyChildren { path: self.dir.clone(), children, bytes: listing_bytes::<O>(children), limit }
+    }
+
+    /// Claims whose transaction's reply was lost: ours if our own node is there (then read the
+    /// item and hand the claim out), else never made.
+    async fn resolve_uncertain(&self) -> Result<()> {
+        let uncertain = std::mem::take(&mut self.state().uncertain);
+        if uncertain.is_empty() {
+            return Ok(());
+        }
+        let mut claims = Vec::new();
+        let mut failure = None;
+        for (item, own) in uncertain {
+            let found = async {
+                let Some(stat) = self.client.exists(&own).await? else { return Ok::<_, Error>(None) };
+                let (data, item_stat) = self.client.get_data(&item).await?;
+                Ok(Some(self.claim_of(item.clone(), data, item_stat, own.clone(), stat)))
+            };
+            match found.await {
+                Ok(Some(claim)) => claims.push(claim),
+                Ok(None) => {}
+                Err(e) => {
+                    self.state().uncertain.push((item, own));
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+        self.state().claims.extend(claims);
+        failure.map_or(Ok(()), Err)
+    }
+
+    fn claim_of(&self, item: String, data: Bytes, item_stat: Stat, own: String, own_stat: Stat) -> Claim {
+        let hold = Hold::new(self.client.clone(), own, own_stat, self.policy).with_companion(path::join(&item, CLAIM));
+        let back = names::parse::<O>(item.rsplit('/').next().unwrap_or_default())
+            .map(|entry| GiveBack::new(&self.state, entry));
+        Claim { item: Item { path: item, data, stat: item_stat }, hold: Some(hold), back }
+    }
+}
+
+/// Roughly how many bytes a listing of `children` items of kind `O` takes (each name with its
+/// length prefix, and the reply's header).
+fn listing_bytes<O: Order>(children: usize) -> usize {
+    let name = O::PREFIX.len() + O::KEY_DIGITS + usize::from(O::KEY_DIGITS > 0) + 10;
+    children.saturating_mul(4 + name).saturating_add(64)
+}
+
+/// The instant on tokio's clock at which the wall-clock time `due` (ms since the epoch) comes.
+fn instant_of(due: u64) -> tokio::time::Instant {
+    let wait = names::due_of(due).duration_since(SystemTime::now()).unwrap_or_default();
+    // Wake a millisecond late rather than early: due times are whole milliseconds.
+    tokio::time::Instant::now() + wait + std::time::Duration::from_millis(1)
+}
+
+impl<O: Order> Mode<O> for Take {
+    type Out = Item;
+
+    fn fire(engine: &Engine<O>, entry: Entry) -> BoxFuture<'static, Outcome<Item>> {
+        let item = path::join(&engine.dir, &entry.name);
+        // Both sent now; the data is read before the delete is applied.
+        let read = engine.client.get_data(&item);
+        let delete = engine.client.delete(&item, None);
+        async move {
+            let (read, delete) = futures::join!(read, delete);
+            match (delete, read) {
+                (Ok(()), Ok((data, stat))) => Outcome::Got(Item { path: item, data, stat }),
+                (Err(ZkError::NoNode), _) => Outcome::Gone,
+                (Err(ZkError::NotEmpty), _) => Outcome::Claimed(item),
+                (Err(e), _) | (Ok(()), Err(e)) => Outcome::Failed(entry, e.into()),
+            }
+        }
+        .boxed()
+    }
+
+    fn stash(state: &mut State) -> &mut VecDeque<Item> {
+        &mut state.taken
+    }
+}
+
+impl<O: Order> Mode<O> for Claiming {
+    type Out = Claim;
+
+    fn fire(engine: &Engine<O>, entry: Entry) -> BoxFuture<'static, Outcome<Claim>> {
+        let item = path::join(&engine.dir, &entry.name);
+        let claim = path::join(&item, CLAIM);
+        let own = path::join(&item, &format!("{OWN}{}", uuid::Uuid::new_v4().simple()));
+        let pending = Pending { client: engine.client.clone(), own: own.clone(), claim: claim.clone(), armed: true };
+        // All three sent now, in this order: the claim, the item's data, our own node's stat.
+        let txn = engine
+            .client
+            .transaction()
+            .create(&claim, Bytes::new(), CreateMode::Ephemeral)
+            .create(&own, Bytes::new(), CreateMode::Ephemeral)
+            .commit();
+        let read = engine.client.get_data(&item);
+        let own_stat = engine.client.exists(&own);
+        let (client, policy) = (engine.client.clone(), engine.policy);
+        let back = GiveBack::new(&engine.state, entry.clone());
+        async move {
+            // Moved in whole: undoes the attempt if this future is dropped before the outcome.
+            let mut pending = pending;
+            let (txn, read, own_stat) = futures::join!(txn, read, own_stat);
+            let outcome = match (txn, read, own_stat) {
+                (Ok(_), Ok((data, item_stat)), Ok(Some(stat))) => {
+                    let hold = Hold::new(client, own, stat, policy).with_companion(claim);
+                    Outcome::Got(Claim {
+                        item: Item { path: item, data, stat: item_stat },
+                        hold: Some(hold),
+                        back: Some(back),
+                    })
+                }
+                (Err(ZkError::MultiFailed { index: 0, source }), _, _) => match *source {
+                    ZkError::NodeExists => Outcome::Claimed(item),
+                    ZkError::NoNode => Outcome::Gone,
+                    e => Outcome::Failed(entry, e.into()),
+                },
+                (Err(e), _, _) | (Ok(_), Err(e), _) | (Ok(_), _, Err(e)) if e.is_retryable() => {
+                    // The claim may or may not have been made: settled after the reconnect.
+                    pending.armed = false;
+                    return Outcome::Uncertain(entry, e.into(), (item, own));
+                }
+                (Err(e), _, _) | (Ok(_), Err(e), _) | (Ok(_), _, Err(e)) => Outcome::Failed(entry, e.into()),
+                (Ok(_), Ok(_), Ok(None)) => Outcome::Failed(entry, ZkError::NoNode.into()),
+            };
+            if matches!(outcome, Outcome::Got(_) | Outcome::Claimed(_) | Outcome::Gone) {
+                pending.armed = false;
+            }
+            outcome
+        }
+        .boxed()
+    }
+
+    fn stash(state: &mut State) -> &mut VecDeque<Claim> {
+        &mut state.claims
+    }
+}
+
+/// Undoes a claim attempt that was dropped (or failed) before its outcome was known: deletes
+/// our own node and, only if that existed (the claim was ours), the `claim` node, in one
+/// transaction, in the background until the session answers or ends.
+struct Pending {
+    client: Client,
+    own: String,
+    claim: String,
+    armed: bool,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (client, own, claim) = (self.client.clone(), self.own.clone(), self.claim.clone());
+        let undo = async move {
+            let _ = watch::answered(&client, || {
+                let txn = client.transaction().delete(&own, None).delete(&claim, None).commit();
+                async move {
+                    match txn.await {
+                        Ok(_) | Err(ZkError::MultiFailed { .. }) => Ok(()),
+                        Err(e) => Err(Error::from(e)),
+                    }
+                }
+            })
+            .await;
+        };
+        // Without a runtime (dropped outside one), the session's end removes the nodes.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            drop(runtime.spawn(undo));
+        }
+    }
+}
+
+/// Puts a claimed item back into the listing of the queue handle that claimed it, in its
+/// place, when the claim gives the item back (released or dropped): that consumer then sees it
+/// again before the items after it, without listing the queue again.
+pub(crate) struct GiveBack {
+    state: Weak<Mutex<State>>,
+    entry: Entry,
+}
+
+impl GiveBack {
+    fn new(state: &Arc<Mutex<State>>, entry: Entry) -> GiveBack {
+        GiveBack { state: Arc::downgrade(state), entry }
+    }
+
+    /// Puts the item back (if the handle is still there).
+    pub(crate) fn give_back(self) {
+        let Some(state) = self.state.upgrade() else { return };
+        let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+        let rank = |e: &Entry| (e.key, e.seq);
+        let at = state.cache.partition_point(|e| rank(e) < rank(&self.entry));
+        if state.cache.get(at).map(|e| &e.name) != Some(&self.entry.name) {
+            state.cache.insert(at, self.entry);
+        }
+    }
+}

@@ -31,6 +31,12 @@
 //! - `double_barrier`: 8 participants, each on its own session, `enter()` then `leave()` on a
 //!   [`DoubleBarrier`] of 8; the time until the last `leave()` returns; a fresh barrier path per
 //!   round; 10 rounds; p50 and max.
+//! - `queue`: 2000 items of 16 bytes, producer and consumer on separate sessions, one call per
+//!   item: `put` = fill an empty queue with `put`, `take` = drain the 2000 with `take`,
+//!   `concurrent` = producer and consumer together, the consumer waiting when the queue is
+//!   empty; items/s each. The same three for the at-least-once mode (`queue_ack_*`: `claim`
+//!   then `ack` per item), and, ours only, the drain in batches of 100 (`queue_take_batch`,
+//!   `queue_ack_take_batch`: `take_batch` / `claim_batch` with the acks pipelined).
 //! - `lock_many` (ours only): 1000 distinct lock paths acquired at once on one session (all
 //!   1000 acquires in flight together), timed until all are held, then all released together;
 //!   acquisitions/s, the median of 5 repetitions after one warm-up on the same paths.
@@ -45,6 +51,7 @@ use std::time::{Duration, Instant};
 use conclave::barrier::DoubleBarrier;
 use conclave::leader::{Election, Leadership};
 use conclave::lock::Mutex;
+use conclave::queue::Queue;
 use conclave::{Client, CreateMode, Result, ZkError};
 use futures::stream::{self, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -52,8 +59,16 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use stats::percentile;
 
 /// Every benchmark, in the order they run by default.
-const ALL: [&str; 7] =
-    ["raw_sync", "raw_async", "lock_uncontended", "lock_contended", "lock_many", "leader_failover", "double_barrier"];
+const ALL: [&str; 8] = [
+    "raw_sync",
+    "raw_async",
+    "lock_uncontended",
+    "lock_contended",
+    "lock_many",
+    "leader_failover",
+    "queue",
+    "double_barrier",
+];
 
 /// Every benchmark stops after this long, whatever its count.
 const LIMIT: Duration = Duration::from_secs(60);
@@ -645,6 +660,75 @@ async fn double_barrier(target: &Target, root: &str, n: usize, rounds: usize) ->
     Ok(())
 }
 
+/// The `queue` benchmark (see the module docs), at most once and then at least once.
+async fn queue(target: &Target, root: &str, items: usize) -> Result<()> {
+    let (p, c) = (target.connect().await?, target.connect().await?);
+    let payload = |i: usize| format!("item-{i:011}");
+    let rate = |n: usize, t: Instant| n as f64 / t.elapsed().as_secs_f64();
+    for ack in [false, true] {
+        let prefix = if ack { "queue_ack" } else { "queue" };
+        // Fill, then drain one call per item.
+        let path = format!("{root}/{prefix}/fill");
+        let (producer, consumer) = (Queue::new(p.clone(), &path), Queue::new(c.clone(), &path));
+        let t = Instant::now();
+        for i in 0..items {
+            producer.put(payload(i)).await?;
+        }
+        emit(&format!("{prefix}_put_per_s"), rate(items, t), "items/s");
+        let t = Instant::now();
+        for _ in 0..items {
+            if ack {
+                consumer.claim().await?.ack().await?;
+            } else {
+                consumer.take().await?;
+            }
+        }
+        emit(&format!("{prefix}_take_per_s"), rate(items, t), "items/s");
+        // Producer and consumer together.
+        let path = format!("{root}/{prefix}/concurrent");
+        let (producer, consumer) = (Queue::new(p.clone(), &path), Queue::new(c.clone(), &path));
+        let t = Instant::now();
+        let consuming = tokio::spawn(async move {
+            for _ in 0..items {
+                if ack {
+                    consumer.claim().await?.ack().await?;
+                } else {
+                    consumer.take().await?;
+                }
+            }
+            Ok::<_, conclave::Error>(())
+        });
+        for i in 0..items {
+            producer.put(payload(i)).await?;
+        }
+        consuming.await.map_err(|e| ZkError::Io(format!("consumer task failed: {e}")))??;
+        emit(&format!("{prefix}_concurrent_items_per_s"), rate(items, t), "items/s");
+        // Ours only: the drain in batches.
+        let path = format!("{root}/{prefix}/batch");
+        let (producer, consumer) = (Queue::new(p.clone(), &path), Queue::new(c.clone(), &path));
+        for chunk in 0..items / 100 {
+            producer.put_all((0..100).map(|i| payload(chunk * 100 + i))).await?;
+        }
+        let t = Instant::now();
+        let mut left = items;
+        while left > 0 {
+            if ack {
+                let claims = consumer.claim_batch(100).await?;
+                left -= claims.len();
+                for acked in futures::future::join_all(claims.into_iter().map(|c| c.ack())).await {
+                    acked?;
+                }
+            } else {
+                left -= consumer.take_batch(100).await?.len();
+            }
+        }
+        emit(&format!("{prefix}_take_batch_per_s"), rate(items, t), "items/s");
+    }
+    p.close().await;
+    c.close().await;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = match parse_args() {
@@ -684,6 +768,7 @@ async fn main() -> Result<()> {
             "lock_contended" => tokio::spawn(async move { lock_contended(&target, &root, 8, 10.0).await }),
             "lock_many" => tokio::spawn(async move { lock_many(&target, &root, 1000, 5).await }),
             "leader_failover" => tokio::spawn(async move { leader_failover(&target, &root, 5, 20).await }),
+            "queue" => tokio::spawn(async move { queue(&target, &root, 2000).await }),
             "double_barrier" => tokio::spawn(async move { double_barrier(&target, &root, 8, 10).await }),
             other => {
                 println!("# unknown bench {other}");

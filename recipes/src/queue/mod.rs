@@ -187,22 +187,39 @@ impl Claim {
 
     /// Acknowledges the item: deletes it with the claim, in one transaction that succeeds only
     /// while the claim is still this claimant's. A reply lost with the connection is settled
-    /// after the reconnect (from whether the claimant's own node and the item are still there),
-    /// so an ack is never reported failed when it was applied, nor applied twice.
+    /// after the reconnect to the same session (from whether the claimant's own node and the
+    /// item are still there), so an ack is never reported refused when it was applied, nor
+    /// applied twice.
     ///
     /// # Errors
-    /// [`Error::Lost`] if the claim was lost first (the session ended, or the claimant's node was
-    /// deleted): nothing was deleted, and another consumer may have the item. `NoAuth` if the
-    /// item may not be deleted (the claim is then released).
+    /// - [`Error::Lost`] if the claim was lost first (the session had ended, or the claimant's
+    ///   node was deleted): nothing was deleted, and the item is (or will be) handed out again.
+    /// - The session's terminal error (`SessionExpired`, ...) if the session ended while the
+    ///   ack was in flight: whether it was applied is then unknown. If it was not, the item is
+    ///   handed out again (at-least-once); if it was, it is gone.
+    /// - `NoAuth` if the item may not be deleted (the claim is then released).
     pub async fn ack(mut self) -> Result<()> {
         let hold = self.hold.take().expect("a claim holds until it is acked or released");
         let client = hold.client().clone();
         let own = hold.path().to_string();
         let item = self.item.path.clone();
         let claim = path::join(&item, engine::CLAIM);
-        let lost = |hold: Hold, reason| {
+        if client.state().is_terminal() {
+            // Nothing can be sent: the claim went with the session.
             hold.settle();
-            Err(Error::Lost { path: own.clone(), reason })
+            return Err(Error::Lost { path: own, reason: LossReason::SessionLost });
+        }
+        let refused = |hold: Hold| {
+            let (client, item, own) = (&client, &item, &own);
+            async move {
+                hold.settle();
+                clear_orphan(client, item).await;
+                Err(Error::Lost { path: own.clone(), reason: LossReason::NodeDeleted })
+            }
+        };
+        let unknown = |hold: Hold, e: ZkError| {
+            hold.settle();
+            Err(Error::from(e))
         };
         loop {
             let txn = client.transaction().delete(&own, None).delete(&claim, None).delete(&item, None).commit();
@@ -217,28 +234,30 @@ impl Claim {
                         // ours only.
                         drop(client.delete_guaranteed(&own, None));
                     }
-                    return lost(hold, LossReason::NodeDeleted);
+                    return refused(hold).await;
                 }
-                Err(e) if e.is_terminal() => return lost(hold, LossReason::SessionLost),
+                Err(e) if e.is_terminal() => return unknown(hold, e),
                 Err(e) if e.is_retryable() => {
-                    if client.wait_connected().await.is_err() {
-                        return lost(hold, LossReason::SessionLost);
+                    if let Err(e) = client.wait_connected().await {
+                        return unknown(hold, e);
                     }
                     let gone = |node: String| {
                         let client = client.clone();
                         async move { watch::answered(&client, || async { Ok(client.exists(&node).await?.is_none()) }).await }
                     };
-                    match gone(own.clone()).await {
+                    let outcome = match gone(own.clone()).await {
                         Ok(false) => continue,
-                        Ok(true) => match gone(item.clone()).await {
-                            Ok(true) => {
-                                hold.settle();
-                                return Ok(());
-                            }
-                            Ok(false) => return lost(hold, LossReason::NodeDeleted),
-                            Err(_) => return lost(hold, LossReason::SessionLost),
-                        },
-                        Err(_) => return lost(hold, LossReason::SessionLost),
+                        Ok(true) => gone(item.clone()).await,
+                        Err(e) => Err(e),
+                    };
+                    match outcome {
+                        Ok(true) => {
+                            hold.settle();
+                            return Ok(());
+                        }
+                        Ok(false) => return refused(hold).await,
+                        Err(Error::Zk(e)) => return unknown(hold, e),
+                        Err(e) => return Err(e),
                     }
                 }
                 Err(e) => return Err(e.into()),
@@ -252,11 +271,32 @@ impl Claim {
     /// [`Error::Lost`] if the claim had been lost already; the session's terminal error if it
     /// ended first (the claim went with it).
     pub async fn release(mut self) -> Result<()> {
-        let released = self.hold.take().expect("a claim holds until it is acked or released").release().await;
-        if released.is_ok() {
-            self.back.take().into_iter().for_each(engine::GiveBack::give_back);
+        let hold = self.hold.take().expect("a claim holds until it is acked or released");
+        let client = hold.client().clone();
+        let released = hold.release().await;
+        match &released {
+            Ok(()) => self.back.take().into_iter().for_each(engine::GiveBack::give_back),
+            Err(Error::Lost { reason: LossReason::NodeDeleted, .. }) => clear_orphan(&client, &self.item.path).await,
+            Err(_) => {}
         }
         released
+    }
+}
+
+/// After the claimant's own node was deleted by someone else: if the item's `claim` node is
+/// still this session's and no other claimant's node is under the item, it is this claim's
+/// leftover, which nobody else could ever remove while the session lives: delete it, so the
+/// item is available again. (Nobody can claim the item in between: `claim` exists.)
+async fn clear_orphan(client: &Client, item: &str) {
+    let claim = path::join(item, engine::CLAIM);
+    let Ok(children) = client.get_children(item).await else { return };
+    if children != [engine::CLAIM] {
+        return;
+    }
+    if let Ok(Some(stat)) = client.exists(&claim).await {
+        if stat.ephemeral_owner == client.session_id() {
+            let _ = client.delete(&claim, Some(stat.version)).await;
+        }
     }
 }
 

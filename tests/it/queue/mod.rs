@@ -3,3 +3,6 @@
 //! Curator's `SimpleDistributedQueue` (`interop`).
 
 mod basics;
+mod interop;
+mod load;
+mod stress;

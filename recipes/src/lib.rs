@@ -16,6 +16,9 @@
 //! | barrier | [`barrier::Barrier`] | `<path>` (exists = set) | `DistributedBarrier` |
 //! | double barrier | [`barrier::DoubleBarrier`] | `<path>/<uuid>` (data = member id), `<path>/ready` | `DistributedDoubleBarrier` |
 //! | leader election | [`leader::Election`] | `<path>/_c_<uuid>-latch-<seq>` (or `-lock-`), data = participant id | `LeaderLatch` (`LeaderSelector`) |
+//! | FIFO queue | [`queue::Queue`] | `<path>/qn-<seq>` (data = payload); a claim: `<item>/claim`, `<item>/claim-<uuid>` | `SimpleDistributedQueue` |
+//! | priority queue | [`queue::PriorityQueue`] | `<path>/qp-<priority>-<seq>` | (none compatible) |
+//! | delay queue | [`queue::DelayQueue`] | `<path>/qd-<due ms>-<seq>` | (none compatible) |
 //!
 //! ## Layout
 //!
@@ -41,6 +44,9 @@
 //!   leader/         Election (a latch spec on the engine; a Leadership is a Hold with an epoch),
 //!                   leader, participants, observe
 //!   barrier/        Barrier, DoubleBarrier (rounds of watch::until on the members and `ready`)
+//!   queue/          Queue, PriorityQueue, DelayQueue: one engine (a cached listing, pipelined
+//!                   batches, take or claim per item, the wait as rounds of
+//!                   watch::until_within); a claim is a Hold on the claimant's node under the item
 //! ```
 //!
 //! A new contender kind — a leader latch (`latch-` nodes, "first in line holds"), say — is a

@@ -10,7 +10,7 @@
 //! or for a reconnection. So a put wakes each *waiting* consumer once, and each lists once for
 //! everything put meanwhile; consumers that are busy hold no watch and are not woken.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::SystemTime;
@@ -37,7 +37,7 @@ pub(crate) enum Outcome<T> {
     Got(T),
     /// Gone (taken by someone else, or acked).
     Gone,
-    /// Claimed by another consumer: `<item>/claim` exists.
+    /// Claimed by another consumer (`<item>/claim` exists): the item's name.
     Claimed(String),
     /// The attempt failed; the entry goes back to the front of the listing.
     Failed(Entry, Error),
@@ -76,12 +76,13 @@ pub(crate) struct State {
     uncertain: Vec<(String, String)>,
     /// Check the directory's size before listing it (the last listing was large, or was lost).
     check_size: bool,
+    /// Items of the listing found claimed by other consumers (by name): skipped without a
+    /// request until a waiting round finds their claim gone.
+    claimed: HashSet<String>,
 }
 
 /// What a pass over the listing found when nothing could be had.
 struct Nothing {
-    /// Items claimed by other consumers (their `claim` nodes are worth watching).
-    claimed: Vec<String>,
     /// The earliest due time of an item not yet due (delay queues).
     next_due: Option<u64>,
 }
@@ -182,10 +183,8 @@ impl<O: Order> Engine<O> {
         let watched = &watched;
         watch::until_within(&self.client, &bound, |round| async move {
             use std::sync::atomic::Ordering::SeqCst;
-            let mut claimed = Vec::new();
-            match self.pass::<M>(n).await? {
-                Ok(got) => return Ok(Step::Done(Some(got))),
-                Err(nothing) => claimed.extend(nothing.claimed),
+            if let Ok(got) = self.pass::<M>(n).await? {
+                return Ok(Step::Done(Some(got)));
             }
             let listed = self.list(watched.load(SeqCst).then_some(&round)).await?;
             let nothing = match self.pass::<M>(n).await? {
@@ -203,15 +202,21 @@ impl<O: Order> Engine<O> {
             if !listed && round.watch_exists(&self.dir).await?.is_some() {
                 return Ok(Step::Again);
             }
-            claimed.extend(nothing.claimed);
-            claimed.sort();
-            claimed.dedup();
-            let claims: Vec<String> = claimed.iter().map(|item| path::join(item, CLAIM)).collect();
-            for stat in join_all(claims.iter().map(|claim| round.watch_exists(claim))).await {
+            // Wake when a claim on an item of the listing goes (released, or gone with its
+            // claimant's session); one that is gone already is tried at once.
+            let claimed: Vec<String> = self.state().claimed.iter().cloned().collect();
+            let claims: Vec<String> =
+                claimed.iter().map(|name| path::join(&path::join(&self.dir, name), CLAIM)).collect();
+            let mut freed = false;
+            for (name, stat) in claimed.iter().zip(join_all(claims.iter().map(|c| round.watch_exists(c))).await) {
                 if stat?.is_none() {
-                    // Released since: take it.
-                    return Ok(Step::Again);
+                    self.state().claimed.remove(name);
+                    freed = true;
                 }
+            }
+            if freed {
+                self.state().cache.clear();
+                return Ok(Step::Again);
             }
             Ok(match nothing.next_due {
                 Some(due) => Step::WaitUntil(instant_of(due)),
@@ -234,14 +239,13 @@ impl<O: Order> Engine<O> {
             }
         }
         let mut got = Vec::new();
-        let mut claimed = Vec::new();
         loop {
             if got.len() >= n {
                 return Ok(Ok(got));
             }
             let (batch, next_due) = self.next_batch(n - got.len());
             if batch.is_empty() {
-                return Ok(if got.is_empty() { Err(Nothing { claimed, next_due }) } else { Ok(got) });
+                return Ok(if got.is_empty() { Err(Nothing { next_due }) } else { Ok(got) });
             }
             let outcomes = join_all(batch.into_iter().map(|entry| M::fire(self, entry))).await;
             let mut failure = None;
@@ -250,7 +254,9 @@ impl<O: Order> Engine<O> {
                 match outcome {
                     Outcome::Got(out) => got.push(out),
                     Outcome::Gone => {}
-                    Outcome::Claimed(item) => claimed.push(item),
+                    Outcome::Claimed(name) => {
+                        self.state().claimed.insert(name);
+                    }
                     Outcome::Failed(entry, e) => {
                         retry.push(entry);
                         failure.get_or_insert(e);
@@ -287,6 +293,7 @@ impl<O: Order> Engine<O> {
         while batch.len() < n {
             match state.cache.front() {
                 Some(e) if O::DELAYED && e.key > now => return (batch, Some(e.key)),
+                Some(e) if state.claimed.contains(&e.name) => drop(state.cache.pop_front()),
                 Some(_) => batch.extend(state.cache.pop_front()),
                 None => break,
             }
@@ -329,6 +336,10 @@ impl<O: Order> Engine<O> {
         let entries = names::sorted::<O>(&children);
         let mut state = self.state();
         state.check_size = listing_bytes::<O>(children.len()) > limit / 4;
+        if !state.claimed.is_empty() {
+            let listed: HashSet<&str> = children.iter().map(String::as_str).collect();
+            state.claimed.retain(|name| listed.contains(name.as_str()));
+        }
         state.cache = entries.into();
         Ok(true)
     }
@@ -409,7 +420,7 @@ impl<O: Order> Mode<O> for Take {
             match (delete, read) {
                 (Ok(()), Ok((data, stat))) => Outcome::Got(Item { path: item, data, stat }),
                 (Err(ZkError::NoNode), _) => Outcome::Gone,
-                (Err(ZkError::NotEmpty), _) => Outcome::Claimed(item),
+                (Err(ZkError::NotEmpty), _) => Outcome::Claimed(entry.name),
                 (Err(e), _) | (Ok(()), Err(e)) => Outcome::Failed(entry, e.into()),
             }
         }
@@ -454,7 +465,7 @@ impl<O: Order> Mode<O> for Claiming {
                     })
                 }
                 (Err(ZkError::MultiFailed { index: 0, source }), _, _) => match *source {
-                    ZkError::NodeExists => Outcome::Claimed(item),
+                    ZkError::NodeExists => Outcome::Claimed(entry.name),
                     ZkError::NoNode => Outcome::Gone,
                     e => Outcome::Failed(entry, e.into()),
                 },

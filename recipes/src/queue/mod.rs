@@ -50,6 +50,12 @@
 //! consumers once each, and each lists once for everything put meanwhile. Memory is the
 //! listing's names (a few tens of bytes per item).
 //!
+//! An item given back (a claim released, dropped, or gone with its claimant's session) is in
+//! its original place in the queue: the handle that gave it back takes it next, and every other
+//! consumer sees it at its next listing (a consumer works through its copy of the listing
+//! first, so with several consumers, items are handed out in queue order per listing, not
+//! strictly).
+//!
 //! A listing is one reply. Each item's name costs 17 bytes of it (`qn-`; 29 for priority and
 //! 37 for delay items), so a client with the default 4 MiB reply limit lists about 240 000
 //! FIFO items, and a Java client with ZooKeeper's 1 MiB `jute.maxbuffer` about 60 000. Past its

@@ -37,8 +37,8 @@ pub(crate) enum Outcome<T> {
     Got(T),
     /// Gone (taken by someone else, or acked).
     Gone,
-    /// Claimed by another consumer (`<item>/claim` exists): the item's name.
-    Claimed(String),
+    /// Claimed by another consumer (`<item>/claim` exists).
+    Claimed(Entry),
     /// The attempt failed; the entry goes back to the front of the listing.
     Failed(Entry, Error),
     /// A claim's reply was lost with the connection: whether it was made is settled after the
@@ -78,7 +78,7 @@ pub(crate) struct State {
     check_size: bool,
     /// Items of the listing found claimed by other consumers (by name): skipped without a
     /// request until a waiting round finds their claim gone.
-    claimed: HashSet<String>,
+    claimed: HashSet<Entry>,
 }
 
 /// What a pass over the listing found when nothing could be had.
@@ -204,13 +204,13 @@ impl<O: Order> Engine<O> {
             }
             // Wake when a claim on an item of the listing goes (released, or gone with its
             // claimant's session); one that is gone already is tried at once.
-            let claimed: Vec<String> = self.state().claimed.iter().cloned().collect();
+            let claimed: Vec<Entry> = self.state().claimed.iter().copied().collect();
             let claims: Vec<String> =
-                claimed.iter().map(|name| path::join(&path::join(&self.dir, name), CLAIM)).collect();
+                claimed.iter().map(|e| path::join(&path::join(&self.dir, &e.name::<O>()), CLAIM)).collect();
             let mut freed = false;
-            for (name, stat) in claimed.iter().zip(join_all(claims.iter().map(|c| round.watch_exists(c))).await) {
+            for (entry, stat) in claimed.iter().zip(join_all(claims.iter().map(|c| round.watch_exists(c))).await) {
                 if stat?.is_none() {
-                    self.state().claimed.remove(name);
+                    self.state().claimed.remove(entry);
                     freed = true;
                 }
             }
@@ -254,8 +254,8 @@ impl<O: Order> Engine<O> {
                 match outcome {
                     Outcome::Got(out) => got.push(out),
                     Outcome::Gone => {}
-                    Outcome::Claimed(name) => {
-                        self.state().claimed.insert(name);
+                    Outcome::Claimed(entry) => {
+                        self.state().claimed.insert(entry);
                     }
                     Outcome::Failed(entry, e) => {
                         retry.push(entry);
@@ -293,9 +293,13 @@ impl<O: Order> Engine<O> {
         while batch.len() < n {
             match state.cache.front() {
                 Some(e) if O::DELAYED && e.key > now => return (batch, Some(e.key)),
-                Some(e) if state.claimed.contains(&e.name) => drop(state.cache.pop_front()),
+                Some(e) if state.claimed.contains(e) => drop(state.cache.pop_front()),
                 Some(_) => batch.extend(state.cache.pop_front()),
-                None => break,
+                None => {
+                    // A long listing used up: give its memory back now, not at the next one.
+                    state.cache = VecDeque::new();
+                    break;
+                }
             }
         }
         (batch, None)
@@ -337,8 +341,9 @@ impl<O: Order> Engine<O> {
         let mut state = self.state();
         state.check_size = listing_bytes::<O>(children.len()) > limit / 4;
         if !state.claimed.is_empty() {
-            let listed: HashSet<&str> = children.iter().map(String::as_str).collect();
-            state.claimed.retain(|name| listed.contains(name.as_str()));
+            let listed: HashSet<&Entry> = entries.iter().collect();
+            let claimed = std::mem::take(&mut state.claimed);
+            state.claimed = claimed.into_iter().filter(|e| listed.contains(e)).collect();
         }
         state.cache = entries.into();
         Ok(true)
@@ -411,7 +416,7 @@ impl<O: Order> Mode<O> for Take {
     type Out = Item;
 
     fn fire(engine: &Engine<O>, entry: Entry) -> BoxFuture<'static, Outcome<Item>> {
-        let item = path::join(&engine.dir, &entry.name);
+        let item = path::join(&engine.dir, &entry.name::<O>());
         // Both sent now; the data is read before the delete is applied.
         let read = engine.client.get_data(&item);
         let delete = engine.client.delete(&item, None);
@@ -420,7 +425,7 @@ impl<O: Order> Mode<O> for Take {
             match (delete, read) {
                 (Ok(()), Ok((data, stat))) => Outcome::Got(Item { path: item, data, stat }),
                 (Err(ZkError::NoNode), _) => Outcome::Gone,
-                (Err(ZkError::NotEmpty), _) => Outcome::Claimed(entry.name),
+                (Err(ZkError::NotEmpty), _) => Outcome::Claimed(entry),
                 (Err(e), _) | (Ok(()), Err(e)) => Outcome::Failed(entry, e.into()),
             }
         }
@@ -436,7 +441,7 @@ impl<O: Order> Mode<O> for Claiming {
     type Out = Claim;
 
     fn fire(engine: &Engine<O>, entry: Entry) -> BoxFuture<'static, Outcome<Claim>> {
-        let item = path::join(&engine.dir, &entry.name);
+        let item = path::join(&engine.dir, &entry.name::<O>());
         let claim = path::join(&item, CLAIM);
         let own = path::join(&item, &format!("{OWN}{}", uuid::Uuid::new_v4().simple()));
         let pending = Pending { client: engine.client.clone(), own: own.clone(), claim: claim.clone(), armed: true };
@@ -465,7 +470,7 @@ impl<O: Order> Mode<O> for Claiming {
                     })
                 }
                 (Err(ZkError::MultiFailed { index: 0, source }), _, _) => match *source {
-                    ZkError::NodeExists => Outcome::Claimed(entry.name),
+                    ZkError::NodeExists => Outcome::Claimed(entry),
                     ZkError::NoNode => Outcome::Gone,
                     e => Outcome::Failed(entry, e.into()),
                 },
@@ -542,9 +547,8 @@ impl GiveBack {
     pub(crate) fn give_back(self) {
         let Some(state) = self.state.upgrade() else { return };
         let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
-        let rank = |e: &Entry| (e.key, e.seq);
-        let at = state.cache.partition_point(|e| rank(e) < rank(&self.entry));
-        if state.cache.get(at).map(|e| &e.name) != Some(&self.entry.name) {
+        let at = state.cache.partition_point(|e| e.rank() < self.entry.rank());
+        if state.cache.get(at) != Some(&self.entry) {
             state.cache.insert(at, self.entry);
         }
     }

@@ -481,7 +481,7 @@ macro_rules! consumers {
                     if <$order as Order>::DELAYED && entry.key > now {
                         break;
                     }
-                    let item = path::join(dir, &entry.name);
+                    let item = path::join(dir, &entry.name::<$order>());
                     match client.get_data(&item).await {
                         Ok((data, stat)) if stat.num_children == 0 => return Ok(Some(Item { path: item, data, stat })),
                         Ok(_) | Err(ZkError::NoNode) => {}

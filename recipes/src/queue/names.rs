@@ -94,15 +94,28 @@ pub(crate) fn due_of(key: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(key)
 }
 
-/// One item of a listing, understood.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One item of a listing, understood: 24 bytes, the name itself is not kept (a consumer holds a
+/// whole listing of these), as it follows from the key and the suffix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct Entry {
     /// The key (0 for FIFO).
     pub(crate) key: u64,
     /// The sequence suffix, widened so that suffixes past a wrap sort after the others.
     pub(crate) seq: i64,
-    /// The child name.
-    pub(crate) name: String,
+    /// The sequence suffix as ZooKeeper wrote it.
+    pub(crate) raw: i32,
+}
+
+impl Entry {
+    /// The child name: the prefix, then ZooKeeper's `%010d` of the suffix.
+    pub(crate) fn name<O: Order>(&self) -> String {
+        format!("{}{:010}", prefix::<O>(self.key), self.raw)
+    }
+
+    /// Where the entry is taken, among others.
+    pub(crate) fn rank(&self) -> (u64, i64) {
+        (self.key, self.seq)
+    }
 }
 
 /// Parses an item name of kind `O`; other names (another kind's, foreign nodes) are `None`.
@@ -121,7 +134,9 @@ pub(crate) fn parse<O: Order>(name: &str) -> Option<Entry> {
         return None;
     }
     let seq = digits.parse::<i32>().ok()?;
-    Some(Entry { key, seq: i64::from(seq), name: name.to_string() })
+    let entry = Entry { key, seq: i64::from(seq), raw: seq };
+    // Only names exactly as ZooKeeper writes them (the name is not kept, but rebuilt).
+    (entry.name::<O>() == name).then_some(entry)
 }
 
 /// The items of kind `O` among `children`, in the order they are taken.
@@ -135,7 +150,7 @@ pub(crate) fn sorted<O: Order>(children: &[String]) -> Vec<Entry> {
             e.seq += 1 << 32;
         }
     }
-    entries.sort_by(|a, b| (a.key, a.seq, &a.name).cmp(&(b.key, b.seq, &b.name)));
+    entries.sort_by_key(Entry::rank);
     entries
 }
 
@@ -143,8 +158,8 @@ pub(crate) fn sorted<O: Order>(children: &[String]) -> Vec<Entry> {
 mod tests {
     use super::*;
 
-    fn names(entries: &[Entry]) -> Vec<&str> {
-        entries.iter().map(|e| e.name.as_str()).collect()
+    fn names(entries: &[Entry]) -> Vec<String> {
+        entries.iter().map(|e| e.name::<Fifo>()).collect()
     }
 
     #[test]
@@ -176,6 +191,8 @@ mod tests {
         assert_eq!(fives, [0, 3]);
         assert!(parse::<Priority>("qp-0000000G-0000000001").is_none());
         assert!(parse::<Priority>("qn-0000000001").is_none());
+        assert!(parse::<Fifo>("qn--0000000005").is_none(), "not as ZooKeeper writes -5");
+        assert!(parse::<Priority>("qp-8000000a-0000000001").is_none(), "lower-case hex");
     }
 
     #[test]

@@ -455,7 +455,7 @@ impl<O: Order> Mode<O> for Claiming {
         let read = engine.client.get_data(&item);
         let own_stat = engine.client.exists(&own);
         let (client, policy) = (engine.client.clone(), engine.policy);
-        let back = GiveBack::new(&engine.state, entry.clone());
+        let back = GiveBack::new(&engine.state, entry);
         async move {
             // Moved in whole: undoes the attempt if this future is dropped before the outcome.
             let mut pending = pending;

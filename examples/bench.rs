@@ -31,12 +31,14 @@
 //! - `double_barrier`: 8 participants, each on its own session, `enter()` then `leave()` on a
 //!   [`DoubleBarrier`] of 8; the time until the last `leave()` returns; a fresh barrier path per
 //!   round; 10 rounds; p50 and max.
-//! - `queue`: 2000 items of 16 bytes, producer and consumer on separate sessions, one call per
-//!   item: `put` = fill an empty queue with `put`, `take` = drain the 2000 with `take`,
-//!   `concurrent` = producer and consumer together, the consumer waiting when the queue is
-//!   empty; items/s each. The same three for the at-least-once mode (`queue_ack_*`: `claim`
-//!   then `ack` per item), and, ours only, the drain in batches of 100 (`queue_take_batch`,
-//!   `queue_ack_take_batch`: `take_batch` / `claim_batch` with the acks pipelined).
+//! - `queue`: 2000 items of 16 bytes, producer and consumer on separate sessions: `put` = fill
+//!   an empty queue, one `put` after the other; `take` = drain the 2000, one `take` after the
+//!   other; `concurrent` = producer and consumer together, the producer pipelining its puts (up
+//!   to 64 in flight, which keeps their order) and the consumer taking `take_batch(100)`,
+//!   waiting when the queue is empty; items/s each. Ours only: `concurrent_sequential` (one
+//!   call after the other on both sides) and `take_batch` (a full queue drained in batches of
+//!   100). The same five for the at-least-once mode (`queue_ack_*`: `claim` / `claim_batch`,
+//!   then the acks, pipelined).
 //! - `lock_many` (ours only): 1000 distinct lock paths acquired at once on one session (all
 //!   1000 acquires in flight together), timed until all are held, then all released together;
 //!   acquisitions/s, the median of 5 repetitions after one warm-up on the same paths.
@@ -663,69 +665,72 @@ async fn double_barrier(target: &Target, root: &str, n: usize, rounds: usize) ->
 /// The `queue` benchmark (see the module docs), at most once and then at least once.
 async fn queue(target: &Target, root: &str, items: usize) -> Result<()> {
     let (p, c) = (target.connect().await?, target.connect().await?);
-    let payload = |i: usize| format!("item-{i:011}");
     let rate = |n: usize, t: Instant| n as f64 / t.elapsed().as_secs_f64();
     for ack in [false, true] {
         let prefix = if ack { "queue_ack" } else { "queue" };
-        // Fill, then drain one call per item.
-        let path = format!("{root}/{prefix}/fill");
-        let (producer, consumer) = (Queue::new(p.clone(), &path), Queue::new(c.clone(), &path));
+        let queues = |name: &str| {
+            let path = format!("{root}/{prefix}/{name}");
+            (Queue::new(p.clone(), &path), Queue::new(c.clone(), &path))
+        };
+        // Fill, then drain, one call per item.
+        let (producer, consumer) = queues("fill");
         let t = Instant::now();
-        for i in 0..items {
-            producer.put(payload(i)).await?;
-        }
+        put_items(&producer, items, 1).await?;
         emit(&format!("{prefix}_put_per_s"), rate(items, t), "items/s");
         let t = Instant::now();
-        for _ in 0..items {
-            if ack {
-                consumer.claim().await?.ack().await?;
-            } else {
-                consumer.take().await?;
-            }
-        }
+        consume_items(consumer, items, ack, 1).await?;
         emit(&format!("{prefix}_take_per_s"), rate(items, t), "items/s");
-        // Producer and consumer together.
-        let path = format!("{root}/{prefix}/concurrent");
-        let (producer, consumer) = (Queue::new(p.clone(), &path), Queue::new(c.clone(), &path));
+        // Producer and consumer together: puts pipelined (in order), takes in batches; then,
+        // ours only, one call per item on both sides.
+        for (metric, in_flight, batch) in [("concurrent", 64, 100), ("concurrent_sequential", 1, 1)] {
+            let (producer, consumer) = queues(metric);
+            let t = Instant::now();
+            let consuming = tokio::spawn(consume_items(consumer, items, ack, batch));
+            put_items(&producer, items, in_flight).await?;
+            consuming.await.map_err(|e| ZkError::Io(format!("consumer task failed: {e}")))??;
+            emit(&format!("{prefix}_{metric}_items_per_s"), rate(items, t), "items/s");
+        }
+        // Ours only: a full queue drained in batches.
+        let (producer, consumer) = queues("batch");
+        put_items(&producer, items, 64).await?;
         let t = Instant::now();
-        let consuming = tokio::spawn(async move {
-            for _ in 0..items {
-                if ack {
-                    consumer.claim().await?.ack().await?;
-                } else {
-                    consumer.take().await?;
-                }
-            }
-            Ok::<_, conclave::Error>(())
-        });
-        for i in 0..items {
-            producer.put(payload(i)).await?;
-        }
-        consuming.await.map_err(|e| ZkError::Io(format!("consumer task failed: {e}")))??;
-        emit(&format!("{prefix}_concurrent_items_per_s"), rate(items, t), "items/s");
-        // Ours only: the drain in batches.
-        let path = format!("{root}/{prefix}/batch");
-        let (producer, consumer) = (Queue::new(p.clone(), &path), Queue::new(c.clone(), &path));
-        for chunk in 0..items / 100 {
-            producer.put_all((0..100).map(|i| payload(chunk * 100 + i))).await?;
-        }
-        let t = Instant::now();
-        let mut left = items;
-        while left > 0 {
-            if ack {
-                let claims = consumer.claim_batch(100).await?;
-                left -= claims.len();
-                for acked in futures::future::join_all(claims.into_iter().map(|c| c.ack())).await {
-                    acked?;
-                }
-            } else {
-                left -= consumer.take_batch(100).await?.len();
-            }
-        }
+        consume_items(consumer, items, ack, 100).await?;
         emit(&format!("{prefix}_take_batch_per_s"), rate(items, t), "items/s");
     }
     p.close().await;
     c.close().await;
+    Ok(())
+}
+
+/// Puts `items` items of 16 bytes, in order, with up to `in_flight` puts pipelined.
+async fn put_items(queue: &Queue, items: usize, in_flight: usize) -> Result<()> {
+    let mut puts = stream::iter(0..items).map(|i| queue.put(format!("item-{i:011}"))).buffered(in_flight);
+    while let Some(put) = puts.next().await {
+        put?;
+    }
+    Ok(())
+}
+
+/// Takes (or claims and acks) `items` items, `batch` at a time (acks pipelined).
+async fn consume_items(queue: Queue, items: usize, ack: bool, batch: usize) -> Result<()> {
+    let mut left = items;
+    while left > 0 {
+        let n = batch.min(left);
+        if ack {
+            let claims = if n == 1 { vec![queue.claim().await?] } else { queue.claim_batch(n).await? };
+            left -= claims.len();
+            for acked in futures::future::join_all(claims.into_iter().map(|c| c.ack())).await {
+                acked?;
+            }
+        } else {
+            left -= if n == 1 {
+                queue.take().await?;
+                1
+            } else {
+                queue.take_batch(n).await?.len()
+            };
+        }
+    }
     Ok(())
 }
 

@@ -25,13 +25,15 @@ Exit status:
   7  not authorized or authentication failed (NOAUTH, AUTHFAILED)
   8  cannot connect, connection lost, session expired, or no reply in time
   9  invalid path or argument, data too large, or rejected by the server (BADARGUMENTS)
- 10  lock: the lock was not acquired within --timeout
- 11  lock: the lock was lost while the command ran (the command was stopped)
+ 10  lock: the lock was not acquired within --timeout; queue take: no item within --timeout
+ 11  lock: the lock was lost while the command ran (the command was stopped); queue take
+     --ack: the claim on the item was lost while the command ran (stopped, the item not acked)
  12  elect: the leadership was lost while the command ran (the command was stopped)
-126  lock, elect: the command could not be started
-127  lock, elect: the command was not found
-`lock` and `elect` otherwise exit with their command's status, 128+N if the command died of
-signal N (also when conclave is stopped by signal N while waiting for the lock or leadership).
+126  lock, elect, queue take --ack: the command could not be started
+127  lock, elect, queue take --ack: the command was not found
+`lock`, `elect` and `queue take --ack` otherwise exit with their command's status, 128+N if the
+command died of signal N (also when conclave is stopped by signal N while waiting for the lock,
+the leadership or an item).
 
 With --json, a failure also prints one JSON object on stdout (after anything the command
 printed), besides the line on stderr:
@@ -67,19 +69,22 @@ pub enum ExitClass {
     Connection,
     /// 9: a request that is invalid before or at the server.
     Invalid,
-    /// 10: `lock --timeout` ran out before the lock was acquired.
+    /// 10: `lock --timeout` ran out before the lock was acquired (`queue take --timeout`: before
+    /// an item could be had).
     LockTimeout,
-    /// 11: the lock was lost while its command ran.
+    /// 11: the lock (`queue take --ack`: the claim on the item) was lost while its command ran.
     LockLost,
     /// 12: the leadership was lost while `elect`'s command ran.
     LeadershipLost,
-    /// 126: the command of `lock` could not be started.
+    /// 126: the command of `lock` (`elect`, `queue take --ack`) could not be started.
     CannotRun,
-    /// 127: the command of `lock` was not found.
+    /// 127: the command of `lock` (`elect`, `queue take --ack`) was not found.
     CommandNotFound,
-    /// 128+N: stopped by signal N (`lock`, while waiting for the lock).
+    /// 128+N: stopped by signal N (`lock`, while waiting for the lock; `elect`, `queue take`
+    /// likewise).
     Signal(u8),
-    /// The exit status of the command `lock` ran, passed on as it is: nothing is printed.
+    /// The exit status of the command `lock` (`elect`, `queue take --ack`) ran, passed on as it
+    /// is: nothing is printed.
     Status(u8),
 }
 
@@ -170,10 +175,13 @@ impl CliError {
     }
 
     /// A recipe's error while doing `context`: a client or server error as [`CliError::zk`]; a
-    /// lost hold in class [`ExitClass::LockLost`].
+    /// lost hold in class [`ExitClass::LockLost`]; a queue too long to list in class 1.
     pub fn recipe(context: impl Into<String>, e: &conclave::Error) -> CliError {
         match e {
             conclave::Error::Zk(e) => CliError::zk(context, e),
+            too_long @ conclave::Error::TooManyChildren { .. } => {
+                CliError::new(context, too_long.to_string(), ExitClass::Other)
+            }
             lost => CliError::new(context, lost.to_string(), ExitClass::LockLost),
         }
     }

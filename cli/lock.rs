@@ -35,19 +35,26 @@
 //! A signal while connecting or waiting for the lock gives up the wait (the waiting node is
 //! deleted) and exits 128+N. Nothing goes to stdout: stdin, stdout and stderr belong to the
 //! command; conclave's own failures are the usual one `conclave: ...` line on stderr.
+//!
+//! [`run_under`] is shared: `elect` runs its command under a leadership, and `queue take --ack`
+//! under a queue item's claim ([`Held`] is what they hold: the claim gives the command its
+//! stdin, and ends in an ack or a release depending on the command's status).
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::pin::pin;
-use std::process::ExitStatus;
+use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
+use bytes::Bytes;
 use clap::Args;
 use conclave::hold::Hold;
 use conclave::lock::{participants, LossReason, Mutex};
 use conclave_core::path::validate_path;
 use conclave_core::Client;
+use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
@@ -138,11 +145,65 @@ async fn hold(client: &Client, args: &LockArgs, context: &str, signals: &mut Shu
     run_under(guard, &under, &command, context, signals).await.map_err(CliError::from)
 }
 
-/// What a command runs under: a lock, or a leadership.
+/// What a command runs under, as [`run_under`] watches and ends it: a [`Hold`] (a lock, a
+/// leadership), or a queue item's claim (`queue.rs`), which ends in an ack or a release
+/// depending on how the command exited.
+pub trait Held: Sized {
+    /// Whether it is held as far as this client can tell ([`Hold::is_held`]).
+    fn is_held(&self) -> bool;
+
+    /// Resolves, with the reason, once it may no longer be held ([`Hold::lost`]).
+    fn lost(&self) -> impl Future<Output = LossReason> + Send + 'static;
+
+    /// What the command reads on its stdin: `None` for conclave's own stdin.
+    fn input(&self) -> Option<Bytes> {
+        None
+    }
+
+    /// Ends it once the command has ended by itself (`succeeded`: it exited 0) and its process
+    /// group is gone, and waits for the server's answer. A hold is released whatever the status.
+    fn end(self, succeeded: bool) -> impl Future<Output = conclave::Result<()>>;
+
+    /// Gives it up when the command could not be started.
+    fn give_up(self) -> impl Future<Output = conclave::Result<()>>;
+
+    /// What [`Held::end`] does, in messages: `released`, `acked`.
+    fn ending(succeeded: bool) -> &'static str {
+        let _ = succeeded;
+        "released"
+    }
+
+    /// Whether a failure of [`Held::end`] means that it had been lost (exit with the loss class
+    /// of [`Under`]) rather than an error of its own (exit with the error's class).
+    fn lost_by(e: &conclave::Error) -> bool {
+        let _ = e;
+        true
+    }
+}
+
+impl Held for Hold {
+    fn is_held(&self) -> bool {
+        Hold::is_held(self)
+    }
+
+    fn lost(&self) -> impl Future<Output = LossReason> + Send + 'static {
+        Hold::lost(self)
+    }
+
+    fn end(self, _succeeded: bool) -> impl Future<Output = conclave::Result<()>> {
+        self.release()
+    }
+
+    fn give_up(self) -> impl Future<Output = conclave::Result<()>> {
+        self.release()
+    }
+}
+
+/// What a command runs under: a lock, a leadership, or a queue item's claim.
 pub struct Under {
-    /// What is held, in messages: `the lock`, `the leadership`.
+    /// What is held, in messages: `the lock`, `the leadership`, `the claim`.
     pub what: &'static str,
-    /// What its node is called, in messages: `lock`, `leader`.
+    /// What its node is called, in messages: `lock`, `leader`, `claim`.
     pub node: &'static str,
     /// What the command finds in its environment.
     pub env: Vec<(&'static str, String)>,
@@ -177,10 +238,11 @@ impl From<Failure> for CliError {
     }
 }
 
-/// Runs the command while `guard` is held, stops it if the hold may be lost, and releases the
-/// hold once the command and its process group are gone (see the module docs).
-pub async fn run_under(
-    guard: Hold,
+/// Runs the command while `guard` is held, stops it if the hold may be lost, and ends the hold
+/// ([`Held::end`]: releases it) once the command and its process group are gone (see the module
+/// docs).
+pub async fn run_under<G: Held>(
+    guard: G,
     under: &Under,
     opts: &CommandOpts<'_>,
     context: &str,
@@ -202,6 +264,10 @@ pub async fn run_under(
     let program = &opts.command[0];
     let mut command = Command::new(program);
     command.args(&opts.command[1..]).envs(under.env.iter().map(|(k, v)| (k, v))).kill_on_drop(true);
+    let input = guard.input();
+    if input.is_some() {
+        command.stdin(Stdio::piped());
+    }
     #[cfg(unix)]
     if !opts.foreground {
         command.process_group(0);
@@ -210,14 +276,29 @@ pub async fn run_under(
             tracing::debug!(error = %e, "cannot become the reaper of the command's orphans");
         }
     }
-    let child = match command.spawn() {
+    let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {
-            release_quietly(guard).await;
+            give_up_quietly(guard).await;
             return Err(Failure::Other(spawn_error(context, program, e)));
         }
     };
+    // Written alongside, so that the command can read as it likes (a pipe holds 64 KiB); a
+    // command that exits without reading it all ends the write (EPIPE).
+    let feeder = match (input, child.stdin.take()) {
+        (Some(input), Some(mut stdin)) => Some(tokio::spawn(async move {
+            if let Err(e) = stdin.write_all(&input).await {
+                tracing::debug!(error = %e, "the command did not read all of its input");
+            }
+        })),
+        _ => None,
+    };
     let ended = supervise(child, opts.foreground, &mut lost, signals, opts.grace).await;
+    if let Some(feeder) = feeder {
+        // Still writing only if a process outside the command's group (one that left it) holds
+        // the pipe open without reading: nobody is left to take the rest.
+        feeder.abort();
+    }
     let ended = match ended {
         Ok(ended) => ended,
         Err(e) => {
@@ -241,13 +322,20 @@ pub async fn run_under(
             under.lost,
         )));
     }
-    if let Err(e) = guard.release().await {
+    let code = status_code(ended.status);
+    if let Err(e) = guard.end(code == 0).await {
+        let ending = G::ending(code == 0);
+        if !G::lost_by(&e) {
+            let context =
+                format!("{context}: {} could not be {ending} once the command {}", under.what, describe(ended.status));
+            return Err(Failure::Other(CliError::recipe(context, &e)));
+        }
         // Gone before the release, perhaps while the command ran and before its loss was seen:
         // the command's exclusivity cannot be vouched for.
         return Err(Failure::Other(CliError::new(
             context,
             format!(
-                "{} was lost before it was released ({}); the command {}",
+                "{} was lost before it was {ending} ({}); the command {}",
                 under.what,
                 release_text(under, &e),
                 describe(ended.status)
@@ -255,7 +343,7 @@ pub async fn run_under(
             under.lost,
         )));
     }
-    match status_code(ended.status) {
+    match code {
         0 => Ok(()),
         code => Err(Failure::Other(CliError::status(code))),
     }
@@ -454,9 +542,9 @@ fn spawn_error(context: &str, program: &OsStr, e: io::Error) -> CliError {
     }
 }
 
-/// Releases the hold when the command never ran; a failure changes nothing for the caller.
-async fn release_quietly(guard: Hold) {
-    if let Err(e) = guard.release().await {
+/// Gives the hold up when the command never ran; a failure changes nothing for the caller.
+async fn give_up_quietly(guard: impl Held) {
+    if let Err(e) = guard.give_up().await {
         tracing::debug!(error = %e, "release failed");
     }
 }

@@ -2,7 +2,9 @@
 //! (`conclave serve`) and talks to any ZooKeeper ensemble with one command per operation (`ls`,
 //! `get`, `stat`, `create`, `set`, `delete`, `watch`), in plain text for people and shell
 //! scripts, or as JSON with `--json`. `lock` runs a command under a distributed lock (flock(1)
-//! across machines) and `locks` shows who holds and who waits.
+//! across machines) and `locks` shows who holds and who waits; `elect` runs a command while
+//! leading an election and `leader` shows who leads; `queue put|take|ls` feeds and drains work
+//! queues (`take --ack` runs a command on an item and deletes it only if the command succeeds).
 //!
 //! # Layout
 //! The binary is the target `conclave` of the root package, `conclave-cli`, in `cli/`: the
@@ -11,7 +13,9 @@
 //! - `main.rs`: the argument grammar (clap derive), the runtime and the dispatch.
 //! - `connect.rs`: the connection flags and opening a session.
 //! - `ops.rs`: the one-shot commands (`locks` too); `watch.rs`: the `watch` command; `lock.rs`:
-//!   the `lock` command.
+//!   the `lock` command and running a command under a hold (shared by `elect.rs` and
+//!   `queue.rs`); `elect.rs`, `leader.rs`: `elect` and `leader`; `queue.rs`: the `queue`
+//!   commands.
 //! - `output.rs`: plain and JSON rendering; `exit.rs`: errors and exit codes.
 //! - `serve.rs`: `conclave serve`; `signal.rs`: Ctrl-C and SIGTERM, and sending signals.
 //!
@@ -27,6 +31,8 @@
 //! string when it is valid UTF-8 and an array of byte values otherwise; zxids and session ids are
 //! `0x` hex strings (they do not fit a JSON number safely). `lock` prints nothing: stdout is its
 //! command's. `locks` prints `holder|waiting SEQUENCE NODE SESSION FENCING_TOKEN DATA` lines.
+//! `queue put` prints the item's path, `queue take` the item's data as `get` does (nothing with
+//! `--ack`: stdout is the command's), `queue ls` one `NAME SIZE available|claimed` line per item.
 //!
 //! # Exit codes
 //! Every failure prints one line to stderr, `conclave: <what failed>: <why>`, and exits with a
@@ -44,13 +50,15 @@
 //! | 7 | not authorized or authentication failed (`NOAUTH`, `AUTHFAILED`) |
 //! | 8 | cannot connect, connection lost, session expired, or no reply in time |
 //! | 9 | invalid path or argument, data too large, or rejected by the server (`BADARGUMENTS`) |
-//! | 10 | `lock`: the lock was not acquired within `--timeout` |
-//! | 11 | `lock`: the lock was lost while the command ran (the command was stopped) |
-//! | 126 | `lock`: the command could not be started |
-//! | 127 | `lock`: the command was not found |
+//! | 10 | `lock`: the lock was not acquired within `--timeout`; `queue take`: no item within `--timeout` |
+//! | 11 | `lock`: the lock was lost while the command ran (the command was stopped); `queue take --ack`: the item's claim was lost likewise (the item is not acked) |
+//! | 12 | `elect`: the leadership was lost while the command ran (the command was stopped) |
+//! | 126 | `lock`, `elect`, `queue take --ack`: the command could not be started |
+//! | 127 | `lock`, `elect`, `queue take --ack`: the command was not found |
 //!
-//! `lock` otherwise exits with its command's status, 128+N if the command died of signal N (also
-//! when conclave itself is stopped by signal N while waiting for the lock).
+//! `lock`, `elect` and `queue take --ack` otherwise exit with their command's status, 128+N if
+//! the command died of signal N (also when conclave itself is stopped by signal N while waiting
+//! for the lock, the leadership or an item).
 //!
 //! # Errors as JSON
 //! With `--json`, a failure is also printed as one JSON object on stdout, as the last line
@@ -75,6 +83,7 @@ mod leader;
 mod lock;
 mod ops;
 mod output;
+mod queue;
 mod serve;
 mod signal;
 mod watch;
@@ -94,7 +103,7 @@ use crate::output::Output;
 #[command(
     name = "conclave",
     version,
-    about = "Conclave: run a ZooKeeper-compatible server; read, write and watch znodes; run commands under locks",
+    about = "Conclave: run a ZooKeeper-compatible server; read, write and watch znodes; run commands under locks; feed and drain queues",
     after_help = exit::EXIT_CODES_HELP
 )]
 pub struct Cli {
@@ -130,6 +139,13 @@ pub enum Command {
     /// A client command (see the list of commands).
     #[command(flatten)]
     Client(ops::ClientCommand),
+    /// Work queues: put items, take them (at most once, or at least once with --ack), list them.
+    ///
+    /// The queue at PATH is Curator's SimpleDistributedQueue layout (items PATH/qn-<sequence>,
+    /// their data the payload), shared with Java producers and consumers and with
+    /// `conclave::queue::Queue`.
+    #[command(subcommand)]
+    Queue(queue::QueueCommand),
 }
 
 fn main() -> ExitCode {
@@ -170,16 +186,16 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 .map_err(|e| CliError::io("start the runtime", e))?;
             rt.block_on(serve::run(&args, &mut out))
         }
-        Command::Client(cmd) => {
-            // The client logs nothing unless asked: stderr is reserved for the one error line.
-            init_tracing("off");
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| CliError::io("start the runtime", e))?;
-            rt.block_on(ops::run(cmd, &cli.connect, &mut out))
-        }
+        Command::Client(cmd) => client_runtime()?.block_on(ops::run(cmd, &cli.connect, &mut out)),
+        Command::Queue(cmd) => client_runtime()?.block_on(queue::run(cmd, &cli.connect, &mut out)),
     }
+}
+
+/// Sets up logging and the runtime of a client command.
+fn client_runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    // The client logs nothing unless asked: stderr is reserved for the one error line.
+    init_tracing("off");
+    tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| CliError::io("start the runtime", e))
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (or `default` when unset or invalid), in colour only

@@ -251,8 +251,8 @@ fn checked(verb: &str, path: String) -> Result<String, CliError> {
     }
 }
 
-/// The data argument as bytes: empty when absent, stdin for `-`.
-fn read_data(arg: Option<&str>, context: &str) -> Result<Bytes, CliError> {
+/// The data argument as bytes: empty when absent, stdin for `-` (`create`, `set`, `queue put`).
+pub fn read_data(arg: Option<&str>, context: &str) -> Result<Bytes, CliError> {
     match arg {
         None => Ok(Bytes::new()),
         Some("-") => {

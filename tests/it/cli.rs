@@ -969,6 +969,9 @@ async fn invalid_input_exits_9_without_connecting() {
         (vec!["watch", "/a/."], "watch /a/.: invalid path"),
         (vec!["lock", "rel", "--", "true"], "lock rel: invalid path"),
         (vec!["locks", "/a/"], "locks /a/: invalid path"),
+        (vec!["queue", "put", "rel", "x"], "queue put rel: invalid path"),
+        (vec!["queue", "take", "/a/", "--ack", "true"], "queue take /a/: invalid path"),
+        (vec!["queue", "ls", "/a//b"], "queue ls /a//b: invalid path"),
     ] {
         let mut full = vec!["--connect", &target];
         full.extend(args);
@@ -993,6 +996,12 @@ async fn usage_errors_exit_2() {
         vec!["lock", "/a"],
         vec!["lock", "--timeout", "5", "/a", "true"],
         vec!["lock", "--grace", "soon", "/a", "true"],
+        vec!["queue", "take", "/q", "true"],
+        vec!["queue", "take", "--ack", "/q"],
+        vec!["queue", "take", "--grace", "1s", "/q"],
+        vec!["queue", "take", "--timeout", "5", "/q"],
+        vec!["queue", "put"],
+        vec!["queue"],
     ] {
         let r = run(conclave(&args), None).await;
         assert_eq!(r.code, code::USAGE, "{args:?}: {r:?}");
@@ -1200,5 +1209,150 @@ async fn elect_loses_and_requeues() {
     let (status, _, err) = finished(again).await;
     assert_eq!(status.code(), Some(code::SIGTERM), "{err}");
     assert!(err.contains("campaigning again (--requeue)"), "{err}");
+    zk.finish().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// queue
+// ---------------------------------------------------------------------------------------------
+
+/// The `queue ls` lines of `path`.
+async fn queue_lines(zk: &Zk, path: &str) -> Vec<String> {
+    zk.cli(&["queue", "ls", path]).await.ok().lines().map(str::to_string).collect()
+}
+
+both!(queue_put_ls_take);
+/// `queue put` prints the item's path (DATA, stdin for `-`, empty when absent), `queue ls` lists
+/// the items in queue order with their sizes, `queue take` hands them out first in, first out,
+/// writing the data exactly as stored; `--json` documents parse; an empty queue times out with
+/// exit 10, and a queue that does not exist cannot be listed (exit 3).
+async fn queue_put_ls_take(zk: &Zk) {
+    zk.cli(&["queue", "ls", "/jobs"]).await.fails(code::NO_NODE, "queue ls /jobs: node does not exist (NONODE)");
+    assert_eq!(zk.cli(&["queue", "put", "/jobs", "first"]).await.ok(), "/jobs/qn-0000000000\n");
+    let binary = [0xff, 0x00, b'\n', 0x01];
+    assert_eq!(zk.cli_stdin(&["queue", "put", "/jobs", "-"], &binary).await.ok(), "/jobs/qn-0000000001\n");
+    let doc = zk.cli(&["--json", "queue", "put", "/jobs"]).await.json();
+    assert_eq!(doc, serde_json::json!({"path": "/jobs/qn-0000000002"}));
+    assert_eq!(
+        queue_lines(zk, "/jobs").await,
+        ["qn-0000000000 5 available", "qn-0000000001 4 available", "qn-0000000002 0 available"]
+    );
+    let listed = zk.cli(&["--json", "queue", "ls", "/jobs"]).await.json();
+    assert_eq!(
+        listed[0],
+        serde_json::json!({"name": "qn-0000000000", "path": "/jobs/qn-0000000000", "sequence": 0, "size": 5,
+                           "claimed": false})
+    );
+    let names: Vec<&str> = listed.as_array().expect("an array").iter().filter_map(|i| i["name"].as_str()).collect();
+    assert_eq!(names, ["qn-0000000000", "qn-0000000001", "qn-0000000002"]);
+
+    assert_eq!(zk.cli(&["queue", "take", "/jobs"]).await.ok(), "first", "data exactly, first in first out");
+    let r = zk.cli(&["queue", "take", "/jobs"]).await;
+    assert_eq!(r.stdout, binary, "bytes exactly: {r:?}");
+    let doc = zk.cli(&["--json", "queue", "take", "/jobs"]).await.json();
+    assert_eq!((doc["path"].as_str(), doc["data"].as_str()), (Some("/jobs/qn-0000000002"), Some("")), "{doc}");
+    assert_eq!(doc["stat"]["dataLength"], 0, "{doc}");
+    assert!(queue_lines(zk, "/jobs").await.is_empty(), "taken items are gone");
+    assert_eq!(zk.cli(&["--json", "queue", "ls", "/jobs"]).await.json(), serde_json::json!([]));
+
+    let started = Instant::now();
+    zk.cli(&["queue", "take", "--timeout", "300ms", "/jobs"])
+        .await
+        .fails(code::LOCK_TIMEOUT, "queue take /jobs: no item within 300ms");
+    assert!(started.elapsed() >= Duration::from_millis(300), "waited {:?}", started.elapsed());
+    let e = zk
+        .cli(&["--json", "queue", "take", "--timeout", "0", "/jobs"])
+        .await
+        .fails_json(code::LOCK_TIMEOUT, "--timeout 0");
+    assert_eq!((e.get("code"), e["context"].as_str()), (None, Some("queue take /jobs")), "{e}");
+    zk.cli(&["queue", "take", "--timeout", "0", "/jobs", "--ack", "true"])
+        .await
+        .fails(code::LOCK_TIMEOUT, "no item available");
+
+    // A waiting consumer gets the item put meanwhile.
+    let waiting = zk.spawn(&["queue", "take", "/jobs"]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    zk.cli(&["queue", "put", "/jobs", "late"]).await.ok();
+    let (status, out, err) = finished(waiting).await;
+    assert!(status.success(), "{status:?} {err}");
+    assert_eq!(out, "late");
+}
+
+both!(queue_take_ack_runs_the_command_on_the_item);
+/// `queue take --ack -- COMMAND` claims the first item and runs COMMAND with the data on its
+/// stdin and the item's path in its environment; the item is deleted only if COMMAND exits 0,
+/// else it stays in the queue, available to the next consumer, and conclave exits with the
+/// command's status (127 for a command that does not exist).
+async fn queue_take_ack_runs_the_command_on_the_item(zk: &Zk) {
+    for data in ["one", "two"] {
+        zk.cli(&["queue", "put", "/work", data]).await.ok();
+    }
+    let script = r#"printf '%s %s ' "$CONCLAVE_ITEM_PATH" "$CONCLAVE_FENCING_TOKEN"; cat; "$BIN" --connect "$CONNECT" queue ls /work; exit 3"#;
+    let mut cmd = zk.command(&["queue", "take", "/work", "--ack", "--", "sh", "-c", script]);
+    cmd.env("BIN", env!("CARGO_BIN_EXE_conclave")).env("CONNECT", zk.connect());
+    let r = run(cmd, None).await;
+    assert_eq!((r.code, r.stderr.as_str()), (3, ""), "the command's status, nothing else: {r:?}");
+    let out = r.out();
+    let (first, rest) = out.split_once('\n').expect("lines");
+    let parts: Vec<&str> = first.splitn(3, ' ').collect();
+    assert_eq!((parts[0], parts[2]), ("/work/qn-0000000000", "oneqn-0000000000 3 claimed"), "{out}");
+    assert!(parts[1].parse::<u64>().is_ok_and(|t| t > 0), "a decimal fencing token: {out}");
+    assert_eq!(rest, "qn-0000000001 3 available\n", "the other item is not claimed: {out}");
+    assert_eq!(
+        queue_lines(zk, "/work").await,
+        ["qn-0000000000 3 available", "qn-0000000001 3 available"],
+        "a failed command gives the item back, in its place"
+    );
+
+    zk.cli(&["queue", "take", "/work", "--ack", "--", "conclave-no-such-command"])
+        .await
+        .fails(code::NOT_FOUND, "queue take /work: conclave-no-such-command: command not found");
+    assert_eq!(queue_lines(zk, "/work").await.len(), 2, "not acked");
+
+    let r = zk.cli(&["queue", "take", "/work", "--ack", "--", "sh", "-c", "cat >/dev/null; exit 0"]).await;
+    assert_eq!(r.ok(), "");
+    assert_eq!(queue_lines(zk, "/work").await, ["qn-0000000001 3 available"], "acked: deleted");
+    let r = zk.cli(&["--json", "queue", "take", "/work", "--ack", "sh", "-c", "cat; echo"]).await;
+    assert_eq!(r.ok(), "two\n", "`--` is optional; stdout is the command's, even with --json");
+    assert!(queue_lines(zk, "/work").await.is_empty());
+}
+
+/// When the claim nodes are deleted under a running command (an operator breaking the claim),
+/// the command gets SIGTERM and conclave exits 11 without acking: the item stays in the queue.
+/// A signal to a consumer that is still waiting ends the wait (128+N).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn queue_claim_lost_stops_the_command() {
+    let zk = Zk::embedded("queue-lost").await;
+    zk.cli(&["queue", "put", "/q", "job"]).await.ok();
+    let script = r#"trap "echo got-term; exit 0" TERM; echo ready; sleep 30 & wait"#;
+    let mut consumer = zk.spawn(&["queue", "take", "--grace", "5s", "/q", "--ack", "--", "sh", "-c", script]);
+    let lines = consumer.lines();
+    assert_eq!(next_line(&lines).await, "ready");
+    assert_eq!(queue_lines(&zk, "/q").await, ["qn-0000000000 3 claimed"]);
+    for claim in zk.client.get_children("/q/qn-0000000000").await.expect("list the claim") {
+        zk.client.delete(&format!("/q/qn-0000000000/{claim}"), None).await.expect("break the claim");
+    }
+    let (status, _, err) = finished(consumer).await;
+    let rest: Vec<String> = lines.iter().collect();
+    assert_eq!(rest, ["got-term"], "the command got SIGTERM");
+    assert_eq!(status.code(), Some(code::LOCK_LOST), "{err}");
+    assert!(
+        err.starts_with(
+            "conclave: queue take /q: the claim was lost while the command ran: the claim node was deleted; "
+        ),
+        "{err}"
+    );
+    assert_eq!(queue_lines(&zk, "/q").await, ["qn-0000000000 3 available"], "not acked");
+
+    assert_eq!(zk.cli(&["queue", "take", "/q"]).await.ok(), "job");
+    let waiter = zk.spawn(&["queue", "take", "/q"]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    waiter.terminate();
+    let (status, out, err) = finished(waiter).await;
+    assert_eq!(status.code(), Some(code::SIGTERM), "{err}");
+    assert_eq!(
+        (out.as_str(), err.as_str()),
+        ("", "conclave: queue take /q: stopped by SIGTERM while waiting for an item\n")
+    );
     zk.finish().await;
 }

@@ -47,8 +47,9 @@
 //! item). Batches ([`Queue::take_batch`], [`Queue::claim_batch`]) send all their requests at
 //! once. A consumer that finds nothing leaves one watch on the queue's children (and on the
 //! claims it found, which it wakes for when they are released), so a put wakes the waiting
-//! consumers once each, and each lists once for everything put meanwhile. Memory is the
-//! listing's names (a few tens of bytes per item).
+//! consumers once each, and each lists once for everything put meanwhile. A consumer's memory
+//! is its copy of the listing, 24 bytes an item (the names are not kept), freed as it is used
+//! up, and nothing per item taken (`tests/queue_memory.rs` drains 100 000 items).
 //!
 //! An item given back (a claim released, dropped, or gone with its claimant's session) is in
 //! its original place in the queue: the handle that gave it back takes it next, and every other
@@ -56,8 +57,8 @@
 //! first, so with several consumers, items are handed out in queue order per listing, not
 //! strictly).
 //!
-//! A listing is one reply. Each item's name costs 17 bytes of it (`qn-`; 29 for priority and
-//! 37 for delay items), so a client with the default 4 MiB reply limit lists about 240 000
+//! A listing is one reply. Each item's name costs 17 bytes of it (`qn-`; 26 for priority and
+//! 34 for delay items), so a client with the default 4 MiB reply limit lists about 240 000
 //! FIFO items, and a Java client with ZooKeeper's 1 MiB `jute.maxbuffer` about 60 000. Past its
 //! limit, a listing fails at once with [`Error::TooManyChildren`] (checked against the
 //! directory's child count before a listing that might not fit, and mapped from the server's

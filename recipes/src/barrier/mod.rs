@@ -224,25 +224,40 @@ impl DoubleBarrier {
         let mut member = Member { client: self.client.clone(), path: node.clone(), armed: true };
         let (client, id, count) = (&self.client, &self.id, self.count);
         let dir = self.path.as_str();
-        // Our own create, repeated after a connection loss: NODEEXISTS is ours (the name is
-        // fresh), unless the session changed, which ends the call anyway.
-        watch::answered(client, || async {
-            match client.create_all(&node, id.clone(), CreateMode::Ephemeral).await {
-                Ok(_) | Err(ZkError::NodeExists) => Ok(()),
-                Err(e) => Err(e.into()),
-            }
-        })
-        .await?;
+        let created = std::sync::atomic::AtomicBool::new(false);
         let opened = wait
             .start()
             .run(|bound| {
-                let (ready, once) = (ready.as_str(), bound.once());
+                let (node, ready, name, once, created) = (&node, ready.as_str(), name.as_str(), bound.once(), &created);
                 async move {
                     watch::until(client, |round| async move {
-                        if round.watch_exists(ready).await?.is_some() {
+                        use std::sync::atomic::Ordering::SeqCst;
+                        // Our node, the members and `ready`, in one round trip: the create is
+                        // sent first, so the listing (in the same session's order) includes it.
+                        // Repeated after a connection loss, NODEEXISTS is ours (the name is
+                        // fresh), unless the session changed, which ends the call anyway.
+                        let create =
+                            (!created.load(SeqCst)).then(|| client.create(node, id.clone(), CreateMode::Ephemeral));
+                        let children = client.get_children(dir);
+                        let ready_stat = round.watch_exists(ready).await;
+                        if let Some(create) = create {
+                            match create.await {
+                                Ok(_) | Err(ZkError::NodeExists) => created.store(true, SeqCst),
+                                Err(ZkError::NoNode) => {
+                                    // The barrier's parents are missing: create them, then again.
+                                    match client.create_all(dir, b"", CreateMode::Persistent).await {
+                                        Ok(_) | Err(ZkError::NodeExists) => return Ok(Step::Again),
+                                        Err(e) => return Err(e.into()),
+                                    }
+                                }
+                                Err(e) => return Err(e.into()),
+                            }
+                        }
+                        let children = children.await;
+                        if ready_stat?.is_some() {
                             return Ok(Step::Done(Some(())));
                         }
-                        let members = client.get_children(dir).await?.into_iter().filter(|c| c != READY).count();
+                        let members = children?.into_iter().filter(|c| c != READY && c != name).count() + 1;
                         if members >= count {
                             match client.create(ready, b"", CreateMode::Persistent).await {
                                 Ok(_) | Err(ZkError::NodeExists) => return Ok(Step::Done(Some(()))),
@@ -286,31 +301,50 @@ impl DoubleBarrier {
         let Some(ours) = self.member() else { return Ok(Some(())) };
         let (client, dir) = (&self.client, self.path.as_str());
         let own = path::join(dir, &ours);
+        let ready = path::join(dir, READY);
         let deleted = std::sync::atomic::AtomicBool::new(false);
         let left = wait
             .start()
             .run(|bound| {
-                let (once, ours, own, deleted) = (bound.once(), ours.as_str(), own.as_str(), &deleted);
+                let (once, ours, own, ready, deleted) =
+                    (bound.once(), ours.as_str(), own.as_str(), ready.as_str(), &deleted);
                 async move {
                     watch::until(client, |round| async move {
+                        use std::sync::atomic::Ordering::SeqCst;
                         let mut members: Vec<String> =
                             client.get_children(dir).await?.into_iter().filter(|c| c != READY).collect();
                         members.sort();
                         let Some(lowest) = members.first().cloned() else { return Ok(Step::Done(Some(()))) };
-                        let alone = members.len() == 1;
-                        let watched = if lowest == ours && !deleted.load(std::sync::atomic::Ordering::SeqCst) {
-                            if alone {
-                                delete_quietly(client, own).await?;
+                        let last_out = lowest == ours && !deleted.load(SeqCst);
+                        let watched = if last_out {
+                            if members.len() == 1 {
+                                // The last one out: our node and `ready` together, so that
+                                // whoever sees our node gone sees the barrier reset too.
+                                let txn = client.transaction().delete(own, None).delete(ready, None).commit();
+                                match txn.await {
+                                    Ok(_) => {}
+                                    Err(ZkError::MultiFailed { index: 1, .. }) => delete_quietly(client, own).await?,
+                                    Err(ZkError::MultiFailed { index: 0, .. }) => {}
+                                    Err(e) => return Err(e.into()),
+                                }
+                                deleted.store(true, SeqCst);
                                 return Ok(Step::Done(Some(())));
                             }
-                            members.last().cloned().unwrap_or_default()
+                            path::join(dir, members.last().expect("several members"))
                         } else {
-                            if !deleted.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                                delete_quietly(client, own).await?;
-                            }
-                            lowest
+                            path::join(dir, &lowest)
                         };
-                        Ok(match round.watch_exists(&path::join(dir, &watched)).await? {
+                        // Ours goes now (unless we are the lowest), in the same round trip as
+                        // the watch on whom we wait for.
+                        let delete = (!last_out && !deleted.load(SeqCst)).then(|| client.delete(own, None));
+                        let stat = round.watch_exists(&watched).await;
+                        if let Some(delete) = delete {
+                            match delete.await {
+                                Ok(()) | Err(ZkError::NoNode) => deleted.store(true, SeqCst),
+                                Err(e) => return Err(e.into()),
+                            }
+                        }
+                        Ok(match stat? {
                             None => Step::Again,
                             Some(_) if once => Step::Done(None),
                             Some(_) => Step::Wait,
@@ -322,7 +356,9 @@ impl DoubleBarrier {
             .await?;
         if left.is_some() {
             self.set_member(None);
-            delete_quietly(client, &path::join(dir, READY)).await?;
+            // The last one out reset the barrier with its node; if it died instead, `ready`
+            // is still there: queued now, not awaited.
+            drop(client.delete(&ready, None));
         }
         Ok(left)
     }

@@ -36,7 +36,9 @@ async fn member(env: &Env, i: usize, count: usize) -> Vec<String> {
         let barrier = DoubleBarrier::new(client.clone(), &format!("{root}/r{r}"), who.clone(), count);
         let (arrived, done) = (format!("{root}/arrived-{r}"), format!("{root}/done-{r}"));
         mark(&client, &arrived, &who).await;
-        within(30, barrier.enter()).await.expect("enter");
+        // The first round waits for the Java members' JVM to start, too.
+        let limit = if r == 0 { 120 } else { 30 };
+        within(limit, barrier.enter()).await.expect("enter");
         let n = children(&client, &arrived).await.len();
         if n < JAVA + RUST {
             violations.push(format!("{who} entered round {r} with {n} arrived"));

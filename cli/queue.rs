@@ -157,17 +157,23 @@ async fn put(path: &str, data: Option<&str>, opts: &ConnectOpts, out: &mut Outpu
     out.line(&item, &json!({ "path": item }))
 }
 
-/// `queue take` without `--ack`: one item taken at most once, its data printed.
-async fn take(args: &TakeArgs, opts: &ConnectOpts, out: &mut Output) -> Result<(), CliError> {
+/// What both forms of `queue take` start with: the path checked, the signal relay installed
+/// (before connecting, as `lock` does: a signal ends the wait cleanly instead of killing the
+/// process in the middle of a take), and the connection; with the command's context.
+async fn connect_to_take(args: &TakeArgs, opts: &ConnectOpts) -> Result<(String, Shutdown, Client), CliError> {
     let context = format!("queue take {}", args.path);
     validate_path(&args.path).map_err(|e| CliError::zk(context.as_str(), &e))?;
-    // Before connecting, as `lock` does: a signal ends the wait cleanly instead of killing the
-    // process in the middle of a take.
     let mut signals = Shutdown::install_relay()?;
     let client = tokio::select! {
         client = opts.connect() => client?,
         signal = signals.received() => return Err(interrupted(&context, "an item", signal)),
     };
+    Ok((context, signals, client))
+}
+
+/// `queue take` without `--ack`: one item taken at most once, its data printed.
+async fn take(args: &TakeArgs, opts: &ConnectOpts, out: &mut Output) -> Result<(), CliError> {
+    let (context, mut signals, client) = connect_to_take(args, opts).await?;
     let queue = Queue::new(client.clone(), &args.path);
     let (taken, stopped) = wait_for(|wait| queue.take_with(wait), args.timeout, &mut signals).await;
     client.close().await;
@@ -183,13 +189,7 @@ async fn take(args: &TakeArgs, opts: &ConnectOpts, out: &mut Output) -> Result<(
 
 /// `queue take --ack`: one item claimed and handed to the command, acked if it succeeds.
 async fn take_ack(args: &TakeArgs, opts: &ConnectOpts) -> Result<(), CliError> {
-    let context = format!("queue take {}", args.path);
-    validate_path(&args.path).map_err(|e| CliError::zk(context.as_str(), &e))?;
-    let mut signals = Shutdown::install_relay()?;
-    let client = tokio::select! {
-        client = opts.connect() => client?,
-        signal = signals.received() => return Err(interrupted(&context, "an item", signal)),
-    };
+    let (context, mut signals, client) = connect_to_take(args, opts).await?;
     let result = claim_and_run(&client, args, &context, &mut signals).await;
     // Ends the session: a claim left behind goes with it, and its item is available again.
     client.close().await;

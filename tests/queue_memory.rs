@@ -3,36 +3,14 @@
 //! (this binary's global allocator), on the embedded server. Its own test binary so that no
 //! other test's allocations count, and so that the allocator counts only this one test.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use conclave::queue::Queue;
 use conclave::{Client, Server};
 
-/// Counts the bytes the process has allocated and not freed, and their high-water mark.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = System.alloc(layout);
-        if !p.is_null() {
-            let now = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(now, Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout);
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-}
+#[path = "shared/counting.rs"]
+mod counting;
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: counting::Counting = counting::Counting;
 
 /// 100 000 items of 16 bytes wait in a queue (about 17 bytes of listing per item); one consumer
 /// drains them with `take_batch(256)`. The most the process ever holds above what it held
@@ -50,16 +28,15 @@ async fn a_hundred_thousand_waiting_items_drain_in_bounded_memory() {
         producer.put_all((0..1000).map(|i| format!("item-{:011}", chunk * 1000 + i))).await.expect("put");
     }
     let consumer = Queue::new(Client::connect(&server.connect_string()).await.expect("connect"), "/long");
-    let before = LIVE.load(Ordering::Relaxed);
-    PEAK.store(before, Ordering::Relaxed);
+    let before = counting::reset_peak();
     let mut taken = 0;
     while taken < N {
         let batch = consumer.take_batch(256).await.expect("take");
         assert!(!batch.is_empty());
         taken += batch.len();
     }
-    let peak = PEAK.load(Ordering::Relaxed).saturating_sub(before);
-    let after = LIVE.load(Ordering::Relaxed) as isize - before as isize;
+    let peak = counting::peak_bytes().saturating_sub(before);
+    let after = counting::live_bytes() as isize - before as isize;
     println!("RESULT queue_memory items={N} peak_growth_bytes={peak} per_item={} after_bytes={after}", peak / N);
     assert!(peak <= 120 * N, "the drain held {peak} bytes above its start ({} per waiting item)", peak / N);
     assert!(after <= 0, "{after} bytes more after the drain than before it");

@@ -14,8 +14,6 @@
 mod attacks;
 mod raw;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use conclave::lock::Mutex;
@@ -23,47 +21,13 @@ use conclave_core::{Client, ServerHandle, SessionState};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// Counts the bytes the process has allocated and not freed, and their high-water mark.
-struct Counting;
+#[path = "../shared/counting.rs"]
+mod counting;
 
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = System.alloc(layout);
-        if !p.is_null() {
-            let now = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(now, Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout);
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-}
+pub use counting::{live_bytes, peak_bytes, reset_peak};
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-/// Bytes allocated now.
-pub fn live_bytes() -> usize {
-    LIVE.load(Ordering::Relaxed)
-}
-
-/// Starts a new high-water mark at the current allocation; returns it.
-pub fn reset_peak() -> usize {
-    let now = live_bytes();
-    PEAK.store(now, Ordering::Relaxed);
-    now
-}
-
-/// The high-water mark since [`reset_peak`].
-pub fn peak_bytes() -> usize {
-    PEAK.load(Ordering::Relaxed)
-}
+static ALLOCATOR: counting::Counting = counting::Counting;
 
 /// The longest a bystander request may take while an attack runs.
 pub const LATENCY_BOUND: Duration = Duration::from_millis(1500);

@@ -37,7 +37,8 @@
 //!   to 64 in flight, which keeps their order) and the consumer taking `take_batch(100)`,
 //!   waiting when the queue is empty; items/s each. Ours only: `concurrent_sequential` (one
 //!   call after the other on both sides) and `take_batch` (a full queue drained in batches of
-//!   100). The same five for the at-least-once mode (`queue_ack_*`: `claim` / `claim_batch`,
+//!   100), `drain_4_consumers` (a full queue drained by 4 consumers on their own sessions,
+//!   `take_batch(32)` each). The same six for the at-least-once mode (`queue_ack_*`: `claim` / `claim_batch`,
 //!   then the acks, pipelined).
 //! - `lock_many` (ours only): 1000 distinct lock paths acquired at once on one session (all
 //!   1000 acquires in flight together), timed until all are held, then all released together;
@@ -696,6 +697,42 @@ async fn queue(target: &Target, root: &str, items: usize) -> Result<()> {
         let t = Instant::now();
         consume_items(consumer, items, ack, 100).await?;
         emit(&format!("{prefix}_take_batch_per_s"), rate(items, t), "items/s");
+        // Ours only: a full queue drained by 4 consumers on their own sessions, in batches.
+        let path = format!("{root}/{prefix}/consumers4");
+        put_items(&Queue::new(p.clone(), &path), items, 64).await?;
+        let mut consumers = Vec::new();
+        for _ in 0..4 {
+            consumers.push(Queue::new(target.connect().await?, &path));
+        }
+        let t = Instant::now();
+        let left = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(items));
+        let drains = consumers.iter().cloned().map(|queue| {
+            let left = left.clone();
+            async move {
+                while left.load(Ordering::SeqCst) > 0 {
+                    let wait = Duration::from_millis(100);
+                    let got = if ack {
+                        let claims = queue.claim_batch_timeout(32, wait).await?.unwrap_or_default();
+                        let n = claims.len();
+                        for acked in futures::future::join_all(claims.into_iter().map(|c| c.ack())).await {
+                            acked?;
+                        }
+                        n
+                    } else {
+                        queue.take_batch_timeout(32, wait).await?.map_or(0, |b| b.len())
+                    };
+                    left.fetch_sub(got, Ordering::SeqCst);
+                }
+                Ok::<_, conclave::Error>(())
+            }
+        });
+        for drained in futures::future::join_all(drains).await {
+            drained?;
+        }
+        emit(&format!("{prefix}_drain_4_consumers_per_s"), rate(items, t), "items/s");
+        for queue in consumers {
+            queue.client().close().await;
+        }
     }
     p.close().await;
     c.close().await;

@@ -51,11 +51,15 @@
 //! is its copy of the listing, 24 bytes an item (the names are not kept), freed as it is used
 //! up, and nothing per item taken (`tests/queue_memory.rs` drains 100 000 items).
 //!
-//! An item given back (a claim released, dropped, or gone with its claimant's session) is in
-//! its original place in the queue: the handle that gave it back takes it next, and every other
-//! consumer sees it at its next listing (a consumer works through its copy of the listing
-//! first, so with several consumers, items are handed out in queue order per listing, not
-//! strictly).
+//! Order: a lone consumer takes items strictly in queue order. Consumers that meet each other
+//! on the same items (most of a batch already taken or claimed) divide the listing into lanes
+//! by sequence number and each takes from its own lane first, dropping the others' (what they
+//! leave shows up in the next listing): they then mostly try different items instead of all
+//! racing for the head, where every failed delete or claim costs the server a write. Such
+//! consumers take items roughly, not strictly, in queue order. An item given back (a claim
+//! released, dropped, or gone with its claimant's session) is in its original place in the
+//! queue: the handle that gave it back takes it next, and every other consumer sees it at its
+//! next listing.
 //!
 //! A listing is one reply. Each item's name costs 17 bytes of it (`qn-`; 26 for priority and
 //! 34 for delay items), so a client with the default 4 MiB reply limit lists about 240 000

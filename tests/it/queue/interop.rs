@@ -10,8 +10,10 @@
 //!   most once, `take_batch`) drain the queue together.
 //!
 //! Every run goes through one checker ([`problems`]): each item consumed exactly once across the
-//! consumers, nothing else consumed, and each consumer's items in queue order (so a lone consumer
-//! got exactly what was put, in order); the queue is empty at the end. The negative control feeds
+//! consumers, nothing else consumed, and the items of each consumer that takes the head in
+//! queue order (so a lone consumer got exactly what was put, in order; a Rust consumer racing
+//! another takes from its own share of the listing, and is not checked for order); the queue
+//! is empty at the end. The negative control feeds
 //! the checker a run with a duplicate, a missing, a foreign and a misordered item. Curator
 //! consumers are never mixed with Rust *claimants*: a Curator `take` of a claimed item fails with
 //! `NotEmpty` (documented as unsupported in `conclave::queue`).
@@ -60,18 +62,18 @@ fn printed(out: &str) -> Vec<String> {
 /// expected item must have been consumed exactly once across the consumers, nothing else
 /// consumed, and each consumer's items must come in queue order. With one consumer that means it
 /// got exactly `expected`, in order.
-fn problems(expected: &[String], consumed: &[(&str, &[String])]) -> Vec<String> {
+fn problems(expected: &[String], consumed: &[(&str, &[String], bool)]) -> Vec<String> {
     let place: HashMap<&str, usize> = expected.iter().enumerate().map(|(i, e)| (e.as_str(), i)).collect();
     let mut takers: HashMap<&str, Vec<&str>> = HashMap::new();
     let mut problems = Vec::new();
-    for &(who, items) in consumed {
+    for &(who, items, ordered) in consumed {
         let mut last: Option<(usize, &str)> = None;
         for item in items {
             let Some(&at) = place.get(item.as_str()) else {
                 problems.push(format!("{who} got {item:?}, which was never put"));
                 continue;
             };
-            if let Some((before, previous)) = last {
+            if let Some((before, previous)) = last.filter(|_| ordered) {
                 if at <= before {
                     problems.push(format!("{who} got {item:?} after {previous:?}: out of queue order"));
                 }
@@ -155,7 +157,7 @@ async fn curator_produces_rust_consumes(env: Env) -> Result<()> {
     assert!(taken.iter().all(|i| i.name().starts_with("qn-")), "Curator's layout");
     assert_eq!(within(10, queue.poll()).await?, None, "nothing after Curator's items");
     assert!(queue.is_empty().await?);
-    assert_clean("Rust takes of Curator's items", problems(&expected, &[("rust", &payloads(&taken))]));
+    assert_clean("Rust takes of Curator's items", problems(&expected, &[("rust", &payloads(&taken), true)]));
 
     // At least once: claimed and acked.
     let queue = Queue::new(client.clone(), claimed_path);
@@ -167,7 +169,7 @@ async fn curator_produces_rust_consumes(env: Env) -> Result<()> {
     }
     assert!(within(10, queue.try_claim()).await?.is_none(), "nothing after Curator's items");
     assert!(queue.is_empty().await?, "acked items are gone");
-    assert_clean("Rust claims of Curator's items", problems(&expected, &[("rust", &claimed)]));
+    assert_clean("Rust claims of Curator's items", problems(&expected, &[("rust", &claimed, true)]));
     client.close().await;
     eprintln!("queue interop on the {}: {N} Curator items taken, {N} claimed by Rust", backend(&env));
     Ok(())
@@ -196,7 +198,7 @@ async fn rust_produces_curator_consumes(env: Env) -> Result<()> {
     put_mixed(&queue, second, Duration::ZERO).await?;
     let out = finish(java).await;
     assert!(out.contains("ok empty"), "Curator's poll() found the queue empty:\n{out}");
-    assert_clean("Curator takes of Rust's items", problems(&expected, &[("curator", &printed(&out))]));
+    assert_clean("Curator takes of Rust's items", problems(&expected, &[("curator", &printed(&out), true)]));
     assert!(queue.is_empty().await?);
     queue.client().close().await;
     eprintln!("queue interop on the {}: {N} Rust items taken by Curator", backend(&env));
@@ -249,7 +251,11 @@ async fn curator_and_rust_drain_one_queue(env: Env) -> Result<()> {
     let rust = within(30, consumer).await.expect("the Rust consumer")?;
     client.create(&format!("{path}-done"), b"", CreateMode::Persistent).await?;
     let curator = printed(&finish(java).await);
-    assert_clean("Curator and Rust consumers", problems(&expected, &[("curator", &curator), ("rust", &rust)]));
+    // Curator takes the head each time; a Rust consumer that meets another consumer on the
+    // same items takes from its own share of the listing (`conclave::queue`: lanes), so only
+    // Curator's items are checked for order here.
+    let consumed = [("curator", curator.as_slice(), true), ("rust", rust.as_slice(), false)];
+    assert_clean("Curator and Rust consumers", problems(&expected, &consumed));
     assert!(!curator.is_empty() && !rust.is_empty(), "both consumed: Curator {}, Rust {}", curator.len(), rust.len());
     assert!(Queue::new(client.clone(), path).is_empty().await?, "the queue is drained");
     client.close().await;
@@ -279,11 +285,11 @@ fn negative_control() {
     let expected: Vec<String> = ["a", "b", "c", "d", "e"].map(String::from).to_vec();
     let strings = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let (curator, rust) = (strings(&["a", "c", "e"]), strings(&["b", "d"]));
-    assert_clean("a correct run", problems(&expected, &[("curator", &curator), ("rust", &rust)]));
-    assert_clean("one consumer", problems(&expected, &[("rust", &expected)]));
+    assert_clean("a correct run", problems(&expected, &[("curator", &curator, true), ("rust", &rust, true)]));
+    assert_clean("one consumer", problems(&expected, &[("rust", &expected, true)]));
 
     let (curator, rust) = (strings(&["a", "c", "e"]), strings(&["d", "c", "x"]));
-    let found = problems(&expected, &[("curator", &curator), ("rust", &rust)]);
+    let found = problems(&expected, &[("curator", &curator, true), ("rust", &rust, true)]);
     eprintln!("queue interop, negative control: {} problems caught:\n{}", found.len(), found.join("\n"));
     let caught = |what: &str| found.iter().any(|p| p.contains(what));
     assert!(caught(r#""c" was consumed 2 times (by curator, rust)"#), "the duplicate: {found:#?}");
@@ -293,5 +299,6 @@ fn negative_control() {
     assert_eq!(found.len(), 4, "nothing else: {found:#?}");
     // A lone consumer that got everything but in the wrong order fails too.
     let swapped = strings(&["a", "c", "b", "d", "e"]);
-    assert_eq!(problems(&expected, &[("curator", &swapped)]).len(), 1);
+    assert_eq!(problems(&expected, &[("curator", &swapped, true)]).len(), 1);
+    assert!(problems(&expected, &[("curator", &swapped, false)]).is_empty(), "order not asked");
 }

@@ -225,30 +225,45 @@ impl DoubleBarrier {
         let (client, id, count) = (&self.client, &self.id, self.count);
         let dir = self.path.as_str();
         let created = std::sync::atomic::AtomicBool::new(false);
+        // How much of the barrier's lineage to create first: 0 nothing, 1 its node, 2 all.
+        let missing = std::sync::atomic::AtomicU8::new(0);
         let opened = wait
             .start()
             .run(|bound| {
-                let (node, ready, name, once, created) = (&node, ready.as_str(), name.as_str(), bound.once(), &created);
+                let (node, ready, name, once) = (&node, ready.as_str(), name.as_str(), bound.once());
+                let (created, missing) = (&created, &missing);
                 async move {
                     watch::until(client, |round| async move {
                         use std::sync::atomic::Ordering::SeqCst;
                         // Our node, the members and `ready`, in one round trip: the create is
-                        // sent first, so the listing (in the same session's order) includes it.
-                        // Repeated after a connection loss, NODEEXISTS is ours (the name is
-                        // fresh), unless the session changed, which ends the call anyway.
+                        // sent first, so the listing (in the same session's order) includes it;
+                        // after a create that found the barrier's node missing, the barrier node's
+                        // create goes first, in the same round trip (and if that was not enough,
+                        // all of its ancestors'). Repeated after a
+                        // connection loss, NODEEXISTS is ours (the name is fresh), unless the
+                        // session changed, which ends the call anyway.
+                        let parents: Vec<_> = match missing.load(SeqCst) {
+                            0 => Vec::new(),
+                            1 => vec![client.create(dir, b"", CreateMode::Persistent)],
+                            _ => lineage(dir).map(|p| client.create(p, b"", CreateMode::Persistent)).collect(),
+                        };
                         let create =
                             (!created.load(SeqCst)).then(|| client.create(node, id.clone(), CreateMode::Ephemeral));
                         let children = client.get_children(dir);
                         let ready_stat = round.watch_exists(ready).await;
+                        for parent in futures::future::join_all(parents).await {
+                            match parent {
+                                // NONODE: a higher one was refused, which its own outcome says.
+                                Ok(_) | Err(ZkError::NodeExists) | Err(ZkError::NoNode) => {}
+                                Err(e) => return Err(e.into()),
+                            }
+                        }
                         if let Some(create) = create {
                             match create.await {
                                 Ok(_) | Err(ZkError::NodeExists) => created.store(true, SeqCst),
-                                Err(ZkError::NoNode) => {
-                                    // The barrier's parents are missing: create them, then again.
-                                    match client.create_all(dir, b"", CreateMode::Persistent).await {
-                                        Ok(_) | Err(ZkError::NodeExists) => return Ok(Step::Again),
-                                        Err(e) => return Err(e.into()),
-                                    }
+                                Err(ZkError::NoNode) if missing.load(SeqCst) < 2 => {
+                                    missing.fetch_add(1, SeqCst);
+                                    return Ok(Step::Again);
                                 }
                                 Err(e) => return Err(e.into()),
                             }
@@ -362,6 +377,17 @@ impl DoubleBarrier {
         }
         Ok(left)
     }
+}
+
+/// `path` and its ancestors below the root, top down (`/a/b` gives `/a`, `/a/b`).
+fn lineage(path: &str) -> impl Iterator<Item = &str> {
+    let mut chain = Vec::new();
+    let mut at = Some(path);
+    while let Some(p) = at.filter(|p| *p != "/") {
+        chain.push(p);
+        at = path::parent(p);
+    }
+    chain.into_iter().rev()
 }
 
 /// Deletes `node` if it is there.

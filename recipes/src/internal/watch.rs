@@ -3,8 +3,9 @@
 //!
 //! A recipe that waits for something (its turn in a lock, a lease to free up, its own node to
 //! go) writes one *round*: reads that look at the state, some of them leaving a one-shot watch
-//! through [`Round`], and a verdict ([`Step`]): done, wait for a watch to fire, or look again at
-//! once. [`until`] runs rounds until one is done, and owns the rules every wait must follow:
+//! through [`Round`], and a verdict ([`Step`]): done, wait for a watch to fire (or also for an
+//! instant, [`Step::WaitUntil`]), or look again at once. [`until`] runs rounds until one is
+//! done, and owns the rules every wait must follow:
 //! - a round that meets a connection loss (`ConnectionLoss`, `OperationTimeout`) is run again
 //!   once the session is connected again: its reads are repeatable, and their outcome unknown;
 //! - while waiting, a reconnection to the same session (`Reconnected`, or a read-only server)
@@ -13,9 +14,11 @@
 //! - the session's end ends the loop with the session's error (a watcher fails with it, and so
 //!   does the next read).
 //!
+//! [`until_within`] is the same loop under a [`Wait`](crate::Wait)'s limits, which end only its
+//! waiting and never a round in progress (a queue take that deleted an item returns it).
 //! [`answered`] is the degenerate loop of one round that never waits: a read (or a write that
-//! is safe to repeat) ridden through connection losses. Dropping either future drops the round
-//! in progress and its watchers, which unregister themselves.
+//! is safe to repeat) ridden through connection losses. Dropping any of these futures drops the
+//! round in progress and its watchers, which unregister themselves.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -325,6 +328,73 @@ mod tests {
         let mut conn = accept_resume(&mut server).await;
         answer_read(&mut conn, b"go").await;
         assert_eq!(ended(task).await, Ok(Bytes::from_static(b"go")));
+        assert_eq!(rounds.load(Ordering::SeqCst), 2);
+    }
+
+    /// Under a bound, a wait that outlasts it ends the loop with `None`; a round whose reply
+    /// comes after the deadline is not cut short, and its result is returned.
+    #[tokio::test(start_paused = true)]
+    async fn a_bound_ends_only_the_waiting() {
+        let mut server = MockServer::new();
+        let (client, mut conn) = server.connect(Client::builder(), SESSION).await.expect("connected");
+        let bounded = |client: Client| {
+            tokio::spawn(async move {
+                let bound = crate::Wait::timeout(Duration::from_secs(1)).start();
+                until_within(&client, &bound, |round| async move {
+                    Ok(match round.watch_data("/x").await? {
+                        Some((data, _)) if &data[..] == b"go" => Step::Done(Some(data)),
+                        _ => Step::Wait,
+                    })
+                })
+                .await
+            })
+        };
+        // Waiting past the bound: None.
+        let task = bounded(client.clone());
+        answer_read(&mut conn, b"wait").await;
+        assert_eq!(tokio::time::timeout(Duration::from_secs(5), task).await.expect("ended").expect("task"), Ok(None));
+        // A reply that arrives after the deadline still counts.
+        let task = bounded(client.clone());
+        let r = loop {
+            // The first loop's watch, dropped with it, is removed first.
+            let r = conn.expect_request().await;
+            if r.op == OpCode::GetData {
+                break r;
+            }
+            assert_eq!(r.op, OpCode::RemoveWatches);
+            conn.reply(r.xid, 5, ErrorCode::Ok, None).await;
+        };
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(!task.is_finished(), "the round in progress was not cut short");
+        conn.reply(r.xid, 6, ErrorCode::Ok, Some(&data(b"go"))).await;
+        let done = tokio::time::timeout(Duration::from_secs(5), task).await.expect("ended").expect("task");
+        assert_eq!(done, Ok(Some(Bytes::from_static(b"go"))));
+    }
+
+    /// `WaitUntil` runs the round again at its instant although no watch fired.
+    #[tokio::test(start_paused = true)]
+    async fn wait_until_runs_the_round_again_at_its_instant() {
+        let mut server = MockServer::new();
+        let (client, mut conn) = server.connect(Client::builder(), SESSION).await.expect("connected");
+        let rounds = Arc::new(AtomicUsize::new(0));
+        let counted = rounds.clone();
+        let start = tokio::time::Instant::now();
+        let task = tokio::spawn(async move {
+            until(&client, |round| {
+                let n = counted.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    let _ = round.watch_data("/x").await?;
+                    Ok(if n == 0 { Step::WaitUntil(start + Duration::from_secs(3)) } else { Step::Done(()) })
+                }
+            })
+            .await
+        });
+        answer_read(&mut conn, b"later").await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(rounds.load(Ordering::SeqCst), 1, "nothing before the instant");
+        answer_read(&mut conn, b"now").await;
+        assert_eq!(tokio::time::timeout(Duration::from_secs(5), task).await.expect("ended").expect("task"), Ok(()));
+        assert!(start.elapsed() >= Duration::from_secs(3));
         assert_eq!(rounds.load(Ordering::SeqCst), 2);
     }
 

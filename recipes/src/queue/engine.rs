@@ -86,8 +86,10 @@ pub(crate) struct State {
     /// This consumer's lane under contention (see [`State::take_from_lane`]), drawn anew each
     /// time the contention rises.
     lane: u64,
-    /// Batches in a row that met no other consumer.
+    /// Windows in a row that met no other consumer.
     calm: u32,
+    /// Attempts, and races lost among them, since the contention was last judged.
+    window: (usize, usize),
 }
 
 /// The most lanes a contended consumer divides a listing into: `2^MAX_CONTENTION`.
@@ -144,8 +146,16 @@ impl State {
     }
 
     /// Learns from a batch of `tried` items of which `lost` had been taken or claimed by
-    /// others first: more lanes when most were, fewer after a run of batches where none were.
+    /// others first. Judged over at least [`CONTENTION_WINDOW`] attempts (one item found
+    /// claimed is no race): more lanes when most were lost, fewer after a run of windows where
+    /// none were.
     fn contended(&mut self, tried: usize, lost: usize) {
+        self.window.0 += tried;
+        self.window.1 += lost;
+        if self.window.0 < CONTENTION_WINDOW {
+            return;
+        }
+        let (tried, lost) = std::mem::take(&mut self.window);
         if lost * 2 > tried {
             self.calm = 0;
             if self.contention < MAX_CONTENTION {
@@ -163,8 +173,11 @@ impl State {
     }
 }
 
-/// How many batches in a row must meet no other consumer before the lanes are halved.
-const CALM_BATCHES: u32 = 8;
+/// How many windows in a row must meet no other consumer before the lanes are halved.
+const CALM_BATCHES: u32 = 4;
+
+/// How many attempts the contention is judged over.
+const CONTENTION_WINDOW: usize = 16;
 
 /// A random number (from the standard library's randomly keyed hasher).
 fn random() -> u64 {

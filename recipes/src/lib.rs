@@ -16,6 +16,7 @@
 //! | barrier | [`barrier::Barrier`] | `<path>` (exists = set) | `DistributedBarrier` |
 //! | double barrier | [`barrier::DoubleBarrier`] | `<path>/<uuid>` (data = member id), `<path>/ready` | `DistributedDoubleBarrier` |
 //! | leader election | [`leader::Election`] | `<path>/_c_<uuid>-latch-<seq>` (or `-lock-`), data = participant id | `LeaderLatch` (`LeaderSelector`) |
+//! | read-modify-write | [`atomic::retry_change`] | the node itself; markers `<parent>/.conclave-markers/<uuid>` (ephemeral, one per change in flight) | (gozk `RetryChange`) |
 //! | FIFO queue | [`queue::Queue`] | `<path>/qn-<seq>` (data = payload); a claim: `<item>/claim`, `<item>/claim-<uuid>` | `SimpleDistributedQueue` |
 //! | priority queue | [`queue::PriorityQueue`] | `<path>/qp-<priority>-<seq>` | (none compatible) |
 //! | delay queue | [`queue::DelayQueue`] | `<path>/qd-<due ms>-<seq>` | (none compatible) |
@@ -44,6 +45,9 @@
 //!   leader/         Election (a latch spec on the engine; a Leadership is a Hold with an epoch),
 //!                   leader, participants, observe
 //!   barrier/        Barrier, DoubleBarrier (rounds of watch::until on the members and `ready`)
+//!   atomic/         retry_change: read, closure, write at the version read, retried on lost
+//!                   races; exactly once across lost replies through a marker in the write's
+//!                   transaction
 //!   queue/          Queue, PriorityQueue, DelayQueue: one engine (a cached listing, pipelined
 //!                   batches, take or claim per item, the wait as rounds of
 //!                   watch::until_within); a claim is a Hold on the claimant's node under the item
@@ -70,6 +74,7 @@
 
 pub use conclave_core::*;
 
+pub mod atomic;
 pub mod barrier;
 pub mod error;
 pub mod hold;

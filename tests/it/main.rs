@@ -5,6 +5,7 @@
 mod support;
 
 mod acl;
+mod atomic;
 mod barrier;
 mod cli;
 mod data;

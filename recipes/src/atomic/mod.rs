@@ -1,0 +1,381 @@
+//! Optimistic updates: [`retry_change`] (and [`RetryChange`] to configure it) reads a node,
+//! asks a closure for the change, and writes it at the version read, again and again until no
+//! one else wrote in between: read-modify-write without a lock, like gozk's `RetryChange`.
+//!
+//! # The contract, step by step
+//! 1. Read the node (data and stat), or see that it does not exist. Any error but `NoNode`
+//!    stops here and is returned.
+//! 2. Call the closure with `Some((data, stat))`, or `None` if the node does not exist. An error
+//!    from the closure stops here and is returned; the closure is called again only in step 4.
+//! 3. Apply what the closure returned: [`Change::Set`] creates the node (if it did not exist,
+//!    with the configured create options) or sets its data at the version read;
+//!    [`Change::Delete`] deletes it at the version read; [`Change::Keep`] writes nothing.
+//! 4. If the write lost a race (`BadVersion`: someone wrote since the read; `NodeExists`: someone
+//!    created it; `NoNode`: someone deleted it), pause (the configured back-off, with jitter)
+//!    and go back to step 1. Any other error stops here and is returned.
+//! 5. Return what the node holds after the change ([`Changed`]).
+//!
+//! The closure must therefore be a pure function of what it is given: it can be called several
+//! times, and only the call whose change was written counts. It only ever sees committed states.
+//!
+//! # Exactly once, even when a reply is lost
+//! When the connection breaks after the write was sent and before its reply came, the write may
+//! or may not have been applied. Retrying blindly could apply a change twice (an increment
+//! counted twice); giving up would report a failure for a change that was applied. So each
+//! write goes in one transaction with a *marker*: an ephemeral node with a fresh name under the
+//! markers directory (by default `<parent>/.conclave-markers`, beside the node). After the
+//! reconnect, the marker says whether the transaction committed: if it did, the committed result
+//! is returned and the closure is not run again; if not, the attempt starts again from step 1.
+//! Either way the change is applied exactly once, and the marker is deleted.
+//!
+//! Cost: the write and the marker's create are one request (one round trip, one ZooKeeper
+//! transaction); the marker's delete is one more request, sent without waiting for it (it goes
+//! with the session anyway). Markers never accumulate: each lives from its change's transaction
+//! until the change's caller has its answer, and a crashed client's markers go with its session.
+//!
+//! Not covered: if the *session* ends while the outcome is unknown (the marker went with it),
+//! the call fails with the session's terminal error and the outcome stays unknown, as with any
+//! write. Callers whose closure is idempotent (setting a value rather than incrementing it) can
+//! turn markers off ([`RetryChange::exactly_once`]) and save the marker's create and delete.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use conclave_core::{path, Client, CreateMode, CreateOptions, Data, Error as ZkError, OpResult, RetryPolicy, Stat};
+use tokio::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::internal::watch;
+use crate::wait::Wait;
+
+/// What a [`retry_change`] closure asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Set the node's data (creating the node if it does not exist).
+    Set(Bytes),
+    /// Delete the node (nothing if it does not exist).
+    Delete,
+    /// Write nothing: the node stays as read.
+    Keep,
+}
+
+impl Change {
+    /// [`Change::Set`] of `data`.
+    pub fn set(data: impl Into<Data>) -> Change {
+        Change::Set(data.into().into_bytes())
+    }
+}
+
+/// What the node holds after a [`retry_change`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changed {
+    /// The node's data after the change; `None` if it was deleted (or was missing and kept so).
+    pub data: Option<Bytes>,
+    /// The node's stat right after the change; `None` if it was deleted, or if the change's
+    /// reply was lost and the node has been written again since (its data is then `data`'s
+    /// successor, and the stat of the change itself is gone).
+    pub stat: Option<Stat>,
+    /// Whether the change wrote anything (`false` for [`Change::Keep`]).
+    pub written: bool,
+    /// How many times the closure was called (1 without a lost race).
+    pub attempts: u32,
+}
+
+/// Changes the node at `path` with `change`, retrying lost races (see the [module docs](self)):
+/// [`RetryChange::new`]`(client, path).run(change)` with the defaults (exactly once, a
+/// 1 ms to 100 ms back-off between attempts, no time limit).
+///
+/// # Errors
+/// The closure's error; `E::from` of the client's error (`NoAuth`, `InvalidPath`, the session's
+/// terminal error, ...).
+pub async fn retry_change<E, F>(client: &Client, path: &str, change: F) -> std::result::Result<Changed, E>
+where
+    F: FnMut(Option<(&[u8], &Stat)>) -> std::result::Result<Change, E>,
+    E: From<Error>,
+{
+    RetryChange::new(client.clone(), path).run(change).await
+}
+
+/// A configured [`retry_change`].
+#[derive(Debug, Clone)]
+pub struct RetryChange {
+    client: Client,
+    path: String,
+    exactly_once: bool,
+    markers: Option<String>,
+    create: CreateOptions,
+    backoff: RetryPolicy,
+}
+
+/// The default directory of markers, beside the node.
+const MARKERS: &str = ".conclave-markers";
+
+impl RetryChange {
+    /// Changes of the node at `path`, exactly once, created persistent when missing, with a
+    /// back-off of 1 ms doubling up to 100 ms (with jitter) between attempts.
+    pub fn new(client: Client, path: &str) -> RetryChange {
+        RetryChange {
+            client,
+            path: path.to_string(),
+            exactly_once: true,
+            markers: None,
+            create: CreateOptions::new(CreateMode::Persistent),
+            backoff: RetryPolicy::exponential(Duration::from_millis(1), Duration::from_millis(100)),
+        }
+    }
+
+    /// Whether each write carries a marker (the default): without it, a change whose reply was
+    /// lost is retried from step 1 and may be applied twice (fine for an idempotent closure),
+    /// and each change costs one request less.
+    pub fn exactly_once(mut self, on: bool) -> RetryChange {
+        self.exactly_once = on;
+        self
+    }
+
+    /// Where the markers go (default `<parent>/.conclave-markers`), created when missing.
+    pub fn markers(mut self, dir: &str) -> RetryChange {
+        self.markers = Some(dir.to_string());
+        self
+    }
+
+    /// How the node is created when a change finds it missing (default persistent).
+    pub fn create_options(mut self, options: impl Into<CreateOptions>) -> RetryChange {
+        self.create = options.into();
+        self
+    }
+
+    /// The pause between attempts after a lost race (its retry limits apply too).
+    pub fn backoff(mut self, policy: RetryPolicy) -> RetryChange {
+        self.backoff = policy;
+        self
+    }
+
+    fn markers_dir(&self) -> String {
+        match &self.markers {
+            Some(dir) => dir.clone(),
+            None => path::join(path::parent(&self.path).unwrap_or("/"), MARKERS),
+        }
+    }
+
+    /// Runs the change until it is written (or kept), with no time limit.
+    ///
+    /// # Errors
+    /// As [`retry_change`]; `E::from(Error::Zk(BadVersion))` (or the race's own code) if the
+    /// back-off's retry limits are reached.
+    pub async fn run<E, F>(&self, change: F) -> std::result::Result<Changed, E>
+    where
+        F: FnMut(Option<(&[u8], &Stat)>) -> std::result::Result<Change, E>,
+        E: From<Error>,
+    {
+        let done = self.run_with(Wait::forever(), change).await?;
+        Ok(done.expect("an unbounded change only ends with its result"))
+    }
+
+    /// Runs the change within `wait`'s limits, which are checked between attempts (an attempt
+    /// in progress always finishes, so a written change is always reported): `None` if they
+    /// were reached first, with nothing written.
+    ///
+    /// # Errors
+    /// As [`RetryChange::run`].
+    pub async fn run_with<E, F>(&self, wait: Wait, mut change: F) -> std::result::Result<Option<Changed>, E>
+    where
+        F: FnMut(Option<(&[u8], &Stat)>) -> std::result::Result<Change, E>,
+        E: From<Error>,
+    {
+        path::validate_path(&self.path).map_err(|e| E::from(e.into()))?;
+        let bound = wait.start();
+        let start = Instant::now();
+        let mut attempts = 0u32;
+        let mut races = 0u32;
+        loop {
+            attempts += 1;
+            let current = self.read().await.map_err(E::from)?;
+            let wanted = change(current.as_ref().map(|(d, s)| (&d[..], s)))?;
+            let outcome = self.write(current.as_ref().map(|(_, s)| s), &wanted).await.map_err(E::from)?;
+            match outcome {
+                Written::Done(data, stat) => {
+                    let written = wanted != Change::Keep;
+                    return Ok(Some(Changed { data, stat, written, attempts }));
+                }
+                Written::Race(e) => {
+                    races += 1;
+                    let Some(pause) = self.backoff.next_pause(races, start.elapsed()) else {
+                        return Err(E::from(e.into()));
+                    };
+                    if bound.once() {
+                        return Ok(None);
+                    }
+                    tokio::select! {
+                        biased;
+                        () = bound.over() => return Ok(None),
+                        () = tokio::time::sleep(pause) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Step 1: the node's data and stat, or `None`; connection losses are ridden out.
+    async fn read(&self) -> Result<Option<(Bytes, Stat)>> {
+        let (client, node) = (&self.client, self.path.as_str());
+        watch::answered(client, || async move {
+            match client.get_data(node).await {
+                Ok(found) => Ok(Some(found)),
+                Err(ZkError::NoNode) => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
+    }
+
+    /// Step 3 for one attempt: the write (with its marker), settled across connection losses.
+    async fn write(&self, read: Option<&Stat>, wanted: &Change) -> Result<Written> {
+        let (client, node) = (&self.client, self.path.as_str());
+        let (op, data): (Op, Option<Bytes>) = match (wanted, read) {
+            (Change::Keep, Some(stat)) => return self.kept(*stat).await,
+            (Change::Keep, None) | (Change::Delete, None) => return Ok(Written::Done(None, None)),
+            (Change::Set(data), Some(stat)) => (Op::Set(stat.version), Some(data.clone())),
+            (Change::Set(data), None) => (Op::Create, Some(data.clone())),
+            (Change::Delete, Some(stat)) => (Op::Delete(stat.version), None),
+        };
+        let marker =
+            self.exactly_once.then(|| path::join(&self.markers_dir(), &uuid::Uuid::new_v4().simple().to_string()));
+        let (mut made_markers_dir, mut made_parents) = (false, false);
+        loop {
+            let txn = client.transaction();
+            let txn = match (&op, &data) {
+                (Op::Set(version), Some(d)) => txn.set_data(node, d.clone(), Some(*version)),
+                (Op::Create, Some(d)) => txn.create(node, d.clone(), self.create.clone()),
+                (Op::Delete(version), _) => txn.delete(node, Some(*version)),
+                (_, None) => unreachable!("sets and creates carry data"),
+            };
+            let txn = match &marker {
+                Some(m) => txn.create(m, Bytes::new(), CreateMode::Ephemeral),
+                None => txn,
+            };
+            match txn.commit().await {
+                Ok(results) => {
+                    if let Some(m) = &marker {
+                        drop(client.delete_guaranteed(m, None));
+                    }
+                    let stat = match results.first() {
+                        Some(OpResult::SetData { stat }) => Some(*stat),
+                        Some(OpResult::Create { stat, .. }) => match stat {
+                            Some(stat) => Some(*stat),
+                            None => self.stat_if_version(0).await?,
+                        },
+                        _ => None,
+                    };
+                    return Ok(Written::Done(data, stat));
+                }
+                Err(ZkError::MultiFailed { index: 0, source })
+                    if matches!(op, Op::Create) && *source == ZkError::NoNode && !made_parents =>
+                {
+                    // The node's parent is missing: make it (and its own), then the same write.
+                    made_parents = true;
+                    if let Some(parent) = path::parent(node).filter(|p| *p != "/") {
+                        watch::answered(client, || async move {
+                            match client.create_all(parent, b"", CreateMode::Persistent).await {
+                                Ok(_) | Err(ZkError::NodeExists) => Ok(()),
+                                Err(e) => Err(Error::from(e)),
+                            }
+                        })
+                        .await?;
+                    }
+                }
+                Err(ZkError::MultiFailed { index: 0, source }) => match *source {
+                    e @ (ZkError::BadVersion | ZkError::NodeExists | ZkError::NoNode) => return Ok(Written::Race(e)),
+                    e => return Err(e.into()),
+                },
+                Err(ZkError::MultiFailed { index: 1, source }) if *source == ZkError::NoNode && !made_markers_dir => {
+                    // The markers directory is missing: make it, then the same write again.
+                    made_markers_dir = true;
+                    let dir = self.markers_dir();
+                    watch::answered(client, || async {
+                        match client.create_all(&dir, b"", CreateMode::Persistent).await {
+                            Ok(_) | Err(ZkError::NodeExists) => Ok(()),
+                            Err(e) => Err(Error::from(e)),
+                        }
+                    })
+                    .await?;
+                }
+                Err(ZkError::MultiFailed { source, .. }) => return Err((*source).into()),
+                Err(e) if e.is_retryable() => {
+                    let Some(m) = &marker else {
+                        // Without a marker the outcome stays unknown: start the attempt again.
+                        client.wait_connected().await?;
+                        return Ok(Written::Race(e));
+                    };
+                    client.wait_connected().await?;
+                    let committed =
+                        watch::answered(client, || async move { Ok(client.exists(m).await?.is_some()) }).await?;
+                    if !committed {
+                        // Not applied: the attempt starts again from the read.
+                        return Ok(Written::Race(e));
+                    }
+                    drop(client.delete_guaranteed(m, None));
+                    let expected = match op {
+                        Op::Set(version) => Some(version.wrapping_add(1)),
+                        Op::Create => Some(0),
+                        Op::Delete(_) => None,
+                    };
+                    let stat = match expected {
+                        Some(version) => self.stat_if_version(version).await?,
+                        None => None,
+                    };
+                    return Ok(Written::Done(data, stat));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// [`Change::Keep`] of an existing node: as read.
+    async fn kept(&self, stat: Stat) -> Result<Written> {
+        let (client, node) = (&self.client, self.path.as_str());
+        let data = watch::answered(client, || async move {
+            match client.get_data(node).await {
+                Ok((data, now)) if now.version == stat.version => Ok(Some(data)),
+                Ok(_) | Err(ZkError::NoNode) => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await?;
+        Ok(match data {
+            Some(data) => Written::Done(Some(data), Some(stat)),
+            // Changed since the read: keeping what is gone is no answer; read again.
+            None => Written::Race(ZkError::BadVersion),
+        })
+    }
+
+    /// The node's stat if it is still at `version` (its state right after our change).
+    async fn stat_if_version(&self, version: i32) -> Result<Option<Stat>> {
+        let (client, node) = (&self.client, self.path.as_str());
+        watch::answered(client, || async move {
+            match client.exists(node).await {
+                Ok(Some(stat)) if stat.version == version => Ok(Some(stat)),
+                Ok(_) => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
+    }
+}
+
+/// The write of one attempt.
+enum Op {
+    /// setData at this version.
+    Set(i32),
+    /// create.
+    Create,
+    /// delete at this version.
+    Delete(i32),
+}
+
+/// How one attempt's write ended.
+enum Written {
+    /// Applied (or kept), with the data and, when known, the stat after it.
+    Done(Option<Bytes>, Option<Stat>),
+    /// Lost a race (or, without markers, its outcome was lost): try again from the read.
+    Race(ZkError),
+}

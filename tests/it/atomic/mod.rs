@@ -1,0 +1,7 @@
+//! The optimistic-update family (`conclave::atomic`): `retry_change`'s contract and concurrent
+//! writers on both backends (`basics`), and exactly-once changes under lost replies and cut
+//! connections with the negative control that shows the check catching a double count
+//! (`exactly_once`).
+
+mod basics;
+mod exactly_once;

@@ -40,6 +40,12 @@
 //!   100), `drain_4_consumers` (a full queue drained by 4 consumers on their own sessions,
 //!   `take_batch(32)` each). The same six for the at-least-once mode (`queue_ack_*`: `claim` / `claim_batch`,
 //!   then the acks, pipelined).
+//! - `counter`: 8 clients on their own sessions increment one counter (created beforehand, 0)
+//!   for a 1 s warm-up and 10 s, with the peers' retry policy (a lost race sleeps 1 ms, at most
+//!   1000 retries): increments/s in the window, p50 and p99 per call (µs, its retries
+//!   included), failed calls, and `counter_final_ok` (the final value equals the successful
+//!   increments). With the exactly-once marker (`counter_*`) and, ours only, without it
+//!   (`counter_unmarked_*`).
 //! - `lock_many` (ours only): 1000 distinct lock paths acquired at once on one session (all
 //!   1000 acquires in flight together), timed until all are held, then all released together;
 //!   acquisitions/s, the median of 5 repetitions after one warm-up on the same paths.
@@ -51,6 +57,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use conclave::atomic::{Counter, RetryChange};
 use conclave::barrier::DoubleBarrier;
 use conclave::leader::{Election, Leadership};
 use conclave::lock::Mutex;
@@ -62,7 +69,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use stats::percentile;
 
 /// Every benchmark, in the order they run by default.
-const ALL: [&str; 8] = [
+const ALL: [&str; 9] = [
     "raw_sync",
     "raw_async",
     "lock_uncontended",
@@ -71,6 +78,7 @@ const ALL: [&str; 8] = [
     "leader_failover",
     "queue",
     "double_barrier",
+    "counter",
 ];
 
 /// Every benchmark stops after this long, whatever its count.
@@ -739,6 +747,68 @@ async fn queue(target: &Target, root: &str, items: usize) -> Result<()> {
     Ok(())
 }
 
+/// The `counter` benchmark (see the module docs), with and without markers.
+async fn counter(target: &Target, root: &str, clients: usize, warm: f64, secs: f64) -> Result<()> {
+    for marked in [true, false] {
+        let prefix = if marked { "counter" } else { "counter_unmarked" };
+        let path = format!("{root}/{prefix}");
+        let admin = target.connect().await?;
+        admin.create(&path, &0i64.to_be_bytes()[..], CreateMode::Persistent).await?;
+        let mut sessions = Vec::new();
+        for _ in 0..clients {
+            sessions.push(target.connect().await?);
+        }
+        let policy = conclave::RetryPolicy::exponential(Duration::from_millis(1), Duration::from_millis(1))
+            .without_jitter()
+            .max_retries(1000);
+        let start = Instant::now();
+        let (window_start, window_end) =
+            (start + Duration::from_secs_f64(warm), start + Duration::from_secs_f64(warm + secs));
+        let runs = sessions.iter().map(|client| {
+            let counter =
+                Counter::with(RetryChange::new(client.clone(), &path).backoff(policy.clone()).exactly_once(marked));
+            async move {
+                let (mut ok, mut failed, mut in_window, mut took) = (0u64, 0u64, 0u64, Vec::new());
+                while Instant::now() < window_end {
+                    let t = Instant::now();
+                    match counter.increment().await {
+                        Ok(_) => {
+                            ok += 1;
+                            let end = Instant::now();
+                            if end >= window_start && end < window_end {
+                                in_window += 1;
+                                took.push(end - t);
+                            }
+                        }
+                        Err(_) => failed += 1,
+                    }
+                }
+                (ok, failed, in_window, took)
+            }
+        });
+        let results = futures::future::join_all(runs).await;
+        let (mut ok, mut failed, mut in_window, mut took) = (0, 0, 0, Vec::new());
+        for (o, f, w, t) in results {
+            ok += o;
+            failed += f;
+            in_window += w;
+            took.extend(t);
+        }
+        let value = i64::from_be_bytes(admin.get_data(&path).await?.0[..].try_into().unwrap_or([0; 8]));
+        let us = |d: Duration| d.as_secs_f64() * 1e6;
+        emit(&format!("{prefix}_increments_per_s"), in_window as f64 / secs, "incr/s");
+        emit(&format!("{prefix}_p50"), us(percentile(&mut took, 50.0)), "us");
+        emit(&format!("{prefix}_p99"), us(percentile(&mut took, 99.0)), "us");
+        emit(&format!("{prefix}_failed"), failed as f64, "calls");
+        emit(&format!("{prefix}_final_ok"), f64::from(u8::from(value == ok as i64)), "bool");
+        for c in sessions {
+            c.close().await;
+        }
+        admin.close().await;
+    }
+    Ok(())
+}
+
 /// Puts `items` items of 16 bytes, in order, with up to `in_flight` puts pipelined.
 async fn put_items(queue: &Queue, items: usize, in_flight: usize) -> Result<()> {
     let mut puts = stream::iter(0..items).map(|i| queue.put(format!("item-{i:011}"))).buffered(in_flight);
@@ -812,6 +882,7 @@ async fn main() -> Result<()> {
             "leader_failover" => tokio::spawn(async move { leader_failover(&target, &root, 5, 20).await }),
             "queue" => tokio::spawn(async move { queue(&target, &root, 2000).await }),
             "double_barrier" => tokio::spawn(async move { double_barrier(&target, &root, 8, 10).await }),
+            "counter" => tokio::spawn(async move { counter(&target, &root, 8, 1.0, 10.0).await }),
             other => {
                 println!("# unknown bench {other}");
                 continue;

@@ -379,3 +379,159 @@ enum Written {
     /// Lost a race (or, without markers, its outcome was lost): try again from the read.
     Race(ZkError),
 }
+
+/// A 64-bit counter in one node, interoperable with Curator's `DistributedAtomicLong`: the value
+/// is 8 bytes, big-endian, and a missing or empty node counts as 0. Every update is a
+/// [`retry_change`] (so exactly once by default, see the [module docs](self)), and reports the
+/// value before and after it ([`Updated`]). Arithmetic wraps, as Java's does.
+///
+/// ```no_run
+/// # async fn demo(client: conclave::Client) -> conclave::Result<()> {
+/// use conclave::atomic::Counter;
+///
+/// let hits = Counter::new(client, "/stats/hits");
+/// let updated = hits.increment().await?;
+/// println!("{} -> {}", updated.pre, updated.post);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Counter {
+    change: RetryChange,
+}
+
+/// A counter's value before and after an update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Updated {
+    /// The value the update was applied to.
+    pub pre: i64,
+    /// The value after it.
+    pub post: i64,
+}
+
+impl Counter {
+    /// The counter at `path` (created, with its parents, by the first update).
+    pub fn new(client: Client, path: &str) -> Counter {
+        Counter { change: RetryChange::new(client, path) }
+    }
+
+    /// The counter with updates configured by `change` (markers, back-off, create options), for
+    /// its path.
+    pub fn with(change: RetryChange) -> Counter {
+        Counter { change }
+    }
+
+    /// Whether updates carry a marker (the default; see [`RetryChange::exactly_once`]). Without
+    /// it an update whose reply was lost may be applied twice.
+    pub fn exactly_once(self, on: bool) -> Counter {
+        Counter { change: self.change.exactly_once(on) }
+    }
+
+    /// The node's path.
+    pub fn path(&self) -> &str {
+        &self.change.path
+    }
+
+    /// The current value (0 if the node does not exist).
+    ///
+    /// # Errors
+    /// `InvalidArgument` if the node's data is not a counter (neither empty nor 8 bytes); the
+    /// client's errors (connection losses are ridden out).
+    pub async fn get(&self) -> Result<i64> {
+        path::validate_path(self.path())?;
+        match self.change.read().await? {
+            Some((data, _)) => decode(self.path(), &data),
+            None => Ok(0),
+        }
+    }
+
+    /// Adds `delta` (negative to subtract), exactly once.
+    ///
+    /// # Errors
+    /// As [`Counter::get`]; the session's terminal error if it ended with the update's outcome
+    /// unknown.
+    pub async fn add(&self, delta: i64) -> Result<Updated> {
+        let updated = self.update(|pre| Some(pre.wrapping_add(delta))).await?;
+        Ok(updated.expect("an addition always writes"))
+    }
+
+    /// Adds 1.
+    ///
+    /// # Errors
+    /// As [`Counter::add`].
+    pub async fn increment(&self) -> Result<Updated> {
+        self.add(1).await
+    }
+
+    /// Subtracts 1.
+    ///
+    /// # Errors
+    /// As [`Counter::add`].
+    pub async fn decrement(&self) -> Result<Updated> {
+        self.add(-1).await
+    }
+
+    /// Sets `new` if the value is `expected`: `Some` with the update if it was, `None` (nothing
+    /// written) if it was not.
+    ///
+    /// # Errors
+    /// As [`Counter::add`].
+    pub async fn compare_and_set(&self, expected: i64, new: i64) -> Result<Option<Updated>> {
+        self.update(|pre| (pre == expected).then_some(new)).await
+    }
+
+    /// Sets `new` in one optimistic attempt: `None` if someone else wrote between its read and
+    /// its write (nothing written).
+    ///
+    /// # Errors
+    /// As [`Counter::add`].
+    pub async fn try_set(&self, new: i64) -> Result<Option<Updated>> {
+        let once = Counter { change: self.change.clone().backoff(RetryPolicy::never()) };
+        match once.update(|_| Some(new)).await {
+            Err(Error::Zk(ZkError::BadVersion | ZkError::NodeExists | ZkError::NoNode)) => Ok(None),
+            other => other,
+        }
+    }
+
+    /// Sets `new` whatever the value, retrying lost races until it is written.
+    ///
+    /// # Errors
+    /// As [`Counter::add`].
+    pub async fn force_set(&self, new: i64) -> Result<Updated> {
+        let updated = self.update(|_| Some(new)).await?;
+        Ok(updated.expect("a forced set always writes"))
+    }
+
+    /// One update: `next` maps the value read to the one to write (`None`: write nothing).
+    async fn update(&self, mut next: impl FnMut(i64) -> Option<i64>) -> Result<Option<Updated>> {
+        let path = self.path().to_string();
+        let mut last = None;
+        let changed = self
+            .change
+            .run(|current| {
+                let pre = match current {
+                    Some((data, _)) => decode(&path, data)?,
+                    None => 0,
+                };
+                let post = next(pre);
+                last = Some((pre, post));
+                Ok::<_, Error>(match post {
+                    Some(post) => Change::Set(Bytes::copy_from_slice(&post.to_be_bytes())),
+                    None => Change::Keep,
+                })
+            })
+            .await?;
+        Ok(match last {
+            Some((pre, Some(post))) if changed.written => Some(Updated { pre, post }),
+            _ => None,
+        })
+    }
+}
+
+/// A counter's value from its node's data: 8 bytes big-endian, or empty for 0.
+fn decode(path: &str, data: &[u8]) -> Result<i64> {
+    match data.len() {
+        0 => Ok(0),
+        8 => Ok(i64::from_be_bytes(data.try_into().expect("8 bytes"))),
+        n => Err(ZkError::InvalidArgument(format!("{path}: {n} bytes of data, not an 8-byte counter")).into()),
+    }
+}

@@ -5,3 +5,4 @@
 
 mod basics;
 mod exactly_once;
+mod counter;

@@ -38,6 +38,8 @@
 //! write. Callers whose closure is idempotent (setting a value rather than incrementing it) can
 //! turn markers off ([`RetryChange::exactly_once`]) and save the marker's create and delete.
 
+mod shared;
+
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -47,6 +49,8 @@ use tokio::time::Instant;
 use crate::error::{Error, Result};
 use crate::internal::watch;
 use crate::wait::Wait;
+
+pub use shared::{SharedCount, SharedValue, Versioned};
 
 /// What a [`retry_change`] closure asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,7 +4,8 @@
 //! scripts, or as JSON with `--json`. `lock` runs a command under a distributed lock (flock(1)
 //! across machines) and `locks` shows who holds and who waits; `elect` runs a command while
 //! leading an election and `leader` shows who leads; `queue put|take|ls` feeds and drains work
-//! queues (`take --ack` runs a command on an item and deletes it only if the command succeeds).
+//! queues (`take --ack` runs a command on an item and deletes it only if the command succeeds);
+//! `counter PATH [get|add N|set N]` reads and updates a counter (Curator's DistributedAtomicLong).
 //!
 //! # Layout
 //! The binary is the target `conclave` of the root package, `conclave-cli`, in `cli/`: the
@@ -15,7 +16,7 @@
 //! - `ops.rs`: the one-shot commands (`locks` too); `watch.rs`: the `watch` command; `lock.rs`:
 //!   the `lock` command and running a command under a hold (shared by `elect.rs` and
 //!   `queue.rs`); `elect.rs`, `leader.rs`: `elect` and `leader`; `queue.rs`: the `queue`
-//!   commands.
+//!   commands; `counter.rs`: the `counter` command.
 //! - `output.rs`: plain and JSON rendering; `exit.rs`: errors and exit codes.
 //! - `serve.rs`: `conclave serve`; `signal.rs`: Ctrl-C and SIGTERM, and sending signals.
 //!
@@ -33,6 +34,9 @@
 //! command's. `locks` prints `holder|waiting SEQUENCE NODE SESSION FENCING_TOKEN DATA` lines.
 //! `queue put` prints the item's path, `queue take` the item's data as `get` does (nothing with
 //! `--ack`: stdout is the command's), `queue ls` one `NAME SIZE available|claimed` line per item.
+//! `counter` prints the counter's value in decimal: the value read (`get`), or the value after
+//! the update (`add`, `incr`, `decr`, `set`); with `--json`, `{"path", "value"}` for `get` and
+//! `{"path", "pre", "post"}` for an update.
 //!
 //! # Exit codes
 //! Every failure prints one line to stderr, `conclave: <what failed>: <why>`, and exits with a
@@ -77,6 +81,7 @@
 //! printed.
 
 mod connect;
+mod counter;
 mod elect;
 mod exit;
 mod leader;
@@ -103,7 +108,7 @@ use crate::output::Output;
 #[command(
     name = "conclave",
     version,
-    about = "Conclave: run a ZooKeeper-compatible server; read, write and watch znodes; run commands under locks; feed and drain queues",
+    about = "Conclave: run a ZooKeeper-compatible server; read, write and watch znodes; run commands under locks; feed and drain queues; keep counters",
     after_help = exit::EXIT_CODES_HELP
 )]
 pub struct Cli {
@@ -146,6 +151,20 @@ pub enum Command {
     /// `conclave::queue::Queue`.
     #[command(subcommand)]
     Queue(queue::QueueCommand),
+    /// Read or update a 64-bit counter: get (the default), add N, incr, decr, set N.
+    ///
+    /// The counter at PATH is Curator's DistributedAtomicLong layout (8 bytes, big-endian; a
+    /// missing or empty node counts as 0), shared with Java services and with
+    /// `conclave::atomic::Counter`. `get` prints the value; an update prints the value after it
+    /// and creates the node (with its parents) if missing. Arithmetic wraps, as Java's does.
+    /// With --json: {"path", "value"} for get, {"path", "pre", "post"} for an update.
+    ///
+    /// An update is applied exactly once, even if its reply is lost to a broken connection: it
+    /// goes in one transaction with an ephemeral marker node under `.conclave-markers` beside
+    /// PATH (a node made by the first update and left in place, empty between updates), which
+    /// tells after the reconnect whether it was applied. A node whose data is not a counter
+    /// (neither empty nor 8 bytes) fails with exit 9 and is left unchanged.
+    Counter(counter::CounterArgs),
 }
 
 fn main() -> ExitCode {
@@ -188,6 +207,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Client(cmd) => client_runtime()?.block_on(ops::run(cmd, &cli.connect, &mut out)),
         Command::Queue(cmd) => client_runtime()?.block_on(queue::run(cmd, &cli.connect, &mut out)),
+        Command::Counter(args) => client_runtime()?.block_on(counter::run(&args, &cli.connect, &mut out)),
     }
 }
 

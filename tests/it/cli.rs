@@ -1356,3 +1356,87 @@ async fn queue_claim_lost_stops_the_command() {
     );
     zk.finish().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// counter
+// ---------------------------------------------------------------------------------------------
+
+both!(counter_get_add_set);
+/// `counter PATH` prints the value (0 for a node that does not exist, which it does not create);
+/// `add N` (negative too), `incr`, `decr` and `set N` print the value after the update; `--json`
+/// gives {"path", "value"} and {"path", "pre", "post"}. The node holds Curator's
+/// DistributedAtomicLong layout, 8 bytes big-endian, both ways.
+async fn counter_get_add_set(zk: &Zk) {
+    assert_eq!(zk.cli(&["counter", "/stats/hits"]).await.ok(), "0\n", "a missing node counts as 0");
+    assert_eq!(zk.client.exists("/stats").await.expect("exists"), None, "get creates nothing");
+    assert_eq!(zk.cli(&["counter", "/stats/hits", "get"]).await.ok(), "0\n");
+    assert_eq!(zk.cli(&["counter", "/stats/hits", "add", "5"]).await.ok(), "5\n", "created with its parents");
+    assert_eq!(zk.cli(&["counter", "/stats/hits", "add", "-2"]).await.ok(), "3\n");
+    let (data, _) = zk.client.get_data("/stats/hits").await.expect("read the counter node");
+    assert_eq!(&data[..], &3i64.to_be_bytes(), "8 bytes, big-endian");
+    assert_eq!(zk.cli(&["counter", "/stats/hits", "set", "10"]).await.ok(), "10\n");
+    assert_eq!(zk.cli(&["counter", "/stats/hits"]).await.ok(), "10\n");
+    assert_eq!(zk.cli(&["counter", "/stats/hits", "incr"]).await.ok(), "11\n");
+    assert_eq!(zk.cli(&["counter", "/stats/hits", "decr"]).await.ok(), "10\n");
+
+    let doc = zk.cli(&["--json", "counter", "/stats/hits"]).await.json();
+    assert_eq!(doc, serde_json::json!({"path": "/stats/hits", "value": 10}));
+    let doc = zk.cli(&["counter", "/stats/hits", "add", "-15", "--json"]).await.json();
+    assert_eq!(doc, serde_json::json!({"path": "/stats/hits", "pre": 10, "post": -5}));
+    let doc = zk.cli(&["--json", "counter", "/stats/hits", "set", "42"]).await.json();
+    assert_eq!(doc, serde_json::json!({"path": "/stats/hits", "pre": -5, "post": 42}));
+
+    // Written by someone else (a Java DistributedAtomicLong): read and updated alike.
+    zk.client.set_data("/stats/hits", (i64::MAX).to_be_bytes().to_vec(), None).await.expect("write the counter");
+    assert_eq!(zk.cli(&["counter", "/stats/hits"]).await.ok(), format!("{}\n", i64::MAX));
+    assert_eq!(zk.cli(&["counter", "/stats/hits", "incr"]).await.ok(), format!("{}\n", i64::MIN), "wraps");
+    zk.client.create("/empty", b"", CreateMode::Persistent).await.expect("create an empty node");
+    assert_eq!(zk.cli(&["counter", "/empty"]).await.ok(), "0\n", "an empty node counts as 0");
+    assert_eq!(zk.cli(&["counter", "/empty", "add", "-1"]).await.ok(), "-1\n");
+}
+
+both!(counter_refuses_data_that_is_not_a_counter);
+/// A node whose data is neither empty nor 8 bytes is not a counter: reads and updates fail with
+/// exit 9, saying so, and the node is left as it is.
+async fn counter_refuses_data_that_is_not_a_counter(zk: &Zk) {
+    zk.client.create("/three", b"abc", CreateMode::Persistent).await.expect("create a 3-byte node");
+    let needle = "/three: 3 bytes of data, not an 8-byte counter";
+    zk.cli(&["counter", "/three"])
+        .await
+        .fails(code::INVALID, &format!("counter /three get: invalid argument: {needle}"));
+    zk.cli(&["counter", "/three", "add", "1"]).await.fails(code::INVALID, "counter /three add 1: invalid argument");
+    zk.cli(&["counter", "/three", "set", "7"]).await.fails(code::INVALID, needle);
+    let e = zk.cli(&["--json", "counter", "/three", "incr"]).await.fails_json(code::INVALID, needle);
+    assert_eq!((e.get("code"), e["context"].as_str()), (None, Some("counter /three incr")), "{e}");
+    let (data, stat) = zk.client.get_data("/three").await.expect("read the node");
+    assert_eq!((&data[..], stat.version), (&b"abc"[..], 0), "left unchanged");
+}
+
+/// `counter` with a bad path exits 9 before connecting; a missing, malformed or out-of-range N
+/// and an unknown action are usage errors (exit 2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn counter_bad_arguments() {
+    let target = format!("127.0.0.1:{}", closed_port());
+    for (args, needle) in [
+        (vec!["counter", "rel"], "counter rel get: invalid path \"rel\": path must start with /"),
+        (vec!["counter", "/a/", "add", "-5"], "counter /a/ add -5: invalid path"),
+        (vec!["counter", "/a//b", "set", "1"], "counter /a//b set 1: invalid path"),
+    ] {
+        let mut full = vec!["--connect", &target];
+        full.extend(args);
+        run(conclave(&full), None).await.fails(code::INVALID, needle);
+    }
+    let r = run(conclave(&["--json", "--connect", &target, "counter", "x", "incr"]), None).await;
+    r.fails_json(code::INVALID, "counter x incr: invalid path");
+    for args in [
+        vec!["counter"],
+        vec!["counter", "/c", "add"],
+        vec!["counter", "/c", "add", "five"],
+        vec!["counter", "/c", "set", "9223372036854775808"],
+        vec!["counter", "/c", "incr", "2"],
+        vec!["counter", "/c", "reset"],
+    ] {
+        let r = run(conclave(&args), None).await;
+        assert_eq!(r.code, code::USAGE, "{args:?}: {r:?}");
+    }
+}

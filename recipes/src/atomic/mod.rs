@@ -22,16 +22,17 @@
 //! When the connection breaks after the write was sent and before its reply came, the write may
 //! or may not have been applied. Retrying blindly could apply a change twice (an increment
 //! counted twice); giving up would report a failure for a change that was applied. So each
-//! write goes in one transaction with a *marker*: an ephemeral node with a fresh name under the
-//! markers directory (by default `<parent>/.conclave-markers`, beside the node). After the
-//! reconnect, the marker says whether the transaction committed: if it did, the committed result
-//! is returned and the closure is not run again; if not, the attempt starts again from step 1.
-//! Either way the change is applied exactly once, and the marker is deleted.
+//! write goes in one transaction with a *marker*: an ephemeral node under the markers directory
+//! (by default `<parent>/.conclave-markers`, beside the node) into which the write puts the
+//! attempt's random id. After the reconnect, the marker says whether the transaction committed:
+//! if it holds the attempt's id, the committed result is returned and the closure is not run
+//! again; if not, the attempt starts again from step 1. Either way the change is applied
+//! exactly once.
 //!
-//! Cost: the write and the marker's create are one request (one round trip, one ZooKeeper
-//! transaction); the marker's delete is one more request, sent without waiting for it (it goes
-//! with the session anyway). Markers never accumulate: each lives from its change's transaction
-//! until the change's caller has its answer, and a crashed client's markers go with its session.
+//! Cost: none in requests or round trips. The marker is one more operation in the write's own
+//! transaction (created the first time, then set). Each handle ([`RetryChange`], [`Counter`])
+//! keeps one marker per change it runs at once and reuses them, so markers never accumulate:
+//! their number is bounded by the handle's concurrency, and they go with the session.
 //!
 //! Not covered: if the *session* ends while the outcome is unknown (the marker went with it),
 //! the call fails with the session's terminal error and the outcome stays unknown, as with any
@@ -40,6 +41,7 @@
 
 mod shared;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -106,9 +108,11 @@ pub struct RetryChange {
     client: Client,
     path: String,
     exactly_once: bool,
-    markers: Option<String>,
+    markers_at: Option<String>,
     create: CreateOptions,
     backoff: RetryPolicy,
+    /// This handle's markers, one per change it has run at once, reused (shared by clones).
+    markers: Markers,
 }
 
 /// The default directory of markers, beside the node.
@@ -122,9 +126,10 @@ impl RetryChange {
             client,
             path: path.to_string(),
             exactly_once: true,
-            markers: None,
+            markers_at: None,
             create: CreateOptions::new(CreateMode::Persistent),
             backoff: RetryPolicy::exponential(Duration::from_millis(1), Duration::from_millis(100)),
+            markers: Markers::default(),
         }
     }
 
@@ -136,9 +141,11 @@ impl RetryChange {
         self
     }
 
-    /// Where the markers go (default `<parent>/.conclave-markers`), created when missing.
+    /// Where the markers go (default `<parent>/.conclave-markers`), created when missing. The
+    /// handle starts a pool of its own.
     pub fn markers(mut self, dir: &str) -> RetryChange {
-        self.markers = Some(dir.to_string());
+        self.markers_at = Some(dir.to_string());
+        self.markers = Markers::default();
         self
     }
 
@@ -155,7 +162,7 @@ impl RetryChange {
     }
 
     fn markers_dir(&self) -> String {
-        match &self.markers {
+        match &self.markers_at {
             Some(dir) => dir.clone(),
             None => path::join(path::parent(&self.path).unwrap_or("/"), MARKERS),
         }
@@ -242,8 +249,9 @@ impl RetryChange {
             (Change::Set(data), None) => (Op::Create, Some(data.clone())),
             (Change::Delete, Some(stat)) => (Op::Delete(stat.version), None),
         };
-        let marker =
-            self.exactly_once.then(|| path::join(&self.markers_dir(), &uuid::Uuid::new_v4().simple().to_string()));
+        // This attempt's id, written into the marker with the change.
+        let attempt = Bytes::copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        let mut marker = self.exactly_once.then(|| self.markers.take(&self.markers_dir()));
         let (mut made_markers_dir, mut made_parents) = (false, false);
         loop {
             let txn = client.transaction();
@@ -253,14 +261,14 @@ impl RetryChange {
                 (Op::Delete(version), _) => txn.delete(node, Some(*version)),
                 (_, None) => unreachable!("sets and creates carry data"),
             };
-            let txn = match &marker {
-                Some(m) => txn.create(m, Bytes::new(), CreateMode::Ephemeral),
+            let txn = match marker.as_mut() {
+                Some(m) => m.mark(txn, attempt.clone()),
                 None => txn,
             };
             match txn.commit().await {
                 Ok(results) => {
-                    if let Some(m) = &marker {
-                        drop(client.delete_guaranteed(m, None));
+                    if let Some(m) = marker.as_mut() {
+                        m.set(MarkerState::Present);
                     }
                     let stat = match results.first() {
                         Some(OpResult::SetData { stat }) => Some(*stat),
@@ -277,6 +285,7 @@ impl RetryChange {
                 {
                     // The node's parent is missing: make it (and its own), then the same write.
                     made_parents = true;
+                    marker.as_mut().into_iter().for_each(Marker::rolled_back);
                     if let Some(parent) = path::parent(node).filter(|p| *p != "/") {
                         watch::answered(client, || async move {
                             match client.create_all(parent, b"", CreateMode::Persistent).await {
@@ -287,37 +296,59 @@ impl RetryChange {
                         .await?;
                     }
                 }
-                Err(ZkError::MultiFailed { index: 0, source }) => match *source {
-                    e @ (ZkError::BadVersion | ZkError::NodeExists | ZkError::NoNode) => return Ok(Written::Race(e)),
-                    e => return Err(e.into()),
-                },
-                Err(ZkError::MultiFailed { index: 1, source }) if *source == ZkError::NoNode && !made_markers_dir => {
-                    // The markers directory is missing: make it, then the same write again.
-                    made_markers_dir = true;
-                    let dir = self.markers_dir();
-                    watch::answered(client, || async {
-                        match client.create_all(&dir, b"", CreateMode::Persistent).await {
-                            Ok(_) | Err(ZkError::NodeExists) => Ok(()),
-                            Err(e) => Err(Error::from(e)),
+                Err(ZkError::MultiFailed { index: 0, source }) => {
+                    marker.as_mut().into_iter().for_each(Marker::rolled_back);
+                    match *source {
+                        e @ (ZkError::BadVersion | ZkError::NodeExists | ZkError::NoNode) => {
+                            return Ok(Written::Race(e))
                         }
-                    })
-                    .await?;
+                        e => return Err(e.into()),
+                    }
+                }
+                Err(ZkError::MultiFailed { index: 1, source }) if marker.is_some() => {
+                    let m = marker.as_mut().expect("a marker");
+                    match (*source, m.state) {
+                        // The marker is there already (an earlier attempt's fate was unknown).
+                        (ZkError::NodeExists, _) => m.set(MarkerState::Present),
+                        // Gone (its session's end would have ended this call): create it.
+                        (ZkError::NoNode, MarkerState::Present) => m.set(MarkerState::Absent),
+                        // The markers directory is missing: make it, then the same write.
+                        (ZkError::NoNode, _) if !made_markers_dir => {
+                            made_markers_dir = true;
+                            m.set(MarkerState::Absent);
+                            let dir = self.markers_dir();
+                            watch::answered(client, || async {
+                                match client.create_all(&dir, b"", CreateMode::Persistent).await {
+                                    Ok(_) | Err(ZkError::NodeExists) => Ok(()),
+                                    Err(e) => Err(Error::from(e)),
+                                }
+                            })
+                            .await?;
+                        }
+                        (e, _) => return Err(e.into()),
+                    }
                 }
                 Err(ZkError::MultiFailed { source, .. }) => return Err((*source).into()),
                 Err(e) if e.is_retryable() => {
-                    let Some(m) = &marker else {
+                    client.wait_connected().await?;
+                    let Some(m) = marker.as_mut() else {
                         // Without a marker the outcome stays unknown: start the attempt again.
-                        client.wait_connected().await?;
                         return Ok(Written::Race(e));
                     };
-                    client.wait_connected().await?;
-                    let committed =
-                        watch::answered(client, || async move { Ok(client.exists(m).await?.is_some()) }).await?;
-                    if !committed {
+                    // The marker holds this attempt's id if, and only if, the write committed.
+                    let held = watch::answered(client, || async {
+                        match client.get_data(&m.path).await {
+                            Ok((data, _)) => Ok(Some(data)),
+                            Err(ZkError::NoNode) => Ok(None),
+                            Err(e) => Err(e.into()),
+                        }
+                    })
+                    .await?;
+                    m.set(if held.is_some() { MarkerState::Present } else { MarkerState::Absent });
+                    if held != Some(attempt.clone()) {
                         // Not applied: the attempt starts again from the read.
                         return Ok(Written::Race(e));
                     }
-                    drop(client.delete_guaranteed(m, None));
                     let expected = match op {
                         Op::Set(version) => Some(version.wrapping_add(1)),
                         Op::Create => Some(0),
@@ -363,6 +394,74 @@ impl RetryChange {
             }
         })
         .await
+    }
+}
+
+/// A handle's pool of markers: ephemeral nodes `<markers dir>/<uuid>`, each used by one change
+/// at a time and reused by the next, so a change costs no request of its own for its marker.
+#[derive(Debug, Clone, Default)]
+struct Markers {
+    free: Arc<std::sync::Mutex<Vec<(String, MarkerState)>>>,
+}
+
+impl Markers {
+    /// A marker for one change: a free one, or a new name (created by the change's write).
+    fn take(&self, dir: &str) -> Marker {
+        let free = self.free.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let (path, state) =
+            free.unwrap_or_else(|| (path::join(dir, &uuid::Uuid::new_v4().simple().to_string()), MarkerState::Absent));
+        Marker { pool: self.free.clone(), path, state, previous: state }
+    }
+}
+
+/// What a change knows of its marker node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MarkerState {
+    /// Not created yet: the write creates it.
+    Absent,
+    /// There: the write sets its data.
+    Present,
+    /// Unknown (a write in flight when the change was dropped): the next write creates it, and
+    /// learns from `NodeExists` that it is there.
+    Unknown,
+}
+
+/// One change's marker; back in its pool when dropped, with what is known of it.
+struct Marker {
+    pool: Arc<std::sync::Mutex<Vec<(String, MarkerState)>>>,
+    path: String,
+    state: MarkerState,
+    /// The state before the write in flight.
+    previous: MarkerState,
+}
+
+impl Marker {
+    /// `txn` with this marker written: created or set, holding `attempt`. Until the outcome is
+    /// known, the marker's state is unknown.
+    fn mark(&mut self, txn: conclave_core::Transaction, attempt: Bytes) -> conclave_core::Transaction {
+        let txn = match self.state {
+            MarkerState::Present => txn.set_data(&self.path, attempt, None),
+            MarkerState::Absent | MarkerState::Unknown => txn.create(&self.path, attempt, CreateMode::Ephemeral),
+        };
+        self.previous = self.state;
+        self.state = MarkerState::Unknown;
+        txn
+    }
+
+    /// The transaction failed before the marker's op: it is as it was.
+    fn rolled_back(&mut self) {
+        self.state = self.previous;
+    }
+
+    fn set(&mut self, state: MarkerState) {
+        self.state = state;
+    }
+}
+
+impl Drop for Marker {
+    fn drop(&mut self) {
+        let entry = (std::mem::take(&mut self.path), self.state);
+        self.pool.lock().unwrap_or_else(|e| e.into_inner()).push(entry);
     }
 }
 

@@ -59,7 +59,7 @@ async fn the_contract_step_by_step(env: Env) -> Result<()> {
     Ok(())
 }
 
-/// Waits until the markers directory has no marker left (their deletes are not awaited).
+/// Waits until the markers directory has no marker left (they go with their sessions).
 pub(crate) async fn no_markers_left(client: &Client, dir: &str) {
     within(30, async {
         while !children(client, dir).await.is_empty() {
@@ -81,7 +81,7 @@ async fn concurrent_writers_count_exactly(env: Env) -> Result<()> {
         let client = env.client().await;
         let (committed, seen) = (committed.clone(), seen.clone());
         writers.push(tokio::spawn(async move {
-            let change = RetryChange::new(client, "/doc");
+            let change = RetryChange::new(client.clone(), "/doc");
             let mut oks = 0u64;
             for _ in 0..per_writer {
                 let done = change
@@ -101,6 +101,8 @@ async fn concurrent_writers_count_exactly(env: Env) -> Result<()> {
                 committed.lock().expect("committed").insert(doc["n"].as_u64().expect("n"));
                 oks += 1;
             }
+            // Its markers (one per change at once, reused) go with its session.
+            client.close().await;
             Ok::<_, Error>(oks)
         }));
     }

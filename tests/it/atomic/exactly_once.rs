@@ -3,7 +3,8 @@
 //! lost after the server applied the request (the embedded server's hook, aimed at
 //! transactions; the proxy on a real ZooKeeper, whatever the next reply is) and connections
 //! are cut. The checker ([`check`]): the counter's final value equals the number of calls that
-//! returned `Ok`, every call returned (none hung), and no marker is left. The negative control
+//! returned `Ok`, every call returned (none hung), and at most one marker per writer is left,
+//! none once the writers' sessions are closed. The negative control
 //! runs the same writers without markers and sees the checker catch the double counts.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +17,7 @@ use conclave::{Error, Result};
 use futures::FutureExt;
 
 use super::basics::no_markers_left;
+use crate::lock::children;
 use crate::stress_trio;
 use crate::support::stress::{Fault, Plan, Run};
 use crate::support::{within, Env};
@@ -131,6 +133,12 @@ async fn run(run: Run) {
     let run = Arc::new(run);
     let t = increments(&run, each, true, lost_every, cut_every).await;
     let admin = run.env.client().await;
+    // The writers' markers (one each, reused) go with their sessions.
+    let markers = children(&admin, "/.conclave-markers").await.len();
+    assert!(markers <= run.clients.len(), "{markers} markers for {} writers", run.clients.len());
+    for c in &run.clients {
+        c.close().await;
+    }
     no_markers_left(&admin, "/.conclave-markers").await;
     let wrong = check(t.value, t.oks, t.hung);
     println!(

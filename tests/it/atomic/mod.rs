@@ -1,8 +1,11 @@
 //! The optimistic-update family (`conclave::atomic`): `retry_change`'s contract and concurrent
 //! writers on both backends (`basics`), and exactly-once changes under lost replies and cut
 //! connections with the negative control that shows the check catching a double count
-//! (`exactly_once`).
+//! (`exactly_once`); `Counter` against Curator's `DistributedAtomicLong` on one node
+//! (`interop`).
 
 mod basics;
-mod exactly_once;
 mod counter;
+mod exactly_once;
+mod interop;
+mod shared;

@@ -23,7 +23,8 @@
 //! or may not have been applied. Retrying blindly could apply a change twice (an increment
 //! counted twice); giving up would report a failure for a change that was applied. So each
 //! write goes in one transaction with a *marker*: an ephemeral node under the markers directory
-//! (by default `<parent>/.conclave-markers`, beside the node) into which the write puts the
+//! (by default `<parent>/.conclave-markers`, beside the node, a persistent node created when
+//! missing and left in place) into which the write puts the
 //! attempt's random id. After the reconnect, the marker says whether the transaction committed:
 //! if it holds the attempt's id, the committed result is returned and the closure is not run
 //! again; if not, the attempt starts again from step 1. Either way the change is applied
@@ -37,7 +38,8 @@
 //! Not covered: if the *session* ends while the outcome is unknown (the marker went with it),
 //! the call fails with the session's terminal error and the outcome stays unknown, as with any
 //! write. Callers whose closure is idempotent (setting a value rather than incrementing it) can
-//! turn markers off ([`RetryChange::exactly_once`]) and save the marker's create and delete.
+//! turn markers off ([`RetryChange::exactly_once`]) and save the marker's operation (a
+//! lighter transaction; the counter benchmark measures the difference).
 
 mod shared;
 
@@ -135,7 +137,7 @@ impl RetryChange {
 
     /// Whether each write carries a marker (the default): without it, a change whose reply was
     /// lost is retried from step 1 and may be applied twice (fine for an idempotent closure),
-    /// and each change costs one request less.
+    /// and each write is one operation lighter.
     pub fn exactly_once(mut self, on: bool) -> RetryChange {
         self.exactly_once = on;
         self
@@ -574,7 +576,8 @@ impl Counter {
     }
 
     /// Sets `new` if the value is `expected`: `Some` with the update if it was, `None` (nothing
-    /// written) if it was not.
+    /// written) if it was not. A missing or empty node is 0 here too (Curator's
+    /// `compareAndSet` compares bytes, so its `compareAndSet(0, _)` fails on such a node).
     ///
     /// # Errors
     /// As [`Counter::add`].

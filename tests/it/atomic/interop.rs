@@ -167,7 +167,7 @@ async fn values_agree_turn_by_turn(env: Env) -> Result<()> {
     let never = Counter::new(c.clone(), never);
     assert_eq!(never.compare_and_set(0, 7).await?, Some(Updated { pre: 0, post: 7 }), "a missing node is 0");
     c.close().await;
-    eprintln!("counter interop on the {}: 4 Curator turns agreed with Rust's", backend(&env));
+    eprintln!("counter interop on the {}: 4 Curator turns agreed with Rust's", env.backend_name());
     Ok(())
 }
 
@@ -298,7 +298,7 @@ async fn concurrent_increments_add_up(env: Env) -> Result<()> {
     eprintln!(
         "counter interop on the {}: {final_value} increments, {} by Curator ({} failed), {} by Rust; \
          the turn passed between Curator and Rust {} times",
-        backend(&env),
+        env.backend_name(),
         java.len(),
         N - java.len(),
         rust.iter().map(Vec::len).sum::<usize>(),
@@ -358,7 +358,7 @@ async fn blind_sets_lose_increments(env: Env) -> Result<()> {
     eprintln!(
         "counter interop, negative control on the {}: {} blind sets ({overtaken} overtaken) beside {} Curator \
          increments, final value {final_value}; {} problems caught, the first:\n{}",
-        backend(&env),
+        env.backend_name(),
         blind.len(),
         java.len(),
         found.len(),
@@ -369,15 +369,6 @@ async fn blind_sets_lose_increments(env: Env) -> Result<()> {
     assert!(caught("times (by curator, rust-blind)"), "a post-value reported twice: {found:#?}");
     client.close().await;
     Ok(())
-}
-
-/// The backend's name, for the summary lines.
-fn backend(env: &Env) -> &'static str {
-    if env.is_embedded() {
-        "embedded server"
-    } else {
-        "real ZooKeeper"
-    }
 }
 
 /// The negative control of the checker alone: it passes a correct run (two writers' interleaved

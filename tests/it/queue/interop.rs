@@ -171,7 +171,7 @@ async fn curator_produces_rust_consumes(env: Env) -> Result<()> {
     assert!(queue.is_empty().await?, "acked items are gone");
     assert_clean("Rust claims of Curator's items", problems(&expected, &[("rust", &claimed, true)]));
     client.close().await;
-    eprintln!("queue interop on the {}: {N} Curator items taken, {N} claimed by Rust", backend(&env));
+    eprintln!("queue interop on the {}: {N} Curator items taken, {N} claimed by Rust", env.backend_name());
     Ok(())
 }
 
@@ -201,7 +201,7 @@ async fn rust_produces_curator_consumes(env: Env) -> Result<()> {
     assert_clean("Curator takes of Rust's items", problems(&expected, &[("curator", &printed(&out), true)]));
     assert!(queue.is_empty().await?);
     queue.client().close().await;
-    eprintln!("queue interop on the {}: {N} Rust items taken by Curator", backend(&env));
+    eprintln!("queue interop on the {}: {N} Rust items taken by Curator", env.backend_name());
     Ok(())
 }
 
@@ -261,20 +261,11 @@ async fn curator_and_rust_drain_one_queue(env: Env) -> Result<()> {
     client.close().await;
     eprintln!(
         "queue interop on the {}: {RACE} items, {} taken by Curator and {} by Rust",
-        backend(&env),
+        env.backend_name(),
         curator.len(),
         rust.len()
     );
     Ok(())
-}
-
-/// The backend's name, for the summary lines.
-fn backend(env: &Env) -> &'static str {
-    if env.is_embedded() {
-        "embedded server"
-    } else {
-        "real ZooKeeper"
-    }
 }
 
 /// The negative control: the checker every case uses reports a run in which an item was consumed

@@ -187,6 +187,15 @@ impl Env {
         matches!(self.backend, Backend::Embedded(_))
     }
 
+    /// The backend's name, for summary lines: `embedded server` or `real ZooKeeper`.
+    pub fn backend_name(&self) -> &'static str {
+        if self.is_embedded() {
+            "embedded server"
+        } else {
+            "real ZooKeeper"
+        }
+    }
+
     /// A builder preset for tests (short session timeout).
     pub fn builder(&self) -> ClientBuilder {
         Client::builder().session_timeout(Duration::from_secs(4)).connect_timeout(Duration::from_secs(10))

@@ -83,7 +83,8 @@ pub struct Changed {
     /// reply was lost and the node has been written again since (its data is then `data`'s
     /// successor, and the stat of the change itself is gone).
     pub stat: Option<Stat>,
-    /// Whether the change wrote anything (`false` for [`Change::Keep`]).
+    /// Whether the change wrote anything (`false` for [`Change::Keep`], and for
+    /// [`Change::Delete`] of a node that did not exist).
     pub written: bool,
     /// How many times the closure was called (1 without a lost race).
     pub attempts: u32,
@@ -207,7 +208,7 @@ impl RetryChange {
             let outcome = self.write(current.as_ref().map(|(_, s)| s), &wanted).await.map_err(E::from)?;
             match outcome {
                 Written::Done(data, stat) => {
-                    let written = wanted != Change::Keep;
+                    let written = !matches!((&wanted, &current), (Change::Keep, _) | (Change::Delete, None));
                     return Ok(Some(Changed { data, stat, written, attempts }));
                 }
                 Written::Race(e) => {

@@ -52,8 +52,10 @@ async fn the_contract_step_by_step(env: Env) -> Result<()> {
     assert_eq!(refused, Err(Mine::Refused));
     assert_eq!(c.get_data("/cfg/app/doc").await?.0, &b"v2"[..], "nothing written");
     let deleted = retry_change(&c, "/cfg/app/doc", |_| Ok::<_, Error>(Change::Delete)).await?;
-    assert_eq!((deleted.data, deleted.stat), (None, None));
+    assert_eq!((deleted.data, deleted.stat, deleted.written), (None, None, true));
     assert!(c.exists("/cfg/app/doc").await?.is_none());
+    let again = retry_change(&c, "/cfg/app/doc", |_| Ok::<_, Error>(Change::Delete)).await?;
+    assert!(!again.written, "nothing to delete: nothing written");
     let bad = retry_change(&c, "no-slash", |_| Ok::<_, Error>(Change::Keep)).await;
     assert!(matches!(bad, Err(Error::Zk(ZkError::InvalidPath { .. }))), "{bad:?}");
     Ok(())

@@ -425,6 +425,26 @@ impl<O: Order> Engine<O> {
     /// # Errors
     /// [`Error::TooManyChildren`] if the listing cannot fit in one reply.
     async fn list(&self, round: Option<&Round>) -> Result<bool> {
+        let Some(children) = self.children(round).await? else { return Ok(false) };
+        let entries = names::sorted::<O>(&children);
+        let mut state = self.state();
+        if !state.claimed.is_empty() {
+            let listed: HashSet<&Entry> = entries.iter().collect();
+            let claimed = std::mem::take(&mut state.claimed);
+            state.claimed = claimed.into_iter().filter(|e| listed.contains(e)).collect();
+        }
+        state.cache = entries.into();
+        Ok(true)
+    }
+
+    /// The queue node's children (leaving a watch if `round` is given), or `None` if it does
+    /// not exist. Checked against the reply limits first when a listing might not fit (the last
+    /// one was large, or was lost with the connection), so that a listing too long fails at once
+    /// instead of breaking the connection and being retried for ever.
+    ///
+    /// # Errors
+    /// [`Error::TooManyChildren`] if the listing cannot fit in one reply.
+    async fn children(&self, round: Option<&Round>) -> Result<Option<Vec<String>>> {
         let limit = self.client.max_reply_frame();
         if std::mem::replace(&mut self.state().check_size, true) {
             if let Some(stat) = self.client.exists(&self.dir).await? {
@@ -447,20 +467,41 @@ impl<O: Order> Engine<O> {
             }
             other => other?,
         };
-        let Some(children) = children else {
-            self.state().check_size = false;
-            return Ok(false);
-        };
-        let entries = names::sorted::<O>(&children);
-        let mut state = self.state();
-        state.check_size = listing_bytes::<O>(children.len()) > limit / 4;
-        if !state.claimed.is_empty() {
-            let listed: HashSet<&Entry> = entries.iter().collect();
-            let claimed = std::mem::take(&mut state.claimed);
-            state.claimed = claimed.into_iter().filter(|e| listed.contains(e)).collect();
-        }
-        state.cache = entries.into();
-        Ok(true)
+        self.state().check_size = children.as_ref().is_some_and(|c| listing_bytes::<O>(c.len()) > limit / 4);
+        Ok(children)
+    }
+
+    /// The first available item (not claimed, and due) without taking it, from a fresh listing.
+    pub(crate) async fn peek(&self) -> Result<Option<Item>> {
+        path::validate_path(&self.dir)?;
+        let (client, dir) = (&self.client, self.dir.as_str());
+        watch::answered(client, || async move {
+            let Some(children) = self.children(None).await? else { return Ok(None) };
+            let now = names::due_key(SystemTime::now());
+            for entry in names::sorted::<O>(&children) {
+                if O::DELAYED && entry.key > now {
+                    break;
+                }
+                let item = path::join(dir, &entry.name::<O>());
+                match client.get_data(&item).await {
+                    Ok((data, stat)) if stat.num_children == 0 => return Ok(Some(Item { path: item, data, stat })),
+                    Ok(_) | Err(ZkError::NoNode) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Ok(None)
+        })
+        .await
+    }
+
+    /// How many children the queue node has; 0 if it does not exist.
+    pub(crate) async fn len(&self) -> Result<usize> {
+        path::validate_path(&self.dir)?;
+        let (client, dir) = (&self.client, self.dir.as_str());
+        watch::answered(client, || async move {
+            Ok(client.exists(dir).await?.map_or(0, |s| usize::try_from(s.num_children).unwrap_or(0)))
+        })
+        .await
     }
 
     fn fits(&self, stat: &Stat, limit: usize) -> Result<()> {

@@ -322,7 +322,7 @@ impl Drop for Claim {
 
 /// Writes the consumer methods shared by every kind of queue (they differ only in `put`).
 macro_rules! consumers {
-    ($order:ty) => {
+    () => {
         /// The queue's path.
         pub fn path(&self) -> &str {
             &self.engine.dir
@@ -473,29 +473,7 @@ macro_rules! consumers {
         /// `InvalidPath`; `NoAuth`; [`Error::TooManyChildren`]; the session's terminal error
         /// (connection losses are ridden out).
         pub async fn peek(&self) -> Result<Option<Item>> {
-            path::validate_path(&self.engine.dir)?;
-            let (client, dir) = (&self.engine.client, self.engine.dir.as_str());
-            watch::answered(client, || async move {
-                let children = match client.get_children(dir).await {
-                    Ok(children) => children,
-                    Err(ZkError::NoNode) => return Ok(None),
-                    Err(e) => return Err(e.into()),
-                };
-                let now = names::due_key(SystemTime::now());
-                for entry in names::sorted::<$order>(&children) {
-                    if <$order as Order>::DELAYED && entry.key > now {
-                        break;
-                    }
-                    let item = path::join(dir, &entry.name::<$order>());
-                    match client.get_data(&item).await {
-                        Ok((data, stat)) if stat.num_children == 0 => return Ok(Some(Item { path: item, data, stat })),
-                        Ok(_) | Err(ZkError::NoNode) => {}
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                Ok(None)
-            })
-            .await
+            self.engine.peek().await
         }
 
         /// How many children the queue node has (its items, claimed or not, and any foreign
@@ -504,12 +482,7 @@ macro_rules! consumers {
         /// # Errors
         /// `InvalidPath`; the session's terminal error (connection losses are ridden out).
         pub async fn len(&self) -> Result<usize> {
-            path::validate_path(&self.engine.dir)?;
-            let (client, dir) = (&self.engine.client, self.engine.dir.as_str());
-            watch::answered(client, || async move {
-                Ok(client.exists(dir).await?.map_or(0, |s| usize::try_from(s.num_children).unwrap_or(0)))
-            })
-            .await
+            self.engine.len().await
         }
 
         /// Whether the queue has no children ([`Self::len`] is 0).
@@ -604,7 +577,7 @@ impl Queue {
         self.engine.put(items.into_iter().map(|d| (0, d.into())).collect()).await
     }
 
-    consumers!(Fifo);
+    consumers!();
 }
 
 impl PriorityQueue {
@@ -634,7 +607,7 @@ impl PriorityQueue {
         self.engine.put(items.into_iter().map(|(p, d)| (names::priority_key(p), d.into())).collect()).await
     }
 
-    consumers!(Priority);
+    consumers!();
 }
 
 impl DelayQueue {
@@ -672,5 +645,5 @@ impl DelayQueue {
         self.engine.put(items.into_iter().map(|(t, d)| (names::due_key(t), d.into())).collect()).await
     }
 
-    consumers!(Delay);
+    consumers!();
 }

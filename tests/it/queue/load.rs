@@ -160,6 +160,7 @@ async fn a_queue_too_long_to_list_is_a_clear_error(env: Env) -> Result<()> {
     };
     assert!(too_many(within(60, queue.take_timeout(Duration::from_secs(1))).await.map(|i| i.is_some())));
     assert!(too_many(within(60, queue.claim_timeout(Duration::from_secs(1))).await.map(|c| c.is_some())));
+    assert!(too_many(within(60, queue.peek()).await.map(|i| i.is_some())));
     let drained = Queue::new(env.client().await, PATH).take_batch(10_000).await?;
     assert_eq!(drained.len(), 6000);
     Ok(())

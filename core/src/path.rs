@@ -68,6 +68,18 @@ pub fn parent(path: &str) -> Option<&str> {
     }
 }
 
+/// The proper ancestors of `path` below the root, top down: `/a/b/c` gives `/a`, `/a/b`.
+pub fn ancestors(path: &str) -> Vec<&str> {
+    let mut chain = Vec::new();
+    let mut at = parent(path);
+    while let Some(p) = at.filter(|p| *p != "/") {
+        chain.push(p);
+        at = parent(p);
+    }
+    chain.reverse();
+    chain
+}
+
 /// The last component of a path (`""` for the root).
 pub fn name(path: &str) -> &str {
     match path.rfind('/') {
@@ -173,6 +185,15 @@ impl Chroot {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ancestors_top_down_without_the_root() {
+        assert_eq!(ancestors("/a/b/c"), ["/a", "/a/b"]);
+        assert_eq!(ancestors("/a/b/seq-"), ["/a", "/a/b"]);
+        assert_eq!(ancestors("/a/b/"), ["/a", "/a/b"]);
+        assert!(ancestors("/a").is_empty());
+        assert!(ancestors("/").is_empty());
+    }
+
     use super::*;
 
     #[test]

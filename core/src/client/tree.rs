@@ -13,7 +13,7 @@ use futures::future::{join_all, BoxFuture, FutureExt};
 
 use super::{Client, CreateOptions, Data};
 use crate::error::{Error, Result};
-use crate::path::{join, parent, validate_path};
+use crate::path::{ancestors, join, validate_path};
 use crate::proto::{CreateMode, Stat};
 
 /// How many times [`Client::create_all`] and [`Client::delete_all`] start over after another
@@ -66,7 +66,7 @@ impl Client {
         let (client, path) = (self.clone(), path.to_string());
         async move {
             let mut result = first.await;
-            let ancestors = ancestors(&path);
+            let ancestors: Vec<String> = ancestors(&path).into_iter().map(str::to_string).collect();
             let ancestor_options = CreateOptions::new(CreateMode::Persistent).acl(options.acl.clone());
             for _ in 0..MAX_PASSES {
                 if !matches!(result, Err(Error::NoNode)) || ancestors.is_empty() {
@@ -187,18 +187,6 @@ impl Client {
     }
 }
 
-/// The proper ancestors of `path` below the root, top down: `/a/b/c` gives `/a`, `/a/b`.
-fn ancestors(path: &str) -> Vec<String> {
-    let mut chain = Vec::new();
-    let mut at = parent(path);
-    while let Some(p) = at.filter(|p| *p != "/") {
-        chain.push(p.to_string());
-        at = parent(p);
-    }
-    chain.reverse();
-    chain
-}
-
 /// Why the node's parent is still missing after the pipelined creates of its ancestors
 /// (`outcomes`, top down), or `None` if an ancestor was there and has been deleted since (worth
 /// another try). Walking up from the parent: an ancestor whose create failed with `NoNode` only
@@ -219,15 +207,6 @@ fn missing_ancestor_cause(outcomes: Vec<Result<()>>) -> Option<Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ancestors_top_down_without_the_root() {
-        assert_eq!(ancestors("/a/b/c"), ["/a", "/a/b"]);
-        assert_eq!(ancestors("/a/b/seq-"), ["/a", "/a/b"]);
-        assert_eq!(ancestors("/a/b/"), ["/a", "/a/b"]);
-        assert!(ancestors("/a").is_empty());
-        assert!(ancestors("/").is_empty());
-    }
 
     #[test]
     fn the_deepest_decisive_ancestor_is_the_cause() {

@@ -12,6 +12,7 @@
 use conclave_core::{path, Client, CreateMode, Error as ZkError};
 
 use crate::error::Result;
+use crate::internal::ensure_persistent;
 use crate::internal::watch::{self, Step};
 use crate::wait::{wait_forms, Wait};
 
@@ -52,14 +53,7 @@ impl Barrier {
     /// `InvalidPath`; `NoAuth` if the node may not be created; the session's terminal error.
     pub async fn set(&self) -> Result<()> {
         path::validate_path(&self.path)?;
-        let (client, node) = (&self.client, self.path.as_str());
-        watch::answered(client, || async move {
-            match client.create_all(node, b"", CreateMode::Persistent).await {
-                Ok(_) | Err(ZkError::NodeExists) => Ok(()),
-                Err(e) => Err(e.into()),
-            }
-        })
-        .await
+        ensure_persistent(&self.client, &self.path).await
     }
 
     /// Removes the barrier, letting every waiter through; not set is fine. Connection losses
@@ -239,13 +233,17 @@ impl DoubleBarrier {
                         // sent first, so the listing (in the same session's order) includes it;
                         // after a create that found the barrier's node missing, the barrier node's
                         // create goes first, in the same round trip (and if that was not enough,
-                        // all of its ancestors'). Repeated after a
-                        // connection loss, NODEEXISTS is ours (the name is fresh), unless the
-                        // session changed, which ends the call anyway.
+                        // all of its ancestors'). Repeated after a connection loss, NODEEXISTS is
+                        // ours (the name is fresh), unless the session changed, which ends the
+                        // call anyway.
                         let parents: Vec<_> = match missing.load(SeqCst) {
                             0 => Vec::new(),
                             1 => vec![client.create(dir, b"", CreateMode::Persistent)],
-                            _ => lineage(dir).map(|p| client.create(p, b"", CreateMode::Persistent)).collect(),
+                            _ => path::ancestors(dir)
+                                .into_iter()
+                                .chain([dir])
+                                .map(|p| client.create(p, b"", CreateMode::Persistent))
+                                .collect(),
                         };
                         let create =
                             (!created.load(SeqCst)).then(|| client.create(node, id.clone(), CreateMode::Ephemeral));
@@ -377,17 +375,6 @@ impl DoubleBarrier {
         }
         Ok(left)
     }
-}
-
-/// `path` and its ancestors below the root, top down (`/a/b` gives `/a`, `/a/b`).
-fn lineage(path: &str) -> impl Iterator<Item = &str> {
-    let mut chain = Vec::new();
-    let mut at = Some(path);
-    while let Some(p) = at.filter(|p| *p != "/") {
-        chain.push(p);
-        at = path::parent(p);
-    }
-    chain.into_iter().rev()
 }
 
 /// Deletes `node` if it is there.

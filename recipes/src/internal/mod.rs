@@ -17,3 +17,19 @@ pub(crate) mod contend;
 pub(crate) mod order;
 pub(crate) mod participants;
 pub(crate) mod watch;
+
+use conclave_core::{Client, CreateMode, Error as ZkError};
+
+use crate::error::Result;
+
+/// Makes sure the persistent node `path` exists (with its missing ancestors), riding out
+/// connection losses: the directory a recipe writes under (a queue, the markers, a barrier).
+pub(crate) async fn ensure_persistent(client: &Client, path: &str) -> Result<()> {
+    watch::answered(client, || async move {
+        match client.create_all(path, b"", CreateMode::Persistent).await {
+            Ok(_) | Err(ZkError::NodeExists) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
+}

@@ -51,6 +51,7 @@ use conclave_core::{path, Client, CreateMode, CreateOptions, Data, Error as ZkEr
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
+use crate::internal::ensure_persistent;
 use crate::internal::watch;
 use crate::wait::Wait;
 
@@ -205,7 +206,7 @@ impl RetryChange {
             attempts += 1;
             let current = self.read().await.map_err(E::from)?;
             let wanted = change(current.as_ref().map(|(d, s)| (&d[..], s)))?;
-            let outcome = self.write(current.as_ref().map(|(_, s)| s), &wanted).await.map_err(E::from)?;
+            let outcome = self.write(current.as_ref(), &wanted).await.map_err(E::from)?;
             match outcome {
                 Written::Done(data, stat) => {
                     let written = !matches!((&wanted, &current), (Change::Keep, _) | (Change::Delete, None));
@@ -243,14 +244,15 @@ impl RetryChange {
     }
 
     /// Step 3 for one attempt: the write (with its marker), settled across connection losses.
-    async fn write(&self, read: Option<&Stat>, wanted: &Change) -> Result<Written> {
+    async fn write(&self, read: Option<&(Bytes, Stat)>, wanted: &Change) -> Result<Written> {
         let (client, node) = (&self.client, self.path.as_str());
         let (op, data): (Op, Option<Bytes>) = match (wanted, read) {
-            (Change::Keep, Some(stat)) => return self.kept(*stat).await,
+            // Kept: the node as read (the state the closure decided on).
+            (Change::Keep, Some((data, stat))) => return Ok(Written::Done(Some(data.clone()), Some(*stat))),
             (Change::Keep, None) | (Change::Delete, None) => return Ok(Written::Done(None, None)),
-            (Change::Set(data), Some(stat)) => (Op::Set(stat.version), Some(data.clone())),
+            (Change::Set(data), Some((_, stat))) => (Op::Set(stat.version), Some(data.clone())),
             (Change::Set(data), None) => (Op::Create, Some(data.clone())),
-            (Change::Delete, Some(stat)) => (Op::Delete(stat.version), None),
+            (Change::Delete, Some((_, stat))) => (Op::Delete(stat.version), None),
         };
         // This attempt's id, written into the marker with the change.
         let attempt = Bytes::copy_from_slice(uuid::Uuid::new_v4().as_bytes());
@@ -290,13 +292,7 @@ impl RetryChange {
                     made_parents = true;
                     marker.as_mut().into_iter().for_each(Marker::rolled_back);
                     if let Some(parent) = path::parent(node).filter(|p| *p != "/") {
-                        watch::answered(client, || async move {
-                            match client.create_all(parent, b"", CreateMode::Persistent).await {
-                                Ok(_) | Err(ZkError::NodeExists) => Ok(()),
-                                Err(e) => Err(Error::from(e)),
-                            }
-                        })
-                        .await?;
+                        ensure_persistent(client, parent).await?;
                     }
                 }
                 Err(ZkError::MultiFailed { index: 0, source }) => {
@@ -319,14 +315,7 @@ impl RetryChange {
                         (ZkError::NoNode, _) if !made_markers_dir => {
                             made_markers_dir = true;
                             m.set(MarkerState::Absent);
-                            let dir = self.markers_dir();
-                            watch::answered(client, || async {
-                                match client.create_all(&dir, b"", CreateMode::Persistent).await {
-                                    Ok(_) | Err(ZkError::NodeExists) => Ok(()),
-                                    Err(e) => Err(Error::from(e)),
-                                }
-                            })
-                            .await?;
+                            ensure_persistent(client, &self.markers_dir()).await?;
                         }
                         (e, _) => return Err(e.into()),
                     }
@@ -366,24 +355,6 @@ impl RetryChange {
                 Err(e) => return Err(e.into()),
             }
         }
-    }
-
-    /// [`Change::Keep`] of an existing node: as read.
-    async fn kept(&self, stat: Stat) -> Result<Written> {
-        let (client, node) = (&self.client, self.path.as_str());
-        let data = watch::answered(client, || async move {
-            match client.get_data(node).await {
-                Ok((data, now)) if now.version == stat.version => Ok(Some(data)),
-                Ok(_) | Err(ZkError::NoNode) => Ok(None),
-                Err(e) => Err(e.into()),
-            }
-        })
-        .await?;
-        Ok(match data {
-            Some(data) => Written::Done(Some(data), Some(stat)),
-            // Changed since the read: keeping what is gone is no answer; read again.
-            None => Written::Race(ZkError::BadVersion),
-        })
     }
 
     /// The node's stat if it is still at `version` (its state right after our change).

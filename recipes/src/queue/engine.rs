@@ -23,6 +23,7 @@ use super::names::{self, Entry, Order};
 use super::{Claim, Item};
 use crate::error::{Error, Result};
 use crate::hold::{Hold, LossPolicy};
+use crate::internal::ensure_persistent;
 use crate::internal::watch::{self, Round, Step};
 use crate::wait::Wait;
 
@@ -253,22 +254,18 @@ impl<O: Order> Engine<O> {
                         .collect()
                 })
             };
-            match result {
-                Err(ZkError::NoNode) | Err(ZkError::MultiFailed { index: 0, .. }) if !created_parents => {
-                    // The queue node is missing (a transaction fails at its first create).
-                    created_parents = true;
-                    watch::answered(&self.client, || async {
-                        match self.client.create_all(&self.dir, Data::default(), CreateMode::Persistent).await {
-                            Ok(_) | Err(ZkError::NodeExists) => Ok(()),
-                            Err(e) => Err(Error::from(e)),
-                        }
-                    })
-                    .await?;
-                }
-                Err(ZkError::MultiFailed { source, .. }) if items.len() == 1 => return Err((*source).into()),
-                Err(e) => return Err(e.into()),
-                Ok(paths) => return Ok(paths),
+            // The queue node is missing: a create fails with NONODE, a transaction at its first.
+            let missing = match &result {
+                Err(ZkError::NoNode) => true,
+                Err(ZkError::MultiFailed { index: 0, source }) => **source == ZkError::NoNode,
+                _ => false,
+            };
+            if missing && !created_parents {
+                created_parents = true;
+                ensure_persistent(&self.client, &self.dir).await?;
+                continue;
             }
+            return result.map_err(Error::from);
         }
     }
 
@@ -546,11 +543,24 @@ impl<O: Order> Engine<O> {
     }
 
     fn claim_of(&self, item: String, data: Bytes, item_stat: Stat, own: String, own_stat: Stat) -> Claim {
-        let hold = Hold::new(self.client.clone(), own, own_stat, self.policy).with_companion(path::join(&item, CLAIM));
         let back = names::parse::<O>(item.rsplit('/').next().unwrap_or_default())
             .map(|entry| GiveBack::new(&self.state, entry));
-        Claim { item: Item { path: item, data, stat: item_stat }, hold: Some(hold), back }
+        new_claim(self.client.clone(), self.policy, back, Item { path: item, data, stat: item_stat }, own, own_stat)
     }
+}
+
+/// A claim on `item`, held by the claimant's own node `own` (the item's `claim` node goes with
+/// it when the claim is released).
+fn new_claim(
+    client: Client,
+    policy: LossPolicy,
+    back: Option<GiveBack>,
+    item: Item,
+    own: String,
+    own_stat: Stat,
+) -> Claim {
+    let hold = Hold::new(client, own, own_stat, policy).with_companion(path::join(&item.path, CLAIM));
+    Claim { item, hold: Some(hold), back }
 }
 
 /// Roughly how many bytes a listing of `children` items of kind `O` takes (each name with its
@@ -616,14 +626,14 @@ impl<O: Order> Mode<O> for Claiming {
             let mut pending = pending;
             let (txn, read, own_stat) = futures::join!(txn, read, own_stat);
             let outcome = match (txn, read, own_stat) {
-                (Ok(_), Ok((data, item_stat)), Ok(Some(stat))) => {
-                    let hold = Hold::new(client, own, stat, policy).with_companion(claim);
-                    Outcome::Got(Claim {
-                        item: Item { path: item, data, stat: item_stat },
-                        hold: Some(hold),
-                        back: Some(back),
-                    })
-                }
+                (Ok(_), Ok((data, item_stat)), Ok(Some(stat))) => Outcome::Got(new_claim(
+                    client,
+                    policy,
+                    Some(back),
+                    Item { path: item, data, stat: item_stat },
+                    own,
+                    stat,
+                )),
                 (Err(ZkError::MultiFailed { index: 0, source }), _, _) => match *source {
                     ZkError::NodeExists => Outcome::Claimed(entry),
                     ZkError::NoNode => Outcome::Gone,

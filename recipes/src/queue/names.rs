@@ -96,7 +96,10 @@ pub(crate) fn due_of(key: u64) -> SystemTime {
 
 /// One item of a listing, understood: 24 bytes, the name itself is not kept (a consumer holds a
 /// whole listing of these), as it follows from the key and the suffix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// Two entries are the same item when key and suffix as written match (`seq`, widened relative
+/// to one listing, may differ between listings across a wrap).
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Entry {
     /// The key (0 for FIFO).
     pub(crate) key: u64,
@@ -104,6 +107,20 @@ pub(crate) struct Entry {
     pub(crate) seq: i64,
     /// The sequence suffix as ZooKeeper wrote it.
     pub(crate) raw: i32,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Entry) -> bool {
+        (self.key, self.raw) == (other.key, other.raw)
+    }
+}
+
+impl Eq for Entry {}
+
+impl std::hash::Hash for Entry {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (self.key, self.raw).hash(state);
+    }
 }
 
 impl Entry {
@@ -129,6 +146,8 @@ pub(crate) fn parse<O: Order>(name: &str) -> Option<Entry> {
             (u64::from_str_radix(hex, 16).ok().filter(|_| hex.bytes().all(|b| b.is_ascii_hexdigit()))?, digits)
         }
     };
+    // The suffix alone (not `path::sequence_number`, which reads `-` plus ten digits at the end
+    // of a name as positive: here the prefix is known, and `qn--2147483647` is negative).
     let unsigned = digits.strip_prefix('-').unwrap_or(digits);
     if digits.len() < 10 || unsigned.len() > 10 || !unsigned.bytes().all(|b| b.is_ascii_digit()) {
         return None;

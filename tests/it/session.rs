@@ -262,3 +262,24 @@ async fn connect_failure_is_reported() {
     let err = Client::connect("").await.expect_err("empty connect string");
     assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
 }
+
+/// `Client::local`: one value per type and session handle, shared by its clones, created by the
+/// first call; another client (and a new session of the same one) has its own.
+#[tokio::test]
+async fn session_locals_are_per_handle_and_type() -> Result<()> {
+    #[derive(Default)]
+    struct Hits(std::sync::atomic::AtomicUsize);
+    #[derive(Default)]
+    struct Other(std::sync::atomic::AtomicUsize);
+    let env = Env::embedded("locals").await;
+    let c = env.client().await;
+    c.local::<Hits>().0.fetch_add(1, Ordering::SeqCst);
+    c.clone().local::<Hits>().0.fetch_add(1, Ordering::SeqCst);
+    assert_eq!(c.local::<Hits>().0.load(Ordering::SeqCst), 2, "clones share the value");
+    assert_eq!(c.local::<Other>().0.load(Ordering::SeqCst), 0, "one value per type");
+    let other = env.client().await;
+    assert_eq!(other.local::<Hits>().0.load(Ordering::SeqCst), 0, "another session, another value");
+    let renewed = c.reconnect_new_session().await?;
+    assert_eq!(renewed.local::<Hits>().0.load(Ordering::SeqCst), 0, "a new session starts with none");
+    Ok(())
+}

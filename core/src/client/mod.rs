@@ -136,6 +136,18 @@ impl Client {
         self.shared.config.max_reply_frame
     }
 
+    /// The value of type `T` kept with this session handle: created with `T::default()` by the
+    /// first call, then the same one for every call on this client and its clones, dropped with
+    /// the handle's state once the last clone is gone. For libraries built on the client that
+    /// keep state per session (the recipes' exactly-once markers, for example); a new session
+    /// ([`Client::reconnect_new_session`]) starts with none. Use a type of your own as `T`, so
+    /// that no other library shares it.
+    pub fn local<T: std::any::Any + Send + Sync + Default>(&self) -> Arc<T> {
+        let mut locals = self.shared.locals.lock().unwrap_or_else(|e| e.into_inner());
+        let value = locals.entry(std::any::TypeId::of::<T>()).or_insert_with(|| Arc::new(T::default()));
+        value.clone().downcast::<T>().expect("a local is stored under its own type's id")
+    }
+
     /// The chroot every path is relative to, if any.
     pub fn chroot(&self) -> Option<&str> {
         self.shared.chroot.as_str()

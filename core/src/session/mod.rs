@@ -185,6 +185,9 @@ pub(crate) struct Shared {
     last_zxid: ZxidFloor,
     /// The server of the current connection (`host:port`, or `in-process`).
     server: Mutex<Option<String>>,
+    /// Values kept with the session for libraries on the client ([`crate::Client::local`]),
+    /// one per type.
+    pub(crate) locals: Mutex<HashMap<std::any::TypeId, Arc<dyn std::any::Any + Send + Sync>>>,
 }
 
 impl Shared {
@@ -315,6 +318,7 @@ pub(crate) async fn start(config: SessionConfig) -> Result<(Arc<Shared>, mpsc::U
         timeout_ms: AtomicI32::new(0),
         last_zxid: floor,
         server: Mutex::new(None),
+        locals: Mutex::default(),
     });
     let (tx, rx) = mpsc::unbounded_channel();
     let owner = OWNER_IDS.fetch_add(1, Ordering::Relaxed);

@@ -164,6 +164,11 @@ impl Bound {
         }
     }
 
+    /// The rest of these limits as a [`Wait`], for a call made within this one.
+    pub(crate) fn rest(&self) -> Wait {
+        Wait { once: self.once, timeout: None, deadline: self.deadline, cancel: self.cancel.clone() }
+    }
+
     /// Whether the wait is over already.
     pub(crate) fn is_over(&self) -> bool {
         self.deadline.is_some_and(|d| Instant::now() >= d) || self.cancel.as_ref().is_some_and(|t| t.is_cancelled())

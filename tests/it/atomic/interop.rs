@@ -20,7 +20,7 @@
 //! increase. The negative controls show it failing: a live run in which a Rust writer sets the
 //! value it read plus one (an unconditional set, not an increment) after Curator incremented
 //! (lost updates), and a checker fed a run with a wrong total, a duplicate, a missing and a
-//! misordered post-value.
+//! misordered post-value. (`interop_shared` checks its concurrent runs with the same checker.)
 //!
 //! The Rust side's updates also write ephemeral markers under `<parent>/.conclave-markers`
 //! (see `conclave::atomic`); Curator never lists the parent, so they do not disturb it.
@@ -177,7 +177,7 @@ async fn values_agree_turn_by_turn(env: Env) -> Result<()> {
 /// The final value must be the number of successful increments, the post-values must be
 /// 1..=that number, each reported once (two increments that report the same value mean an
 /// update was lost), and each writer's must increase (its increments came one after another).
-fn problems(final_value: i64, writers: &[(&str, &[i64])]) -> Vec<String> {
+pub(super) fn problems(final_value: i64, writers: &[(&str, &[i64])]) -> Vec<String> {
     let total = writers.iter().map(|(_, posts)| posts.len()).sum::<usize>() as i64;
     let mut problems = Vec::new();
     if final_value != total {
@@ -209,7 +209,7 @@ fn problems(final_value: i64, writers: &[(&str, &[i64])]) -> Vec<String> {
 
 /// Asserts that the checker found nothing wrong with a run.
 #[track_caller]
-fn assert_clean(what: &str, problems: Vec<String>) {
+pub(super) fn assert_clean(what: &str, problems: Vec<String>) {
     assert!(problems.is_empty(), "{what}: {} problems:\n{}", problems.len(), problems.join("\n"));
 }
 

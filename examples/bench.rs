@@ -44,8 +44,12 @@
 //!   for a 1 s warm-up and 10 s, with the peers' retry policy (a lost race sleeps 1 ms, at most
 //!   1000 retries): increments/s in the window, p50 and p99 per call (µs, its retries
 //!   included), failed calls, and `counter_final_ok` (the final value equals the successful
-//!   increments). With the exactly-once marker (`counter_*`) and, ours only, without it
-//!   (`counter_unmarked_*`).
+//!   increments), and `counter_min_client_share` (the fewest increments of one client in the
+//!   window ÷ the mean; a `#` line gives each client's count, p99.9 and the slowest call). With
+//!   the exactly-once marker (`counter_*`) and, ours only, without it (`counter_unmarked_*`)
+//!   and promoted to a lock after 2 lost races (`counter_promoted_*`: with markers, and not
+//!   starting from the last write; env `PROMOTE_AFTER` changes the 2). The others start each
+//!   change from their handle's last write (`RetryChange::reuse_last_write`, the default).
 //! - `lock_many` (ours only): 1000 distinct lock paths acquired at once on one session (all
 //!   1000 acquires in flight together), timed until all are held, then all released together;
 //!   acquisitions/s, the median of 5 repetitions after one warm-up on the same paths.
@@ -749,8 +753,11 @@ async fn queue(target: &Target, root: &str, items: usize) -> Result<()> {
 
 /// The `counter` benchmark (see the module docs), with and without markers.
 async fn counter(target: &Target, root: &str, clients: usize, warm: f64, secs: f64) -> Result<()> {
-    for marked in [true, false] {
-        let prefix = if marked { "counter" } else { "counter_unmarked" };
+    // After how many lost races a promoted change takes the lock.
+    let promote_after: u32 = std::env::var("PROMOTE_AFTER").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+    for (prefix, marked, promoted) in
+        [("counter", true, false), ("counter_unmarked", false, false), ("counter_promoted", true, true)]
+    {
         let path = format!("{root}/{prefix}");
         let admin = target.connect().await?;
         admin.create(&path, &0i64.to_be_bytes()[..], CreateMode::Persistent).await?;
@@ -765,8 +772,11 @@ async fn counter(target: &Target, root: &str, clients: usize, warm: f64, secs: f
         let (window_start, window_end) =
             (start + Duration::from_secs_f64(warm), start + Duration::from_secs_f64(warm + secs));
         let runs = sessions.iter().map(|client| {
-            let counter =
-                Counter::with(RetryChange::new(client.clone(), &path).backoff(policy.clone()).exactly_once(marked));
+            let change = RetryChange::new(client.clone(), &path).backoff(policy.clone()).exactly_once(marked);
+            let counter = Counter::with(match promoted {
+                true => change.promote_to_lock(&format!("{path}-lock"), promote_after),
+                false => change,
+            });
             async move {
                 let (mut ok, mut failed, mut in_window, mut took) = (0u64, 0u64, 0u64, Vec::new());
                 while Instant::now() < window_end {
@@ -788,6 +798,7 @@ async fn counter(target: &Target, root: &str, clients: usize, warm: f64, secs: f
         });
         let results = futures::future::join_all(runs).await;
         let (mut ok, mut failed, mut in_window, mut took) = (0, 0, 0, Vec::new());
+        let shares: Vec<u64> = results.iter().map(|r| r.2).collect();
         for (o, f, w, t) in results {
             ok += o;
             failed += f;
@@ -801,6 +812,15 @@ async fn counter(target: &Target, root: &str, clients: usize, warm: f64, secs: f
         emit(&format!("{prefix}_p99"), us(percentile(&mut took, 99.0)), "us");
         emit(&format!("{prefix}_failed"), failed as f64, "calls");
         emit(&format!("{prefix}_final_ok"), f64::from(u8::from(value == ok as i64)), "bool");
+        let mean = in_window as f64 / clients as f64;
+        let least = shares.iter().copied().min().unwrap_or(0) as f64;
+        emit(&format!("{prefix}_min_client_share"), if mean > 0.0 { least / mean } else { 0.0 }, "ratio");
+        let slowest = took.iter().max().copied().unwrap_or_default();
+        println!(
+            "# {prefix}: increments per client in the window {shares:?}; p99.9 {:.0} us, slowest {:.0} us",
+            us(percentile(&mut took, 99.9)),
+            us(slowest)
+        );
         for c in sessions {
             c.close().await;
         }

@@ -74,7 +74,7 @@ use crate::internal::ensure_persistent;
 use crate::internal::watch;
 use crate::wait::Wait;
 
-pub use shared::{SharedCount, SharedValue, Versioned};
+pub use shared::{BigEndianI32, Codec, Raw, SharedCount, SharedValue, Versioned};
 
 /// What a [`retry_change`] closure asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,18 +1,20 @@
 //! `SharedValue` and `SharedCount` on both backends: versioned reads, `try_set` at the version
 //! read (a stale version writes nothing), Curator's 4-byte count layout, and the change stream
 //! under a writer doing 1000 updates: every value it yields is one the writer wrote, versions
-//! strictly increase, and the last value is seen.
+//! strictly increase, and the last value is seen. A codec of the user's (JSON of a config type)
+//! types the value both ways, and data it cannot read is an `InvalidArgument` naming the node.
 
 use std::collections::HashSet;
 
-use conclave::atomic::{SharedCount, SharedValue};
+use bytes::Bytes;
+use conclave::atomic::{Codec, SharedCount, SharedValue};
 use conclave::{Error, Result, ZkError};
 use futures::StreamExt;
 
 use crate::conformance;
 use crate::support::{within, Env};
 
-conformance!(try_set_needs_the_version_read, the_stream_follows_a_writer);
+conformance!(try_set_needs_the_version_read, the_stream_follows_a_writer, a_codec_types_the_value);
 
 async fn try_set_needs_the_version_read(env: Env) -> Result<()> {
     let c = env.client().await;
@@ -67,5 +69,53 @@ async fn the_stream_follows_a_writer(env: Env) -> Result<()> {
     within(60, writing).await.expect("writer")?;
     assert!(seen >= 2, "the stream saw the changes");
     eprintln!("the stream yielded {seen} of {} values", UPDATES + 1);
+    Ok(())
+}
+
+/// A config type shared as JSON.
+#[derive(Debug, Clone, PartialEq)]
+struct Limits {
+    /// Requests per second.
+    rate: u64,
+    /// Who set it.
+    by: String,
+}
+
+/// [`Limits`] as a JSON object.
+struct JsonLimits;
+
+impl Codec for JsonLimits {
+    type Input = Limits;
+    type Value = Limits;
+    fn encode(&self, value: Limits) -> std::result::Result<Bytes, String> {
+        Ok(serde_json::json!({ "rate": value.rate, "by": value.by }).to_string().into())
+    }
+    fn decode(&self, data: Bytes) -> std::result::Result<Limits, String> {
+        let doc: serde_json::Value = serde_json::from_slice(&data).map_err(|e| e.to_string())?;
+        let rate = doc["rate"].as_u64().ok_or("no rate")?;
+        let by = doc["by"].as_str().ok_or("no by")?.to_string();
+        Ok(Limits { rate, by })
+    }
+}
+
+/// A `SharedValue` with a codec: typed `try_set`, `get` and stream; the JSON in the node; data
+/// the codec cannot read fails `get` and ends the stream with `InvalidArgument`.
+async fn a_codec_types_the_value(env: Env) -> Result<()> {
+    let c = env.client().await;
+    let limits = SharedValue::with_codec(c.clone(), "/typed/limits", JsonLimits);
+    assert!(limits.try_set(Limits { rate: 100, by: "ops".into() }, -1).await?);
+    let v = limits.get().await?.expect("set");
+    assert_eq!(v.value, Limits { rate: 100, by: "ops".into() });
+    let raw: serde_json::Value = serde_json::from_slice(&c.get_data("/typed/limits").await?.0).expect("JSON");
+    assert_eq!(raw, serde_json::json!({ "rate": 100, "by": "ops" }));
+    let mut changes = Box::pin(limits.changes());
+    assert_eq!(within(10, changes.next()).await.expect("a value")?.value.rate, 100);
+    assert!(limits.try_set(Limits { rate: 200, by: "sre".into() }, v.version).await?);
+    assert_eq!(within(10, changes.next()).await.expect("a value")?.value.by, "sre");
+    c.set_data("/typed/limits", "not json", None).await?;
+    let bad = within(10, changes.next()).await.expect("an error");
+    assert!(matches!(&bad, Err(Error::Zk(ZkError::InvalidArgument(m))) if m.starts_with("/typed/limits: ")), "{bad:?}");
+    assert!(within(10, changes.next()).await.is_none(), "the stream ends after its error");
+    assert!(matches!(limits.get().await, Err(Error::Zk(ZkError::InvalidArgument(_)))));
     Ok(())
 }

@@ -17,6 +17,8 @@
 //! | double barrier | [`barrier::DoubleBarrier`] | `<path>/<uuid>` (data = member id), `<path>/ready` | `DistributedDoubleBarrier` |
 //! | leader election | [`leader::Election`] | `<path>/_c_<uuid>-latch-<seq>` (or `-lock-`), data = participant id | `LeaderLatch` (`LeaderSelector`) |
 //! | read-modify-write | [`atomic::retry_change`] | the node itself; markers `<parent>/.conclave-markers/<uuid>` (ephemeral, one per change in flight) | (gozk `RetryChange`) |
+//! | counter | [`atomic::Counter`] | the node, 8 bytes big-endian (missing = 0) | `DistributedAtomicLong` (`PromotedToLock`: [`atomic::RetryChange::promote_to_lock`]) |
+//! | shared count, shared value | [`atomic::SharedCount`], [`atomic::SharedValue`] | the node, 4 bytes big-endian / the bytes as they are | `SharedCount`, `SharedValue` |
 //! | FIFO queue | [`queue::Queue`] | `<path>/qn-<seq>` (data = payload); a claim: `<item>/claim`, `<item>/claim-<uuid>` | `SimpleDistributedQueue` |
 //! | priority queue | [`queue::PriorityQueue`] | `<path>/qp-<priority>-<seq>` | (none compatible) |
 //! | delay queue | [`queue::DelayQueue`] | `<path>/qd-<due ms>-<seq>` | (none compatible) |
@@ -47,7 +49,8 @@
 //!   barrier/        Barrier, DoubleBarrier (rounds of watch::until on the members and `ready`)
 //!   atomic/         retry_change: read, closure, write at the version read, retried on lost
 //!                   races; exactly once across lost replies through a marker in the write's
-//!                   transaction
+//!                   transaction (markers pooled per session); Counter, SharedCount,
+//!                   SharedValue on it
 //!   queue/          Queue, PriorityQueue, DelayQueue: one engine (a cached listing, pipelined
 //!                   batches, take or claim per item, the wait as rounds of
 //!                   watch::until_within); a claim is a Hold on the claimant's node under the item

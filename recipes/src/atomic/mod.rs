@@ -45,7 +45,6 @@
 //! write. Callers whose closure is idempotent (setting a value rather than incrementing it) can
 //! turn markers off ([`RetryChange::exactly_once`]) and save the marker's operation (a
 //! lighter transaction; the counter benchmark measures the difference).
-
 //!
 //! # Hot nodes
 //! With many writers on one node, most attempts lose a race. Two options change how:
@@ -190,9 +189,10 @@ impl RetryChange {
     /// than from a read. If no one else wrote since, the change costs one round trip instead of
     /// two; if someone did, its write fails on the version, and the change goes on from a read
     /// at once (no back-off: that was no lost race), having cost one refused write. After such
-    /// a miss the handle's changes read first again, until a read finds the node as the
-    /// handle's last change left it: among writers that change the node between this handle's
-    /// changes, a miss costs one refused write now and then, not one per change. The closure
+    /// a miss the handle's changes read first again (unless one follows the last write sooner
+    /// than that write took: a writer in a loop), until a read finds the node as the handle's
+    /// last change left it: among writers that change the node between this handle's changes,
+    /// a miss costs one refused write now and then, not one per change. The closure
     /// may thus be called with a state that is no longer the node's, but only ever with one that
     /// was committed, and only a change written at that state's version counts. A
     /// [`Change::Keep`] decided on such a state is checked against a read before it is
@@ -244,7 +244,7 @@ impl RetryChange {
     /// The node as this handle last wrote it, if it knows and is to start from it.
     fn last_written(&self) -> Option<(Bytes, Stat)> {
         let last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        last.state.clone().filter(|_| self.reuse && last.trusted)
+        last.state.clone().filter(|_| self.reuse && (last.trusted || last.fresh()))
     }
 
     /// Updates what this handle knows of its last write with `f`.
@@ -311,12 +311,13 @@ impl RetryChange {
                 // Nothing to write would show whether the state is still the node's: read.
                 continue;
             }
+            let sent = Instant::now();
             let outcome = self.write(current.as_ref(), &wanted).await.map_err(E::from)?;
             match outcome {
                 Written::Done(data, stat, settled) => {
                     let written = !matches!((&wanted, &current), (Change::Keep, _) | (Change::Delete, None));
                     if written {
-                        self.last_write(|last| last.state = data.clone().zip(stat));
+                        self.last_write(|last| last.wrote(data.clone().zip(stat), sent));
                     }
                     return Ok(Some(Changed { data, stat, written, attempts, settled }));
                 }
@@ -493,15 +494,31 @@ struct LastWrite {
     /// a read finds the node as the handle's last change left it again (so a handle among
     /// writers that change the node between its changes reads first, as without the option).
     trusted: bool,
+    /// When the last write was sent and when its reply came: a change that follows it sooner
+    /// than that write took starts from it even when not trusted (a writer in a loop).
+    sent: Instant,
+    answered: Instant,
 }
 
 impl Default for LastWrite {
     fn default() -> LastWrite {
-        LastWrite { state: None, trusted: true }
+        let now = Instant::now();
+        LastWrite { state: None, trusted: true, sent: now, answered: now }
     }
 }
 
 impl LastWrite {
+    /// The node as a write sent at `sent` just left it.
+    fn wrote(&mut self, state: Option<(Bytes, Stat)>, sent: Instant) {
+        self.state = state;
+        (self.sent, self.answered) = (sent, Instant::now());
+    }
+
+    /// Whether the last write was answered less than its own round trip ago.
+    fn fresh(&self) -> bool {
+        self.answered.elapsed() <= self.answered - self.sent
+    }
+
     /// A change started from the last write found the node changed.
     fn stale(&mut self) {
         self.state = None;

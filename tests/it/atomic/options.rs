@@ -80,8 +80,10 @@ async fn a_handle_starts_from_its_last_write(env: Env) -> Result<()> {
     assert_eq!(seen, [(b"v1".to_vec(), 0), (b"x".to_vec(), 1)], "its last write, then the node as read");
     assert_eq!((done.data.as_deref(), done.attempts), (Some(&b"x+"[..]), 2));
 
-    // Having found the node changed, the handle reads first: another writer's change is seen
-    // at once.
+    // Having found the node changed, the handle reads first (once its last write is older than
+    // that write's round trip, a writer in a loop being the exception): another writer's change
+    // is seen at once.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     theirs.set_data("/last", "z", None).await?;
     let mut calls = Vec::new();
     handle
@@ -91,13 +93,16 @@ async fn a_handle_starts_from_its_last_write(env: Env) -> Result<()> {
         })
         .await?;
     assert_eq!(calls, [b"z".to_vec()]);
-    // That read, or the next, finds the node as the handle left it: it starts from its last
-    // write again.
+    // Unchallenged, a change is written at its first attempt. Its read (after a pause) finds
+    // the node as the handle left it, so the handle trusts its last write again.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let next = handle.run(|cur| append(cur, "!")).await?;
     assert_eq!((next.data.as_deref(), next.attempts), (Some(&b"z+!"[..]), 1));
 
-    // A Keep decided on the handle's last write is not trusted: the node is read.
+    // Trusted again, the handle starts from its last write even after a pause; a Keep decided
+    // on it is not believed: the node is read.
     theirs.set_data("/last", "go", None).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     calls.clear();
     let kept_or_set = handle
         .run(|cur| {

@@ -53,11 +53,12 @@ const BLIND_ROUNDS: usize = 10;
 const PROGRAM: &str = "CuratorCounterCheck";
 
 /// A Curator run in progress: its success, stdout and stderr once it ends.
-type JavaRun = JoinHandle<(bool, String, String)>;
+pub(super) type JavaRun = JoinHandle<(bool, String, String)>;
 
-/// Starts the Curator program on the counter `path` of this test's chroot (given to Java as the
+/// Starts the Curator program on the node `path` of this test's chroot (given to Java as the
 /// full path) with the operations `ops` (see the program's usage); [`finish`] waits for it.
-fn start(program: &CuratorProgram, env: &Env, path: &str, ops: &[String]) -> JavaRun {
+/// The `SharedCount` interop runs its program through these helpers too.
+pub(super) fn start(program: &CuratorProgram, env: &Env, path: &str, ops: &[String]) -> JavaRun {
     let mut cmd = program.command();
     cmd.arg(env.tcp_address()).arg(format!("{}{path}", env.root)).args(ops);
     tokio::spawn(run(cmd, None, Duration::from_secs(60)))
@@ -65,25 +66,28 @@ fn start(program: &CuratorProgram, env: &Env, path: &str, ops: &[String]) -> Jav
 
 /// Waits for a Curator run started by [`start`], asserts that it succeeded and ended with
 /// `ok done`, and returns the lines it printed before that.
-async fn finish(java: JavaRun) -> Vec<String> {
+pub(super) async fn finish(java: JavaRun) -> Vec<String> {
     let (ok, out, err) = within(70, java).await.expect("the Java runner");
     let mut lines: Vec<String> = out.lines().map(str::to_string).collect();
-    assert!(ok && lines.pop().as_deref() == Some("ok done"), "{PROGRAM} failed:\nstdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        ok && lines.pop().as_deref() == Some("ok done"),
+        "the Curator program failed:\nstdout:\n{out}\nstderr:\n{err}"
+    );
     lines
 }
 
-/// Runs the Curator program with `ops` on the counter `path` and returns what it printed.
-async fn curator(program: &CuratorProgram, env: &Env, path: &str, ops: &[String]) -> Vec<String> {
+/// Runs the Curator program with `ops` on the node `path` and returns what it printed.
+pub(super) async fn curator(program: &CuratorProgram, env: &Env, path: &str, ops: &[String]) -> Vec<String> {
     finish(start(program, env, path, ops)).await
 }
 
 /// `&str`s as owned lines (the expected transcripts and operations).
-fn strings(items: &[&str]) -> Vec<String> {
+pub(super) fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
 /// The node's data: the layout the two sides share.
-async fn raw(client: &Client, path: &str) -> Result<Vec<u8>> {
+pub(super) async fn raw(client: &Client, path: &str) -> Result<Vec<u8>> {
     Ok(client.get_data(path).await?.0.to_vec())
 }
 

@@ -38,9 +38,9 @@ use conclave::{Client, CreateMode, Error, Result, ZkError};
 use futures::StreamExt;
 use tokio::task::JoinHandle;
 
-use super::interop::{assert_clean, problems};
+use super::interop::{assert_clean, curator, finish, problems, raw, start, strings, JavaRun};
 use crate::conformance;
-use crate::support::clients::{run, CuratorProgram};
+use crate::support::clients::CuratorProgram;
 use crate::support::{within, Env};
 
 conformance!(
@@ -66,42 +66,8 @@ const FOLLOWED: i32 = 200;
 /// The Java program.
 const PROGRAM: &str = "CuratorSharedCountCheck";
 
-/// A Curator run in progress: its success, stdout and stderr once it ends.
-type JavaRun = JoinHandle<(bool, String, String)>;
 /// A Rust writer in progress: its increments' post-values and its failed `try_set`s once it ends.
 type RustRun = JoinHandle<Result<(Vec<i32>, usize)>>;
-
-/// Starts the Curator program on the count `path` of this test's chroot (given to Java as the
-/// full path) with the operations `ops` (see the program's usage); [`finish`] waits for it.
-fn start(program: &CuratorProgram, env: &Env, path: &str, ops: &[String]) -> JavaRun {
-    let mut cmd = program.command();
-    cmd.arg(env.tcp_address()).arg(format!("{}{path}", env.root)).args(ops);
-    tokio::spawn(run(cmd, None, Duration::from_secs(60)))
-}
-
-/// Waits for a Curator run started by [`start`], asserts that it succeeded and ended with
-/// `ok done`, and returns the lines it printed before that.
-async fn finish(java: JavaRun) -> Vec<String> {
-    let (ok, out, err) = within(70, java).await.expect("the Java runner");
-    let mut lines: Vec<String> = out.lines().map(str::to_string).collect();
-    assert!(ok && lines.pop().as_deref() == Some("ok done"), "{PROGRAM} failed:\nstdout:\n{out}\nstderr:\n{err}");
-    lines
-}
-
-/// Runs the Curator program with `ops` on the count `path` and returns what it printed.
-async fn curator(program: &CuratorProgram, env: &Env, path: &str, ops: &[String]) -> Vec<String> {
-    finish(start(program, env, path, ops)).await
-}
-
-/// `&str`s as owned lines (the expected transcripts and operations).
-fn strings(items: &[&str]) -> Vec<String> {
-    items.iter().map(|s| s.to_string()).collect()
-}
-
-/// The node's data: the layout the two sides share.
-async fn raw(client: &Client, path: &str) -> Result<Vec<u8>> {
-    Ok(client.get_data(path).await?.0.to_vec())
-}
 
 /// The count and version Rust reads at `count` (which must exist).
 async fn read(count: &SharedCount) -> Result<(i32, i32)> {

@@ -141,7 +141,8 @@ impl Client {
     /// the handle's state once the last clone is gone. For libraries built on the client that
     /// keep state per session (the recipes' exactly-once markers, for example); a new session
     /// ([`Client::reconnect_new_session`]) starts with none. Use a type of your own as `T`, so
-    /// that no other library shares it.
+    /// that no other library shares it. The value must not hold a clone of the client (that
+    /// would keep the handle's state alive for ever), and `T::default` must not call `local`.
     pub fn local<T: std::any::Any + Send + Sync + Default>(&self) -> Arc<T> {
         let mut locals = self.shared.locals.lock().unwrap_or_else(|e| e.into_inner());
         let value = locals.entry(std::any::TypeId::of::<T>()).or_insert_with(|| Arc::new(T::default()));

@@ -245,6 +245,24 @@ async fn start_race(program: &CuratorProgram, env: &Env, client: &Client, path: 
     Ok(java)
 }
 
+/// Waits until the value `read` returns is no longer 0: Curator's first increment landed (or
+/// its run ended: its output says why), so that a slow start of the JVM cannot leave the Rust
+/// writers alone. The `SharedCount` interop waits the same way.
+pub(super) async fn until_curator_wrote<F, Fut, T>(java: &JavaRun, mut read: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+    T: PartialEq + Default,
+{
+    within(30, async {
+        while !java.is_finished() && read().await? == T::default() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        Ok(())
+    })
+    .await
+}
+
 /// Curator increments N times (retrying lost races up to 1000 times, counting the calls that
 /// `succeeded()`) while RUST_TASKS Rust tasks, each on its own session, increment N times each
 /// (pausing PAUSE after each), starting as soon as Curator's first increment landed: the checker
@@ -258,16 +276,8 @@ async fn concurrent_increments_add_up(env: Env) -> Result<()> {
         sessions.push(env.client().await);
     }
     let java = start_race(&program, &env, &client, path).await?;
-    // Until Curator's first increment landed (or it failed: its output says why), so that a
-    // slow start of the JVM cannot leave the Rust writers alone.
     let counter = Counter::new(client.clone(), path);
-    within(30, async {
-        while !java.is_finished() && counter.get().await? == 0 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        Ok::<_, Error>(())
-    })
-    .await?;
+    until_curator_wrote(&java, || counter.get()).await?;
     let tasks: Vec<JoinHandle<Result<Vec<i64>>>> = sessions
         .into_iter()
         .map(|session| {

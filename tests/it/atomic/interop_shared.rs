@@ -38,7 +38,7 @@ use conclave::{Client, CreateMode, Error, Result, ZkError};
 use futures::StreamExt;
 use tokio::task::JoinHandle;
 
-use super::interop::{assert_clean, curator, finish, problems, raw, start, strings, JavaRun};
+use super::interop::{assert_clean, curator, finish, problems, raw, start, strings, until_curator_wrote, JavaRun};
 use crate::conformance;
 use crate::support::clients::CuratorProgram;
 use crate::support::{within, Env};
@@ -270,16 +270,8 @@ async fn concurrent_increments_add_up(env: Env) -> Result<()> {
         sessions.push(env.client().await);
     }
     let java = start_race(&program, &env, &client, path).await?;
-    // Until Curator's first increment landed (or it failed: its output says why), so that a
-    // slow start of the JVM cannot leave the Rust writers alone.
     let count = SharedCount::new(client.clone(), path);
-    within(30, async {
-        while !java.is_finished() && read(&count).await?.0 == 0 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        Ok::<_, Error>(())
-    })
-    .await?;
+    until_curator_wrote(&java, || async { Ok(read(&count).await?.0) }).await?;
     let tasks: Vec<RustRun> = sessions
         .into_iter()
         .map(|session| {

@@ -751,7 +751,7 @@ async fn queue(target: &Target, root: &str, items: usize) -> Result<()> {
     Ok(())
 }
 
-/// The `counter` benchmark (see the module docs), with and without markers.
+/// The `counter` benchmark (see the module docs): with markers, without, and promoted to a lock.
 async fn counter(target: &Target, root: &str, clients: usize, warm: f64, secs: f64) -> Result<()> {
     // After how many lost races a promoted change takes the lock.
     let promote_after: u32 = std::env::var("PROMOTE_AFTER").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
@@ -797,12 +797,12 @@ async fn counter(target: &Target, root: &str, clients: usize, warm: f64, secs: f
             }
         });
         let results = futures::future::join_all(runs).await;
-        let (mut ok, mut failed, mut in_window, mut took) = (0, 0, 0, Vec::new());
-        let shares: Vec<u64> = results.iter().map(|r| r.2).collect();
+        let (mut ok, mut failed, mut in_window, mut took, mut shares) = (0, 0, 0, Vec::new(), Vec::new());
         for (o, f, w, t) in results {
             ok += o;
             failed += f;
             in_window += w;
+            shares.push(w);
             took.extend(t);
         }
         let value = i64::from_be_bytes(admin.get_data(&path).await?.0[..].try_into().unwrap_or([0; 8]));

@@ -49,8 +49,8 @@
 //!   barrier/        Barrier, DoubleBarrier (rounds of watch::until on the members and `ready`)
 //!   atomic/         retry_change: read, closure, write at the version read, retried on lost
 //!                   races; exactly once across lost replies through a marker in the write's
-//!                   transaction (markers pooled per session); Counter, SharedCount,
-//!                   SharedValue on it
+//!                   transaction (markers pooled per session); Counter on it; SharedValue
+//!                   (typed by a Codec) and SharedCount: versioned reads, try_set, changes
 //!   queue/          Queue, PriorityQueue, DelayQueue: one engine (a cached listing, pipelined
 //!                   batches, take or claim per item, the wait as rounds of
 //!                   watch::until_within); a claim is a Hold on the claimant's node under the item

@@ -330,7 +330,7 @@ fn switches(java: &[i64], last: i64) -> usize {
 }
 
 /// The smallest and largest of `posts` (which are not empty).
-fn span(posts: &[i64]) -> (i64, i64) {
+pub(super) fn span(posts: &[i64]) -> (i64, i64) {
     let (min, max) = (posts.iter().min(), posts.iter().max());
     (*min.expect("some post-values"), *max.expect("some post-values"))
 }

@@ -38,7 +38,9 @@ use conclave::{Client, CreateMode, Error, Result, ZkError};
 use futures::StreamExt;
 use tokio::task::JoinHandle;
 
-use super::interop::{assert_clean, curator, finish, problems, raw, start, strings, until_curator_wrote, JavaRun};
+use super::interop::{
+    assert_clean, curator, finish, problems, raw, span, start, strings, until_curator_wrote, JavaRun,
+};
 use crate::conformance;
 use crate::support::clients::CuratorProgram;
 use crate::support::{within, Env};
@@ -316,12 +318,6 @@ async fn concurrent_increments_add_up(env: Env) -> Result<()> {
         rust.iter().map(Vec::len).sum::<usize>(),
     );
     Ok(())
-}
-
-/// The smallest and largest of `posts` (which are not empty).
-fn span(posts: &[i64]) -> (i64, i64) {
-    let (min, max) = (posts.iter().min(), posts.iter().max());
-    (*min.expect("some post-values"), *max.expect("some post-values"))
 }
 
 /// The live negative control: Curator increments N times while a Rust writer, STALE_ROUNDS

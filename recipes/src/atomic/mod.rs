@@ -741,7 +741,8 @@ impl Counter {
     }
 
     /// Sets `new` in one optimistic attempt: `None` if someone else wrote between its read and
-    /// its write (nothing written).
+    /// its write (nothing written). A start from the handle's last write that finds the node
+    /// changed is not that attempt: the read follows it (see [`RetryChange::reuse_last_write`]).
     ///
     /// # Errors
     /// As [`Counter::add`].

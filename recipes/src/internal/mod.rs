@@ -9,6 +9,7 @@
 //! - [`watch`]: the one watch-and-re-read loop every wait runs on (connection losses ridden
 //!   out, a re-read after reconnecting, the session's end ends it).
 //! - [`participants`]: who holds and who waits on a contention directory.
+//! - [`session`]: the successor of an expired session, shared by every recipe that was on it.
 //!
 //! What a recipe grants is a [`Hold`](crate::hold::Hold), and how long a call may wait is a
 //! [`Wait`](crate::Wait); both are public, in their own modules.
@@ -16,6 +17,7 @@
 pub(crate) mod contend;
 pub(crate) mod order;
 pub(crate) mod participants;
+pub(crate) mod session;
 pub(crate) mod watch;
 
 use conclave_core::{Client, CreateMode, Error as ZkError};

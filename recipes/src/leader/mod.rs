@@ -173,12 +173,12 @@ impl Election {
             return None;
         }
         let spec = &self.spec;
-        Some(match spec.client.reconnect_new_session().await {
+        Some(match crate::internal::session::renewed(&spec.client).await {
             Ok(client) => {
                 tracing::debug!(path = %spec.dir, session = %format_args!("{:#x}", client.session_id()), "rejoining on a new session");
                 Ok(Election { spec: spec.with_client(client), ..self.clone() })
             }
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         })
     }
 

@@ -79,6 +79,7 @@ pub use conclave_core::*;
 
 pub mod atomic;
 pub mod barrier;
+pub mod cache;
 pub mod error;
 pub mod hold;
 mod internal;

@@ -7,6 +7,7 @@ mod support;
 mod acl;
 mod atomic;
 mod barrier;
+mod cache;
 mod cli;
 mod data;
 mod ensemble;

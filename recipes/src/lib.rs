@@ -80,6 +80,7 @@ pub use conclave_core::*;
 pub mod atomic;
 pub mod barrier;
 pub mod cache;
+pub mod discovery;
 pub mod error;
 pub mod hold;
 mod internal;

@@ -1,6 +1,7 @@
 //! Running clients we did not write (the ZooKeeper CLI, kazoo, Curator programs) as processes:
 //! checking their prerequisites, compiling the Java programs in `tests/clients/` against the
-//! Debian Curator jars, and running a process with a deadline.
+//! Debian Curator jars (with or without Curator's service discovery), and running a process with
+//! a deadline.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -60,6 +61,14 @@ const CURATOR_JARS: [&str; 8] = [
     "slf4j-simple.jar",
 ];
 
+/// The jars a program using Curator's service discovery needs besides [`CURATOR_JARS`]
+/// (`libcurator-discovery-java`, which depends on the Jackson packages): curator-x-discovery and
+/// the JSON library its instance serializer runs on. All four are needed at run time (checked by
+/// registering and reading back an instance with the jars' manifest `Class-Path` removed);
+/// listed here rather than left to those manifests.
+const DISCOVERY_JARS: [&str; 4] =
+    ["curator-x-discovery.jar", "jackson-databind.jar", "jackson-core.jar", "jackson-annotations.jar"];
+
 /// A Java program of `tests/clients/`, compiled against Apache Curator.
 #[derive(Debug, Clone)]
 pub struct CuratorProgram {
@@ -72,18 +81,43 @@ impl CuratorProgram {
     /// on stderr when javac or the Curator jars are missing (a panic instead under
     /// CONCLAVE_REQUIRE_ZOOKEEPER=1, or when javac fails).
     pub async fn compile(class: &str) -> Option<CuratorProgram> {
-        let jars: Vec<PathBuf> = CURATOR_JARS.iter().map(|j| Path::new("/usr/share/java").join(j)).collect();
+        Self::compile_against(
+            class,
+            &CURATOR_JARS,
+            "Apache Curator (or javac)",
+            "apt-get install -y libcurator-recipes-java libslf4j-java openjdk-17-jdk-headless",
+        )
+        .await
+    }
+
+    /// As [`CuratorProgram::compile`], against Curator with its service discovery
+    /// (curator-x-discovery and Jackson, [`DISCOVERY_JARS`]) for both javac and the program's
+    /// runs.
+    // No caller yet: the discovery interop test (tests/clients/CuratorDiscoveryCheck.java, to
+    // come) is its user.
+    #[allow(dead_code)]
+    pub async fn compile_discovery(class: &str) -> Option<CuratorProgram> {
+        let jars: Vec<&str> = CURATOR_JARS.iter().chain(DISCOVERY_JARS.iter()).copied().collect();
+        Self::compile_against(
+            class,
+            &jars,
+            "Apache Curator's service discovery (or javac)",
+            "apt-get install -y libcurator-discovery-java libcurator-recipes-java libslf4j-java openjdk-17-jdk-headless",
+        )
+        .await
+    }
+
+    /// Compiles `tests/clients/<class>.java` against `jar_names` (in /usr/share/java), the
+    /// classpath of its runs too; `what` and `install` describe them when one is missing.
+    async fn compile_against(class: &str, jar_names: &[&str], what: &str, install: &str) -> Option<CuratorProgram> {
+        let jars: Vec<PathBuf> = jar_names.iter().map(|j| Path::new("/usr/share/java").join(j)).collect();
         let has_javac = Command::new("javac")
             .arg("-version")
             .stderr(Stdio::null())
             .stdout(Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
-        if !available(
-            has_javac && jars.iter().all(|j| j.is_file()),
-            "Apache Curator (or javac)",
-            "apt-get install -y libcurator-recipes-java libslf4j-java openjdk-17-jdk-headless",
-        ) {
+        if !available(has_javac && jars.iter().all(|j| j.is_file()), what, install) {
             return None;
         }
         let jars = jars.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");

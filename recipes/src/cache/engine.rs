@@ -15,21 +15,29 @@
 //! a reconnection during a walk starts a new one, which carries the held events on. A read that
 //! met a connection loss is not retried by itself: the reconnection's walk reads everything
 //! again. A read that timed out on a live connection (`OperationTimeout`) is sent again.
+//!
+//! Where the server has no persistent watches (it answers `addWatch` with `UNIMPLEMENTED`), or
+//! when asked to ([`WatchMode::OneShot`](super::WatchMode)), every read leaves a one-shot watch
+//! instead: a data watch on each node, a child watch on each node whose children are cached.
+//! A fired watch makes the task read again (re-arming it); a child watch lists the node and
+//! reads the children that are new. The reads and their order are the same; only the source of
+//! the reasons to read changes (and memory: two watchers per node).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
+use conclave_core::OneshotWatcher;
 use conclave_core::{
     AddWatchMode, Client, ConnectionState, ConnectionStateStream, Error as ZkError, EventType, PersistentWatcher,
     SessionState, Stat, WatchedEvent,
 };
-use futures::future::{BoxFuture, FutureExt};
-use futures::stream::{FuturesOrdered, StreamExt};
+use futures::future::{AbortHandle, Abortable, BoxFuture, FutureExt};
+use futures::stream::{FuturesOrdered, FuturesUnordered, StreamExt};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::mirror::{child_path, relative, Applied, Out};
-use super::{CacheEvent, Filter, Shared, Status};
+use super::{CacheEvent, Filter, Shared, Status, WatchMode};
 use crate::error::Error;
 
 /// A cache's settings, as the task needs them.
@@ -38,6 +46,7 @@ pub(super) struct Config {
     pub(super) max_depth: Option<usize>,
     pub(super) filter: Option<Filter>,
     pub(super) rebuild_after_expiry: bool,
+    pub(super) watch: WatchMode,
 }
 
 /// What the handles ask of the task.
@@ -48,11 +57,35 @@ pub(super) enum Command {
     Fence(oneshot::Sender<bool>),
 }
 
-/// An answered read, with what it was for.
+/// An answered read, with what it was for (and, with one-shot watches, the watch it left).
 enum Reply {
-    Data { path: String, walk: Option<u64>, result: Result<(Bytes, Stat), ZkError> },
-    Children { path: String, walk: u64, result: Result<Vec<String>, ZkError> },
-    Fence { second: bool, done: oneshot::Sender<bool>, result: Result<Option<Stat>, ZkError> },
+    Data {
+        path: String,
+        walk: Option<u64>,
+        result: Result<(Bytes, Stat, Option<OneshotWatcher>), ZkError>,
+    },
+    Children {
+        path: String,
+        walk: Option<u64>,
+        result: Result<(Vec<String>, Option<OneshotWatcher>), ZkError>,
+    },
+    /// One-shot mode: the root is missing; this watch fires when it is created.
+    Exists {
+        path: String,
+        result: Result<(Option<Stat>, OneshotWatcher), ZkError>,
+    },
+    Fence {
+        second: bool,
+        done: oneshot::Sender<bool>,
+        result: Result<Option<Stat>, ZkError>,
+    },
+}
+
+/// A one-shot watch that fired (or was replaced: `event` is `None`).
+struct Fired {
+    key: (String, bool),
+    id: u64,
+    event: Option<conclave_core::Result<WatchedEvent>>,
 }
 
 /// A walk in progress.
@@ -99,6 +132,13 @@ struct Engine {
     walk: Option<Walk>,
     /// The next walk is on a new session: states may have been skipped.
     renewed: bool,
+    /// Kept by one-shot watches (asked for, or the server has no persistent ones).
+    one_shot: bool,
+    /// One-shot mode: the watch armed per (path, child watch), to replace it when the node is
+    /// read again (so each node has at most one of each).
+    armed: HashMap<(String, bool), (u64, AbortHandle)>,
+    fired: FuturesUnordered<BoxFuture<'static, Fired>>,
+    armings: u64,
 }
 
 /// The task: follows the session (and its successors) until the cache is dropped or its
@@ -119,7 +159,12 @@ pub(super) async fn run(
         generation: 0,
         walk: None,
         renewed: false,
+        one_shot: false,
+        armed: HashMap::new(),
+        fired: FuturesUnordered::new(),
+        armings: 0,
     };
+    engine.one_shot = engine.config.watch == WatchMode::OneShot;
     loop {
         let ended = match engine.follow(&mut commands).await {
             Interrupt::Stop => return,
@@ -141,12 +186,26 @@ impl Engine {
 
     /// One watch on the current session: add it, walk, and apply until interrupted.
     async fn follow(&mut self, commands: &mut mpsc::UnboundedReceiver<Command>) -> Interrupt {
-        // Answers to an earlier watch or session are of no use now: the walk reads everything.
+        // Answers and watches of an earlier watch or session are of no use now: the walk reads
+        // everything again.
         self.queue = FuturesOrdered::new();
-        let mut watcher = match add_watch(self.client.clone(), self.config.path.clone()).await {
-            Ok(watcher) => watcher,
-            Err(e) => return e.into(),
-        };
+        self.armed.clear();
+        self.fired = FuturesUnordered::new();
+        let mut watcher = None;
+        if !self.one_shot {
+            let mode = match self.config.max_depth {
+                Some(0) => AddWatchMode::Persistent,
+                _ => AddWatchMode::PersistentRecursive,
+            };
+            match add_watch(self.client.clone(), self.config.path.clone(), mode).await {
+                Ok(w) => watcher = Some(w),
+                Err(ZkError::Unimplemented) if self.config.watch == WatchMode::Auto => {
+                    tracing::info!(path = %self.config.path, "the server has no persistent watches: the cache uses one-shot watches");
+                    self.one_shot = true;
+                }
+                Err(e) => return e.into(),
+            }
+        }
         let mut states = self.client.connection_states();
         // The condition at subscription (the walk below reads after it anyway).
         let _ = tokio::task::unconstrained(states.next()).now_or_never();
@@ -155,7 +214,8 @@ impl Engine {
             let step = tokio::select! {
                 biased;
                 state = states.next() => self.on_state(state),
-                event = watcher.next() => self.on_event(event),
+                event = next_event(&mut watcher) => self.on_event(event),
+                Some(fired) = self.fired.next(), if !self.fired.is_empty() => self.on_fired(fired),
                 Some(reply) = self.queue.next(), if !self.queue.is_empty() => {
                     self.on_reply(reply, &mut watcher, &mut states)
                 }
@@ -206,21 +266,60 @@ impl Engine {
             {
                 self.read_data(event.path, None)
             }
-            EventType::PersistentWatchRemoved => return Err(Interrupt::Rewatch),
+            EventType::NodeChildrenChanged
+                if self.one_shot && self.in_scope(&event.path) && self.lists_children(&event.path) =>
+            {
+                self.list(event.path, None)
+            }
+            EventType::PersistentWatchRemoved if !self.one_shot => return Err(Interrupt::Rewatch),
             _ => {}
         }
         Ok(())
     }
 
+    /// One-shot mode: a watch fired (or was replaced by a newer one).
+    fn on_fired(&mut self, fired: Fired) -> Result<(), Interrupt> {
+        if self.armed.get(&fired.key).is_some_and(|(id, _)| *id == fired.id) {
+            self.armed.remove(&fired.key);
+        }
+        match fired.event {
+            None => Ok(()),
+            event => self.on_event(event),
+        }
+    }
+
+    /// One-shot mode: keeps `watcher` as the watch of `path` (its data, or its children),
+    /// replacing the one it had.
+    fn arm(&mut self, path: String, children: bool, watcher: OneshotWatcher) {
+        self.armings += 1;
+        let id = self.armings;
+        let (handle, registration) = AbortHandle::new_pair();
+        let key = (path, children);
+        if let Some((_, old)) = self.armed.insert(key.clone(), (id, handle)) {
+            old.abort();
+        }
+        self.fired
+            .push(async move { Fired { key, id, event: Abortable::new(watcher, registration).await.ok() } }.boxed());
+    }
+
     /// Takes in the events and connection changes already queued: they preceded the reply
     /// being handled.
-    fn drain(&mut self, watcher: &mut PersistentWatcher, states: &mut ConnectionStateStream) -> Result<(), Interrupt> {
+    fn drain(
+        &mut self,
+        watcher: &mut Option<PersistentWatcher>,
+        states: &mut ConnectionStateStream,
+    ) -> Result<(), Interrupt> {
         // Unconstrained: tokio's cooperative budget could make a ready channel look empty.
         while let Some(state) = tokio::task::unconstrained(states.next()).now_or_never() {
             self.on_state(state)?;
         }
-        while let Some(event) = tokio::task::unconstrained(watcher.next()).now_or_never() {
-            self.on_event(event)?;
+        if let Some(w) = watcher.as_mut() {
+            while let Some(event) = tokio::task::unconstrained(w.next()).now_or_never() {
+                self.on_event(event)?;
+            }
+        }
+        while let Some(Some(fired)) = tokio::task::unconstrained(self.fired.next()).now_or_never() {
+            self.on_fired(fired)?;
         }
         Ok(())
     }
@@ -251,26 +350,40 @@ impl Engine {
         }
     }
 
-    fn walking(&self, walk: Option<u64>) -> bool {
-        walk.is_some() && self.walk.as_ref().map(|w| w.generation) == walk
+    fn read_data(&mut self, path: String, walk: Option<u64>) {
+        let read = if self.one_shot {
+            self.client.get_data_and_watch(&path).map(|r| r.map(|(data, stat, w)| (data, stat, Some(w)))).boxed()
+        } else {
+            self.client.get_data(&path).map(|r| r.map(|(data, stat)| (data, stat, None))).boxed()
+        };
+        self.count(walk);
+        self.queue.push_back(async move { Reply::Data { result: read.await, path, walk } }.boxed());
     }
 
-    fn read_data(&mut self, path: String, walk: Option<u64>) {
-        let read = self.client.get_data(&path);
+    fn list(&mut self, path: String, walk: Option<u64>) {
+        let read = if self.one_shot {
+            self.client.get_children_and_watch(&path).map(|r| r.map(|(names, w)| (names, Some(w)))).boxed()
+        } else {
+            self.client.get_children(&path).map(|r| r.map(|names| (names, None))).boxed()
+        };
+        self.count(walk);
+        self.queue.push_back(async move { Reply::Children { result: read.await, path, walk } }.boxed());
+    }
+
+    /// One-shot mode: a watch on the missing root, which fires when it is created.
+    fn watch_root(&mut self) {
+        let path = self.config.path.clone();
+        let read = self.client.exists_and_watch(&path);
+        self.queue.push_back(async move { Reply::Exists { result: read.await, path } }.boxed());
+    }
+
+    /// Counts a read of the current walk.
+    fn count(&mut self, walk: Option<u64>) {
         if self.walking(walk) {
             if let Some(w) = self.walk.as_mut() {
                 w.outstanding += 1;
             }
         }
-        self.queue.push_back(async move { Reply::Data { result: read.await, path, walk } }.boxed());
-    }
-
-    fn list(&mut self, path: String, walk: u64) {
-        let read = self.client.get_children(&path);
-        if let Some(w) = self.walk.as_mut() {
-            w.outstanding += 1;
-        }
-        self.queue.push_back(async move { Reply::Children { result: read.await, path, walk } }.boxed());
     }
 
     fn fence(&mut self, second: bool, done: oneshot::Sender<bool>) {
@@ -304,6 +417,11 @@ impl Engine {
         self.read_data(self.config.path.clone(), Some(generation));
     }
 
+    /// Whether a walk is in progress and `walk` is its generation.
+    fn walking(&self, walk: Option<u64>) -> bool {
+        walk.is_some() && self.walk.as_ref().map(|w| w.generation) == walk
+    }
+
     /// An empty event sink for one reply: recording if anyone will see the events.
     fn out(&self, shared: &Shared) -> Out {
         let record = match self.walk.as_ref().filter(|w| w.resync) {
@@ -329,7 +447,7 @@ impl Engine {
     fn on_reply(
         &mut self,
         reply: Reply,
-        watcher: &mut PersistentWatcher,
+        watcher: &mut Option<PersistentWatcher>,
         states: &mut ConnectionStateStream,
     ) -> Result<(), Interrupt> {
         match reply {
@@ -339,27 +457,53 @@ impl Engine {
                     w.outstanding -= 1;
                 }
                 match result {
-                    Ok((data, stat)) => self.apply_data(path, walking, &data, stat),
-                    Err(ZkError::NoNode) => self.apply_missing(&path),
-                    Err(e) => self.failed(e, path, walk.filter(|_| walking))?,
+                    Ok((data, stat, armed)) => {
+                        if let Some(w) = armed {
+                            self.arm(path.clone(), false, w);
+                        }
+                        self.apply_data(path, walking, &data, stat);
+                    }
+                    Err(ZkError::NoNode) => {
+                        if self.one_shot && path == self.config.path {
+                            self.watch_root();
+                        }
+                        self.apply_missing(&path);
+                    }
+                    Err(e) => self.failed(e, path, walk.filter(|_| walking), false)?,
                 }
             }
             Reply::Children { path, walk, result } => {
-                if !self.walking(Some(walk)) {
+                let walking = self.walking(walk);
+                if walk.is_some() && !walking {
                     // A listing of a walk taken over: the current walk lists again.
                     return Ok(());
                 }
-                if let Some(w) = self.walk.as_mut() {
+                if let Some(w) = self.walk.as_mut().filter(|_| walking) {
                     w.outstanding -= 1;
                 }
                 match result {
-                    Ok(names) => self.apply_listing(path, walk, names),
+                    Ok((names, armed)) => {
+                        if let Some(w) = armed {
+                            self.arm(path.clone(), true, w);
+                        }
+                        self.apply_listing(path, walk, names);
+                    }
                     Err(ZkError::NoNode) => self.apply_missing(&path),
-                    Err(ZkError::OperationTimeout) if self.client.state().is_connected() => self.list(path, walk),
-                    Err(e) if e.is_retryable() => self.walk.as_mut().into_iter().for_each(|w| w.failed = true),
-                    Err(e) => self.failed(e, path, None)?,
+                    Err(e) => self.failed(e, path, walk, true)?,
                 }
             }
+            Reply::Exists { path, result } => match result {
+                Ok((stat, w)) => {
+                    self.arm(path.clone(), false, w);
+                    if stat.is_some() {
+                        self.read_data(path, None);
+                    }
+                }
+                Err(e) if e.is_terminal() => return Err(e.into()),
+                Err(ZkError::OperationTimeout) if self.client.state().is_connected() => self.watch_root(),
+                // A reconnection's walk reads the root again.
+                Err(_) => {}
+            },
             Reply::Fence { second, done, result } => {
                 return match result {
                     Ok(_) => {
@@ -388,12 +532,16 @@ impl Engine {
     /// A read that failed with `e`: the session's end, a connection loss (the reconnection's
     /// walk reads again), a timeout on a live connection (read again), or a refusal (the node
     /// is left out).
-    fn failed(&mut self, e: ZkError, path: String, walk: Option<u64>) -> Result<(), Interrupt> {
+    fn failed(&mut self, e: ZkError, path: String, walk: Option<u64>, listing: bool) -> Result<(), Interrupt> {
         if e.is_terminal() {
             return Err(e.into());
         }
         if e == ZkError::OperationTimeout && self.client.state().is_connected() {
-            self.read_data(path, walk);
+            if listing {
+                self.list(path, walk);
+            } else {
+                self.read_data(path, walk);
+            }
         } else if e.is_retryable() {
             if let Some(w) = self.walk.as_mut().filter(|_| walk.is_some()) {
                 w.failed = true;
@@ -405,31 +553,35 @@ impl Engine {
     }
 
     fn apply_data(&mut self, path: String, walking: bool, data: &[u8], stat: Stat) {
-        let lists = walking && self.lists_children(&path);
+        let lists = self.lists_children(&path);
         let limit = self.client.max_reply_frame();
         let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = self.out(&shared);
         let applied = shared.mirror.apply_data(&path, data, stat, &mut out);
         let mut list = None;
-        if let (true, Applied::Current { num_children, unseen_child_changes }) = (lists, applied) {
-            let walk = self.walk.as_mut().expect("walking");
-            if num_children == 0 {
-                let removed = shared.mirror.remove_children(&path, &mut out);
-                walk.missed |= walk.resync && unseen_child_changes as usize > removed;
-            } else if (num_children as usize).saturating_mul(5) > limit {
-                // Each name takes at least 5 bytes: a listing this long breaks the connection.
-                tracing::warn!(path = %path, children = num_children, "too many children to list in one reply; the cache leaves them out");
-            } else {
-                if walk.resync && unseen_child_changes > 0 {
-                    walk.unseen.insert(path.clone(), unseen_child_changes);
+        if let (true, Applied::Current { added, num_children, unseen_child_changes }) = (lists, applied) {
+            if let Some(walk) = self.walk.as_mut().filter(|_| walking) {
+                if num_children == 0 && !self.one_shot {
+                    let removed = shared.mirror.remove_children(&path, &mut out);
+                    walk.missed |= walk.resync && unseen_child_changes as usize > removed;
+                } else if (num_children as usize).saturating_mul(5) > limit {
+                    // Each name takes at least 5 bytes: a listing this long breaks the connection.
+                    tracing::warn!(path = %path, children = num_children, "too many children to list in one reply; the cache leaves them out");
+                } else {
+                    if walk.resync && unseen_child_changes > 0 {
+                        walk.unseen.insert(path.clone(), unseen_child_changes);
+                    }
+                    list = Some(Some(walk.generation));
                 }
-                list = Some(walk.generation);
+            } else if added && self.one_shot {
+                // Found by a child watch: list it too (its children, and a watch on them).
+                list = Some(None);
             }
         }
         Self::publish(&mut self.walk, &mut shared, out);
         drop(shared);
-        if let Some(generation) = list {
-            self.list(path, generation);
+        if let Some(walk) = list {
+            self.list(path, walk);
         }
     }
 
@@ -440,24 +592,26 @@ impl Engine {
         Self::publish(&mut self.walk, &mut shared, out);
     }
 
-    fn apply_listing(&mut self, path: String, walk: u64, mut names: Vec<String>) {
+    fn apply_listing(&mut self, path: String, walk: Option<u64>, mut names: Vec<String>) {
         // Sorted, so that the children's reads come back in the mirror's order.
         names.sort_unstable();
         let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = self.out(&shared);
-        let changes = shared.mirror.apply_listing(&path, &names, &mut out);
-        if let (Some(changes), Some(w)) = (changes, self.walk.as_mut()) {
+        let listed = shared.mirror.apply_listing(&path, &names, &mut out);
+        if let (Some(listed), Some(w)) = (&listed, self.walk.as_mut()) {
             if let Some(unseen) = w.unseen.remove(&path) {
-                w.missed |= unseen as usize > changes;
+                w.missed |= unseen as usize > listed.changes();
             }
         }
         Self::publish(&mut self.walk, &mut shared, out);
         drop(shared);
-        if changes.is_some() {
-            for name in names {
+        let Some(listed) = listed else { return };
+        for (name, new) in names.into_iter().zip(listed.new) {
+            // A walk reads every child again; a child watch only the new ones.
+            if walk.is_some() || new {
                 let child = child_path(&path, &name);
                 if self.in_scope(&child) {
-                    self.read_data(child, Some(walk));
+                    self.read_data(child, walk);
                 }
             }
         }
@@ -523,14 +677,22 @@ impl Engine {
     }
 }
 
-/// Adds the recursive watch on `path`, waiting out connection losses. It is in place before
+/// Adds the persistent watch on `path`, waiting out connection losses. It is in place before
 /// the walk's first read, so no change after that read goes unnoticed.
-async fn add_watch(client: Client, path: String) -> Result<PersistentWatcher, ZkError> {
+async fn add_watch(client: Client, path: String, mode: AddWatchMode) -> Result<PersistentWatcher, ZkError> {
     loop {
-        match client.add_watch(&path, AddWatchMode::PersistentRecursive).await {
+        match client.add_watch(&path, mode).await {
             Err(e) if e.is_retryable() => client.wait_connected().await?,
             other => return other,
         }
+    }
+}
+
+/// The next event of the persistent watch, if there is one (never, in one-shot mode).
+async fn next_event(watcher: &mut Option<PersistentWatcher>) -> Option<conclave_core::Result<WatchedEvent>> {
+    match watcher {
+        Some(w) => w.next().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -549,6 +711,88 @@ fn deliver(subscribers: &mut Vec<super::Subscriber>, events: Vec<CacheEvent>) {
     for event in events {
         for subscriber in subscribers.iter() {
             let _ = subscriber.send(Ok(event.clone()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use conclave_core::proto::{ErrorCode, OpCode, Request, Response};
+    use conclave_core::testing::MockServer;
+    use conclave_core::{Client, Stat};
+    use futures::StreamExt;
+
+    use crate::cache::{CacheEvent, TreeCache};
+
+    fn stat(czxid: i64, mzxid: i64, version: i32, num_children: i32) -> Stat {
+        Stat { czxid, mzxid, version, num_children, ..Stat::default() }
+    }
+
+    fn watched(request: &Request) -> bool {
+        match request {
+            Request::GetData { watch, .. } | Request::GetChildren { watch, .. } | Request::Exists { watch, .. } => {
+                *watch
+            }
+            _ => false,
+        }
+    }
+
+    /// A server that answers `addWatch` with UNIMPLEMENTED (ZooKeeper before 3.6): the cache
+    /// reads with one-shot watches instead, and a fired watch makes it read (and watch) again.
+    #[tokio::test]
+    async fn unimplemented_add_watch_falls_back_to_one_shot_watches() {
+        let mut server = MockServer::new();
+        let (client, mut conn) = server.connect(Client::builder(), 0x42).await.expect("connect");
+        let cache = TreeCache::new(&client, "/c").expect("start");
+        let mut events = cache.events();
+
+        let add = conn.expect_request().await;
+        assert_eq!(add.op, OpCode::AddWatch);
+        conn.reply(add.xid, 1, ErrorCode::Unimplemented, None).await;
+
+        let root = conn.expect_request().await;
+        assert_eq!((root.op, watched(&root.request)), (OpCode::GetData, true));
+        let data = |d: &str, s| Response::Data { data: Some(d.as_bytes().to_vec().into()), stat: s };
+        conn.reply(root.xid, 2, ErrorCode::Ok, Some(&data("r", stat(1, 1, 0, 1)))).await;
+        let list = conn.expect_request().await;
+        assert_eq!((list.op, watched(&list.request)), (OpCode::GetChildren, true));
+        conn.reply(list.xid, 2, ErrorCode::Ok, Some(&Response::Names(vec!["a".into()]))).await;
+        let child = conn.expect_request().await;
+        assert_eq!((child.op, watched(&child.request)), (OpCode::GetData, true));
+        conn.reply(child.xid, 2, ErrorCode::Ok, Some(&data("a0", stat(2, 2, 0, 0)))).await;
+        // A leaf's children are listed too: the child watch sees the ones to come.
+        let leaf = conn.expect_request().await;
+        assert_eq!((leaf.op, watched(&leaf.request)), (OpCode::GetChildren, true));
+        conn.reply(leaf.xid, 2, ErrorCode::Ok, Some(&Response::Names(vec![]))).await;
+
+        let mut got = Vec::new();
+        while got.last() != Some(&CacheEvent::Initialized) {
+            got.push(events.next().await.expect("open").expect("ok"));
+        }
+        assert_eq!(got.len(), 3, "{got:?}");
+
+        // The data watch on /c/a fires: read (and watch) again.
+        conn.notify(conclave_core::EventType::NodeDataChanged, "/c/a").await;
+        let again = conn.expect_request().await;
+        assert_eq!((again.op, watched(&again.request)), (OpCode::GetData, true));
+        assert!(matches!(&again.request, Request::GetData { path, .. } if path == "/c/a"));
+        conn.reply(again.xid, 3, ErrorCode::Ok, Some(&data("a1", stat(2, 3, 1, 0)))).await;
+        match events.next().await.expect("open").expect("ok") {
+            CacheEvent::Updated { path, node } => assert_eq!((path.as_str(), &node.data[..]), ("/c/a", &b"a1"[..])),
+            other => panic!("expected the update, got {other:?}"),
+        }
+
+        // The child watch on /c fires: list, and read the new child only.
+        conn.notify(conclave_core::EventType::NodeChildrenChanged, "/c").await;
+        let relist = conn.expect_request().await;
+        assert_eq!((relist.op, watched(&relist.request)), (OpCode::GetChildren, true));
+        conn.reply(relist.xid, 4, ErrorCode::Ok, Some(&Response::Names(vec!["a".into(), "b".into()]))).await;
+        let new = conn.expect_request().await;
+        assert!(matches!(&new.request, Request::GetData { path, watch: true } if path == "/c/b"), "{new:?}");
+        conn.reply(new.xid, 4, ErrorCode::Ok, Some(&data("b0", stat(4, 4, 0, 0)))).await;
+        match events.next().await.expect("open").expect("ok") {
+            CacheEvent::Added { path, .. } => assert_eq!(path, "/c/b"),
+            other => panic!("expected the new child, got {other:?}"),
         }
     }
 }

@@ -50,6 +50,11 @@ impl Entry {
     pub(super) fn child_names(&self) -> impl Iterator<Item = &str> {
         self.children.iter().map(|c| &*c.name)
     }
+
+    /// The children by name, in order.
+    pub(super) fn children(&self) -> impl Iterator<Item = (&str, &Entry)> {
+        self.children.iter().map(|c| (&*c.name, c))
+    }
 }
 
 /// What a read of a node's data did to the mirror.
@@ -57,6 +62,8 @@ impl Entry {
 pub(super) enum Applied {
     /// The node is cached as the read found it (added, updated, or the same as before).
     Current {
+        /// Whether the node is new to the cache (added or created again).
+        added: bool,
         /// Its number of children, from the read's stat.
         num_children: i32,
         /// How much its `cversion` grew beyond the child changes this cache saw since its
@@ -67,6 +74,22 @@ pub(super) enum Applied {
     Stale,
     /// The node's parent is not cached (a later read will bring both): nothing changed.
     Orphan,
+}
+
+/// What a listing found, against the cached children.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Listed {
+    /// For each name listed, whether it is new to the cache.
+    pub(super) new: Vec<bool>,
+    /// How many cached children it removed (not listed any more).
+    pub(super) removed: usize,
+}
+
+impl Listed {
+    /// Children added plus children removed: the child changes the listing shows.
+    pub(super) fn changes(&self) -> usize {
+        self.new.iter().filter(|n| **n).count() + self.removed
+    }
 }
 
 /// Where the events of an apply go, and what it noticed.
@@ -214,10 +237,8 @@ impl Mirror {
     }
 
     /// Applies a listing of `path`'s children (`names`, sorted by the caller): cached children
-    /// not listed are removed. Returns how many listed names are not cached (the listing's
-    /// additions, read next) plus how many cached children it removed; `None` if `path` is not
-    /// cached.
-    pub(super) fn apply_listing(&mut self, path: &str, names: &[String], out: &mut Out) -> Option<usize> {
+    /// not listed are removed. `None` if `path` is not cached.
+    pub(super) fn apply_listing(&mut self, path: &str, names: &[String], out: &mut Out) -> Option<Listed> {
         let parent = self.get_mut(path)?;
         // Room for exactly the children listed: the new ones are read next.
         let mut kept = Vec::with_capacity(names.len());
@@ -229,17 +250,17 @@ impl Mirror {
                 gone.push(child);
             }
         }
-        let new = names.len() - kept.len();
+        let new = names.iter().map(|n| kept.binary_search_by(|c| (*c.name).cmp(n)).is_err()).collect();
         parent.children = kept;
         parent.child_changes += gone.len() as u32;
-        let changes = new + gone.len();
-        let mut removed = 0;
+        let removed = gone.len();
+        let mut count = 0;
         for child in gone {
             let child_path = child_path(path, &child.name);
-            removed += remove(child, &child_path, out);
+            count += remove(child, &child_path, out);
         }
-        self.len -= removed;
-        Some(changes)
+        self.len -= count;
+        Some(Listed { new, removed })
     }
 
     /// Removes every cached child of `path` (a read found it has none); returns how many.
@@ -285,7 +306,7 @@ fn added(entry: &Entry, path: &str, out: &mut Out) -> Applied {
     out.changed += 1;
     out.skipped |= entry.stat.version > 0 || entry.stat.cversion > entry.stat.num_children;
     out.emit(|| CacheEvent::Added { path: path.to_string(), node: entry.node() });
-    Applied::Current { num_children: entry.stat.num_children, unseen_child_changes: 0 }
+    Applied::Current { added: true, num_children: entry.stat.num_children, unseen_child_changes: 0 }
 }
 
 /// A read of a cached node; returns what it did and the change in the number of cached nodes.
@@ -323,7 +344,7 @@ fn merge(entry: &mut Entry, path: &str, data: &[u8], stat: Stat, out: &mut Out) 
         out.skipped |= stat.version.wrapping_sub(old.version) > 1;
         out.emit(|| CacheEvent::Updated { path: path.to_string(), node: entry.node() });
     }
-    (Applied::Current { num_children: stat.num_children, unseen_child_changes: unseen.max(0) }, 0)
+    (Applied::Current { added: false, num_children: stat.num_children, unseen_child_changes: unseen.max(0) }, 0)
 }
 
 /// Removes a subtree, children before their parent; returns how many nodes it held.
@@ -441,7 +462,9 @@ mod tests {
         }
         out = recording();
         let listed = vec!["a".to_string(), "c".to_string(), "d".to_string()];
-        assert_eq!(m.apply_listing("/r", &listed, &mut out), Some(2));
+        let found = m.apply_listing("/r", &listed, &mut out).expect("cached");
+        assert_eq!(found, Listed { new: vec![false, false, true], removed: 1 });
+        assert_eq!(found.changes(), 2);
         assert_eq!(kinds(&out), ["-/r/b@0"]);
         assert_eq!(m.get("/r").unwrap().child_names().collect::<Vec<_>>(), ["a", "c"]);
     }
@@ -454,7 +477,7 @@ mod tests {
         m.apply_data("/r/a", b"", stat(2, 2, 0), &mut out);
         // One child add seen; the cversion grew by 3: two changes unseen.
         let applied = m.apply_data("/r", b"", Stat { cversion: 4, num_children: 2, ..stat(1, 1, 0) }, &mut out);
-        assert_eq!(applied, Applied::Current { num_children: 2, unseen_child_changes: 2 });
+        assert_eq!(applied, Applied::Current { added: false, num_children: 2, unseen_child_changes: 2 });
     }
 
     #[test]

@@ -35,12 +35,21 @@
 //!   the cache is), then live events; one that joins during a re-read gets its first events
 //!   when the re-read is done.
 //!
+//! # Kinds
+//!
+//! A [`TreeCache`] (optionally to a depth, or only the nodes a filter keeps), a
+//! [`ChildrenCache`] (a node's children by name, like Curator's `PathChildrenCache`) and a
+//! [`NodeCache`] (one node) are the same cache with different bounds, set up with a
+//! [`CacheBuilder`].
+//!
 //! # How
 //!
-//! One background task per cache adds a persistent recursive watch (`addWatch`) on the root,
-//! *then* reads, and applies every read in the order the server answered it; events only make
-//! it read. The task ends when the last handle ([`TreeCache`] or [`CacheEvents`]) is dropped,
-//! which removes the watch.
+//! One background task per cache adds a persistent watch on the root (`addWatch`: recursive,
+//! or plain for a node cache), *then* reads, and applies every read in the order the server
+//! answered it; events only make it read. Where the server has no persistent watches (it
+//! answers `UNIMPLEMENTED`), or with [`WatchMode::OneShot`], every read leaves a one-shot watch
+//! instead, with the same guarantees. The task ends when the last handle (the cache or a
+//! [`CacheEvents`] stream) is dropped, which removes the watches.
 
 mod engine;
 mod mirror;
@@ -132,28 +141,92 @@ impl CacheEvent {
 /// Which nodes under the root a cache keeps: a predicate on full paths.
 type Filter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
-/// How a [`TreeCache`] is set up; [`TreeCacheBuilder::start`] starts it.
-#[derive(Clone)]
-pub struct TreeCacheBuilder {
+/// Which watches keep a cache current.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WatchMode {
+    /// One persistent watch (`addWatch`: recursive for a tree or its children, plain for a
+    /// single node), or one-shot watches if the server answers `UNIMPLEMENTED` to it (servers
+    /// before ZooKeeper 3.6). The default.
+    #[default]
+    Auto,
+    /// One-shot watches, left by every read and set again each time one fires (a data watch per
+    /// node, a child watch per node whose children are cached): what caches did before
+    /// ZooKeeper 3.6. It costs a watch and a listing per node, and more memory; for servers
+    /// that do not support `addWatch` although they accept it.
+    OneShot,
+}
+
+/// The kinds of cache a [`CacheBuilder`] starts: [`TreeCache`], [`ChildrenCache`],
+/// [`NodeCache`].
+pub trait CacheKind: Sized + sealed::Sealed {
+    /// The depth this kind caches to, whatever the builder says (`None`: the builder's).
+    #[doc(hidden)]
+    fn depth() -> Option<usize>;
+    /// The kind around a started tree cache.
+    #[doc(hidden)]
+    fn wrap(tree: TreeCache) -> Self;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::TreeCache {}
+    impl Sealed for super::ChildrenCache {}
+    impl Sealed for super::NodeCache {}
+}
+
+/// How a cache is set up; [`CacheBuilder::start`] starts it. From [`TreeCache::builder`],
+/// [`ChildrenCache::builder`] or [`NodeCache::builder`].
+pub struct CacheBuilder<K> {
     client: Client,
     path: String,
     max_depth: Option<usize>,
     filter: Option<Filter>,
     rebuild_after_expiry: bool,
+    watch: WatchMode,
+    kind: std::marker::PhantomData<fn() -> K>,
 }
 
-impl fmt::Debug for TreeCacheBuilder {
+impl<K> Clone for CacheBuilder<K> {
+    fn clone(&self) -> Self {
+        CacheBuilder {
+            client: self.client.clone(),
+            path: self.path.clone(),
+            max_depth: self.max_depth,
+            filter: self.filter.clone(),
+            rebuild_after_expiry: self.rebuild_after_expiry,
+            watch: self.watch,
+            kind: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<K> fmt::Debug for CacheBuilder<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TreeCacheBuilder")
+        f.debug_struct("CacheBuilder")
             .field("path", &self.path)
             .field("max_depth", &self.max_depth)
             .field("filter", &self.filter.as_ref().map(|_| "..."))
             .field("rebuild_after_expiry", &self.rebuild_after_expiry)
+            .field("watch", &self.watch)
             .finish_non_exhaustive()
     }
 }
 
-impl TreeCacheBuilder {
+impl<K> CacheBuilder<K> {
+    fn new(client: &Client, path: &str) -> Self {
+        CacheBuilder {
+            client: client.clone(),
+            path: path.to_string(),
+            max_depth: None,
+            filter: None,
+            rebuild_after_expiry: true,
+            watch: WatchMode::Auto,
+            kind: std::marker::PhantomData,
+        }
+    }
+}
+
+impl CacheBuilder<TreeCache> {
     /// Caches nodes at most `depth` levels below the root: 0 is the root alone, 1 the root and
     /// its children. Default: no limit. ZooKeeper has no depth-limited watch, so changes deeper
     /// down still reach the client (and are ignored).
@@ -161,7 +234,9 @@ impl TreeCacheBuilder {
         self.max_depth = Some(depth);
         self
     }
+}
 
+impl<K: CacheKind> CacheBuilder<K> {
     /// Caches only the nodes for which `keep(path)` is true, and none of the descendants of a
     /// node it refuses. The root is always kept. Called from the cache's task: keep it quick.
     pub fn filter(mut self, keep: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
@@ -171,9 +246,15 @@ impl TreeCacheBuilder {
 
     /// Whether the cache goes on after its session expired, on the expired session's successor
     /// (default true); if not, it ends with `SessionExpired` (its event streams yield it, and
-    /// [`TreeCache::initialized`] and [`TreeCache::sync`] fail with it).
+    /// `sync` fails with it).
     pub fn rebuild_after_expiry(mut self, rebuild: bool) -> Self {
         self.rebuild_after_expiry = rebuild;
+        self
+    }
+
+    /// Which watches keep the cache current (default [`WatchMode::Auto`]).
+    pub fn watch_mode(mut self, mode: WatchMode) -> Self {
+        self.watch = mode;
         self
     }
 
@@ -184,7 +265,7 @@ impl TreeCacheBuilder {
     ///
     /// # Panics
     /// Outside a tokio runtime.
-    pub fn start(self) -> Result<TreeCache> {
+    pub fn start(self) -> Result<K> {
         path::validate_path(&self.path)?;
         let (status_tx, status) = watch::channel(Status::default());
         let (commands, commands_rx) = mpsc::unbounded_channel();
@@ -199,14 +280,14 @@ impl TreeCacheBuilder {
         }));
         let config = engine::Config {
             path: self.path.clone(),
-            max_depth: self.max_depth,
+            max_depth: K::depth().or(self.max_depth),
             filter: self.filter,
             rebuild_after_expiry: self.rebuild_after_expiry,
+            watch: self.watch,
         };
         let task = tokio::spawn(engine::run(config, self.client, shared.clone(), status_tx, commands_rx));
-        Ok(TreeCache {
-            inner: Arc::new(Inner { path: self.path, shared, status, commands, task: task.abort_handle() }),
-        })
+        let inner = Inner { path: self.path, shared, status, commands, task: task.abort_handle() };
+        Ok(K::wrap(TreeCache { inner: Arc::new(inner) }))
     }
 }
 
@@ -282,15 +363,9 @@ impl TreeCache {
         TreeCache::builder(client, path).start()
     }
 
-    /// A cache of `path`, to be set up and then [started](TreeCacheBuilder::start).
-    pub fn builder(client: &Client, path: &str) -> TreeCacheBuilder {
-        TreeCacheBuilder {
-            client: client.clone(),
-            path: path.to_string(),
-            max_depth: None,
-            filter: None,
-            rebuild_after_expiry: true,
-        }
+    /// A cache of `path`, to be set up and then [started](CacheBuilder::start).
+    pub fn builder(client: &Client, path: &str) -> CacheBuilder<TreeCache> {
+        CacheBuilder::new(client, path)
     }
 
     fn shared(&self) -> std::sync::MutexGuard<'_, Shared> {
@@ -316,7 +391,7 @@ impl TreeCache {
     ///
     /// # Errors
     /// The cache's end, if it ended before the load was complete: the session's terminal error
-    /// (`SessionExpired` without [rebuilding](TreeCacheBuilder::rebuild_after_expiry),
+    /// (`SessionExpired` without [rebuilding](CacheBuilder::rebuild_after_expiry),
     /// `Closed`, ...).
     ///
     /// # Cancellation safety
@@ -377,7 +452,7 @@ impl TreeCache {
             shared.replay(&tx);
             shared.subscribers.push(tx);
         }
-        CacheEvents { rx, _cache: self.inner.clone() }
+        CacheEvents { rx, skip: None, _cache: self.inner.clone() }
     }
 
     /// Waits until the cache reflects every change made (on any session) before this call:
@@ -432,6 +507,8 @@ impl TreeCache {
 #[must_use = "streams do nothing unless polled"]
 pub struct CacheEvents {
     rx: mpsc::UnboundedReceiver<Result<CacheEvent>>,
+    /// A path whose own events are left out (a children cache's parent).
+    skip: Option<String>,
     _cache: Arc<Inner>,
 }
 
@@ -439,6 +516,191 @@ impl Stream for CacheEvents {
     type Item = Result<CacheEvent>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.rx.poll_recv(cx)
+        loop {
+            let item = std::task::ready!(self.rx.poll_recv(cx));
+            let skipped = match (&item, &self.skip) {
+                (Some(Ok(e)), Some(skip)) => e.path() == Some(skip.as_str()),
+                _ => false,
+            };
+            if !skipped {
+                return Poll::Ready(item);
+            }
+        }
+    }
+}
+
+impl CacheKind for TreeCache {
+    fn depth() -> Option<usize> {
+        None
+    }
+
+    fn wrap(tree: TreeCache) -> Self {
+        tree
+    }
+}
+
+/// A cache of a node's children (Curator's `PathChildrenCache`, `CuratorCache` on one level):
+/// each child's data and [`Stat`], kept like a [`TreeCache`] of depth 1 whose events leave the
+/// parent itself out. The parent need not exist: the children come when it does.
+#[derive(Debug, Clone)]
+pub struct ChildrenCache {
+    tree: TreeCache,
+}
+
+impl CacheKind for ChildrenCache {
+    fn depth() -> Option<usize> {
+        Some(1)
+    }
+
+    fn wrap(tree: TreeCache) -> Self {
+        ChildrenCache { tree }
+    }
+}
+
+impl ChildrenCache {
+    /// Starts caching the children of `path`.
+    ///
+    /// # Errors
+    /// `InvalidPath` for a bad path.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn new(client: &Client, path: &str) -> Result<ChildrenCache> {
+        ChildrenCache::builder(client, path).start()
+    }
+
+    /// A cache of `path`'s children, to be set up and then [started](CacheBuilder::start).
+    pub fn builder(client: &Client, path: &str) -> CacheBuilder<ChildrenCache> {
+        CacheBuilder::new(client, path)
+    }
+
+    /// The parent's path.
+    pub fn path(&self) -> &str {
+        self.tree.path()
+    }
+
+    /// The cached children by name (not path), in name order.
+    pub fn children(&self) -> BTreeMap<String, CachedNode> {
+        let shared = self.tree.shared();
+        let mut children = BTreeMap::new();
+        if let Some(parent) = shared.mirror.get(self.path()) {
+            for (name, entry) in parent.children() {
+                children.insert(name.to_string(), entry.node());
+            }
+        }
+        children
+    }
+
+    /// The cached child `name` (a name, not a path).
+    pub fn get(&self, name: &str) -> Option<CachedNode> {
+        self.tree.get(&mirror::child_path(self.path(), name))
+    }
+
+    /// The children's events (see [`TreeCache::events`]): the parent's own are left out.
+    pub fn events(&self) -> CacheEvents {
+        CacheEvents { skip: Some(self.path().to_string()), ..self.tree.events() }
+    }
+
+    /// Whether the first load is complete.
+    pub fn is_initialized(&self) -> bool {
+        self.tree.is_initialized()
+    }
+
+    /// As [`TreeCache::initialized`].
+    ///
+    /// # Errors
+    /// As [`TreeCache::initialized`].
+    pub async fn initialized(&self) -> Result<()> {
+        self.tree.initialized().await
+    }
+
+    /// As [`TreeCache::sync`].
+    ///
+    /// # Errors
+    /// As [`TreeCache::sync`].
+    pub async fn sync(&self) -> Result<()> {
+        self.tree.sync().await
+    }
+
+    /// The session the cache reads on (see [`TreeCache::client`]).
+    pub fn client(&self) -> Client {
+        self.tree.client()
+    }
+}
+
+/// A cache of one node (Curator's `NodeCache`): its data and [`Stat`], kept by a persistent
+/// (non-recursive) watch, with the same events and guarantees as a [`TreeCache`] of depth 0.
+/// The node need not exist.
+#[derive(Debug, Clone)]
+pub struct NodeCache {
+    tree: TreeCache,
+}
+
+impl CacheKind for NodeCache {
+    fn depth() -> Option<usize> {
+        Some(0)
+    }
+
+    fn wrap(tree: TreeCache) -> Self {
+        NodeCache { tree }
+    }
+}
+
+impl NodeCache {
+    /// Starts caching the node `path`.
+    ///
+    /// # Errors
+    /// `InvalidPath` for a bad path.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn new(client: &Client, path: &str) -> Result<NodeCache> {
+        NodeCache::builder(client, path).start()
+    }
+
+    /// A cache of the node `path`, to be set up and then [started](CacheBuilder::start).
+    pub fn builder(client: &Client, path: &str) -> CacheBuilder<NodeCache> {
+        CacheBuilder::new(client, path)
+    }
+
+    /// The node's path.
+    pub fn path(&self) -> &str {
+        self.tree.path()
+    }
+
+    /// The node as cached; `None` if it does not exist (or is not loaded yet).
+    pub fn get(&self) -> Option<CachedNode> {
+        self.tree.get(self.path())
+    }
+
+    /// The node's events (see [`TreeCache::events`]).
+    pub fn events(&self) -> CacheEvents {
+        self.tree.events()
+    }
+
+    /// Whether the first read is complete.
+    pub fn is_initialized(&self) -> bool {
+        self.tree.is_initialized()
+    }
+
+    /// As [`TreeCache::initialized`].
+    ///
+    /// # Errors
+    /// As [`TreeCache::initialized`].
+    pub async fn initialized(&self) -> Result<()> {
+        self.tree.initialized().await
+    }
+
+    /// As [`TreeCache::sync`].
+    ///
+    /// # Errors
+    /// As [`TreeCache::sync`].
+    pub async fn sync(&self) -> Result<()> {
+        self.tree.sync().await
+    }
+
+    /// The session the cache reads on (see [`TreeCache::client`]).
+    pub fn client(&self) -> Client {
+        self.tree.client()
     }
 }

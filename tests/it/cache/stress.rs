@@ -10,7 +10,8 @@
 //! - after quiescence (`sync`), the snapshot equals the server's tree exactly: the same nodes,
 //!   each with the same data, version and creation.
 //!
-//! Faults follow the writers' progress (a cut every 150 writes, an expiry every 2 000), so both
+//! The run is made twice: with the cache kept by its persistent recursive watch, and by one-shot
+//! watches ([`WatchMode::OneShot`]). Faults follow the writers' progress (a cut every 150 writes, an expiry every 2 000), so both
 //! backends get the same number: on the embedded server in virtual time, on a real ZooKeeper
 //! through proxies. The negative control shows the checker catches a duplicated `Added`, an
 //! update going back, a removal of an absent node, and a stream that lost one event.
@@ -19,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use conclave::cache::{CacheEvent, TreeCache};
+use conclave::cache::{CacheEvent, TreeCache, WatchMode};
 use conclave::{Client, CreateMode, Result, ZkError};
 use futures::StreamExt;
 
@@ -119,10 +120,28 @@ async fn write(client: Client, seed: u64, writes: u64, shared: Arc<Shared>) -> R
 }
 
 async fn run(run: Run) {
+    stress(run, WatchMode::Auto).await;
+}
+
+/// The same run with the cache kept by one-shot watches.
+#[tokio::test(start_paused = true)]
+async fn stress_one_shot_embedded() {
+    stress(Run::embedded(&PLAN).await, WatchMode::OneShot).await;
+}
+
+/// The same run with the cache kept by one-shot watches, on a real ZooKeeper.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stress_one_shot_real_zookeeper() {
+    if let Some(run) = Run::real(&PLAN).await {
+        stress(run, WatchMode::OneShot).await;
+    }
+}
+
+async fn stress(run: Run, mode: WatchMode) {
     let admin = run.env.client().await;
     admin.create("/s", "", CreateMode::Persistent).await.expect("the root");
     let writers = run.clients[..4].to_vec();
-    let cache = TreeCache::new(&run.clients[4], "/s").expect("start the cache");
+    let cache = TreeCache::builder(&run.clients[4], "/s").watch_mode(mode).start().expect("start the cache");
     let mut events = cache.events();
     let checker = Arc::new(Mutex::new(Checker::default()));
     let violations = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -165,7 +184,7 @@ async fn run(run: Run) {
     let checker = checker.lock().unwrap();
     let (cuts, expiries) = (shared.cuts.load(Ordering::Relaxed), shared.expiries.load(Ordering::Relaxed));
     println!(
-        "RESULT {name} backend={backend} writes={WRITES} cuts={cuts} expiries={expiries} nodes={nodes} events={} resyncs={} missed={} violations={}",
+        "RESULT {name} backend={backend} watches={mode:?} writes={WRITES} cuts={cuts} expiries={expiries} nodes={nodes} events={} resyncs={} missed={} violations={}",
         checker.events,
         checker.resyncs,
         checker.missed,

@@ -275,8 +275,10 @@ async fn an_expired_session_is_replaced_and_the_cache_rebuilt(env: Env) -> Resul
     let old = cache.client().session_id();
     env.expire(&c).await?;
     writer.set_data("/c/a", "a1", None).await?;
-    let got = until(&mut events, |e| e.path().is_some()).await;
-    assert_eq!(shorts(&got), ["resynced(missed)", "~/c/a@1"]);
+    let mut got = shorts(&until(&mut events, |e| e.path().is_some()).await);
+    // (Taking the session over from a second connection can make the client reconnect first.)
+    got.retain(|e| e != "resynced");
+    assert_eq!(got, ["resynced(missed)", "~/c/a@1"]);
     assert_ne!(cache.client().session_id(), old, "a new session");
     // The new session follows changes.
     writer.create("/c/b", "", CreateMode::Persistent).await?;
@@ -294,7 +296,13 @@ async fn without_rebuild_the_cache_ends_with_the_session(env: Env) -> Result<()>
     let mut events = cache.events();
     until(&mut events, is_init).await;
     env.expire(&c).await?;
-    let end = within(20, events.next()).await.expect("an item");
+    // (Taking the session over from a second connection can make the client reconnect first.)
+    let end = loop {
+        match within(20, events.next()).await.expect("an item") {
+            Ok(CacheEvent::Resynced { possibly_missed: false }) => continue,
+            end => break end,
+        }
+    };
     assert_eq!(end, Err(ZkError::SessionExpired.into()));
     assert!(within(5, events.next()).await.is_none());
     assert_eq!(within(5, cache.sync()).await, Err(ZkError::SessionExpired.into()));

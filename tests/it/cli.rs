@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use conclave::{Acl, Client, CreateMode, CreateOptions, Id, Perms, Server, ServerHandle};
 use conclave_core::Error;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// How long a child may take to do what a test waits for before the test fails (generous for
 /// slow CI machines; the tests normally take milliseconds).
@@ -530,6 +530,46 @@ async fn watch_once_prints_the_event(zk: &Zk) {
     let (status, out, err) = finished(watch).await;
     assert!(status.success(), "{status:?}: {err}");
     assert_eq!(out, "NodeDataChanged /w\n");
+}
+
+both!(watch_tree_once_prints_the_tree);
+/// `watch --tree --once` prints every node of the subtree (data and version) then
+/// `Initialized`, and exits 0.
+async fn watch_tree_once_prints_the_tree(zk: &Zk) {
+    zk.client.create("/t", b"root", CreateMode::Persistent).await.expect("create /t");
+    zk.client.create("/t/a", b"one", CreateMode::Persistent).await.expect("create /t/a");
+    zk.client.create("/t/a/b", b"two", CreateMode::Persistent).await.expect("create /t/a/b");
+    zk.client.set_data("/t/a", b"one'", None).await.expect("set /t/a");
+    let mut cmd = zk.command(&["watch", "--tree", "--once", "/t"]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let (status, out, err) = finished(Guard::spawn(cmd)).await;
+    assert!(status.success(), "{status:?}: {err}");
+    assert_eq!(out, "Added /t v0 root\nAdded /t/a v1 one'\nAdded /t/a/b v0 two\nInitialized\n");
+}
+
+both!(watch_tree_json_follows_changes);
+/// `--json watch --tree` prints the tree, `Initialized`, then each change with the node's new
+/// data and stat, until SIGTERM (exit 0).
+async fn watch_tree_json_follows_changes(zk: &Zk) {
+    zk.client.create("/f", b"", CreateMode::Persistent).await.expect("create /f");
+    let mut cmd = zk.command(&["--json", "watch", "--tree", "/f"]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut watch = Guard::spawn(cmd);
+    let lines = watch.lines();
+    let next = || {
+        let line = lines.recv_timeout(PATIENCE).expect("a line from watch --tree");
+        serde_json::from_str::<Value>(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+    };
+    assert_eq!((next()["event"].clone(), next()["event"].clone()), (Value::from("Added"), Value::from("Initialized")));
+    zk.client.create("/f/new", b"x", CreateMode::Persistent).await.expect("create /f/new");
+    let added = next();
+    assert_eq!((&added["event"], &added["path"], &added["data"]), (&json!("Added"), &json!("/f/new"), &json!("x")));
+    assert_eq!(added["stat"]["version"], 0, "{added}");
+    zk.client.delete("/f/new", None).await.expect("delete /f/new");
+    assert_eq!(next()["event"], "Removed");
+    watch.terminate();
+    let (status, _, err) = finished(watch).await;
+    assert!(status.success(), "SIGTERM ends watch --tree with exit 0: {status:?} {err}");
 }
 
 both!(watch_json_until_sigterm);

@@ -86,6 +86,7 @@ pub mod hold;
 mod internal;
 pub mod leader;
 pub mod lock;
+pub mod membership;
 pub mod queue;
 mod wait;
 

@@ -18,6 +18,7 @@ mod harness;
 mod leader;
 mod limits;
 mod lock;
+mod membership;
 mod multi;
 mod nodes;
 mod ops;

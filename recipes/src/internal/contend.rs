@@ -31,6 +31,7 @@ use bytes::Bytes;
 use conclave_core::path::{self, protected_name};
 use conclave_core::{Client, CreateMode, Error as ZkError, Stat};
 
+use super::ensure_dir;
 use super::order::{self, Contender, Kind};
 use super::watch::{self, Round, Step};
 use crate::error::Result;
@@ -327,26 +328,6 @@ async fn find(spec: &Spec, prefix: &str) -> Result<Option<(String, Stat)>> {
         }
     })
     .await
-}
-
-/// Creates `dir` and its missing ancestors as container nodes (which ZooKeeper removes once
-/// they are empty), as Curator's `creatingParentContainersIfNeeded` does.
-async fn ensure_dir(client: &Client, dir: &str) -> Result<()> {
-    let mut at = 0;
-    while at < dir.len() {
-        let end = dir[at + 1..].find('/').map_or(dir.len(), |i| at + 1 + i);
-        let ancestor = &dir[..end];
-        // Repeating the create is safe: a second one finds NodeExists.
-        watch::answered(client, || async move {
-            match client.create(ancestor, b"", CreateMode::Container).await {
-                Ok(_) | Err(ZkError::NodeExists) => Ok(()),
-                Err(e) => Err(e.into()),
-            }
-        })
-        .await?;
-        at = end;
-    }
-    Ok(())
 }
 
 /// What an acquire has put on the server, so that dropping it (or failing) takes it away.

@@ -35,3 +35,23 @@ pub(crate) async fn ensure_persistent(client: &Client, path: &str) -> Result<()>
     })
     .await
 }
+
+/// Creates `dir` and its missing ancestors as container nodes (which ZooKeeper removes once
+/// they are empty), as Curator's `creatingParentContainersIfNeeded` does.
+pub(crate) async fn ensure_dir(client: &Client, dir: &str) -> Result<()> {
+    let mut at = 0;
+    while at < dir.len() {
+        let end = dir[at + 1..].find('/').map_or(dir.len(), |i| at + 1 + i);
+        let ancestor = &dir[..end];
+        // Repeating the create is safe: a second one finds NodeExists.
+        watch::answered(client, || async move {
+            match client.create(ancestor, b"", CreateMode::Container).await {
+                Ok(_) | Err(ZkError::NodeExists) => Ok(()),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await?;
+        at = end;
+    }
+    Ok(())
+}

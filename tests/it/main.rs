@@ -10,6 +10,7 @@ mod barrier;
 mod cache;
 mod cli;
 mod data;
+mod discovery;
 mod ensemble;
 mod external;
 mod fault_run;

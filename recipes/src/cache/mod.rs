@@ -601,6 +601,34 @@ impl ChildrenCache {
         CacheEvents { skip: Some(self.path().to_string()), ..self.tree.events() }
     }
 
+    /// The children (as [`ChildrenCache::children`]) once the cache is initialized, then again
+    /// after every change: level-triggered, for consumers that want the current set rather than
+    /// each event. Changes that come together are reported once, and the same set is not
+    /// reported twice in a row. The stream ends after yielding the cache's end (its session
+    /// ended and it does not rebuild).
+    pub fn changes(&self) -> impl Stream<Item = Result<BTreeMap<String, CachedNode>>> + Send + 'static {
+        let cache = self.clone();
+        let mut events = futures::StreamExt::ready_chunks(self.events(), 1024);
+        crate::internal::distinct(async_stream::stream! {
+            let mut initialized = false;
+            while let Some(chunk) = futures::StreamExt::next(&mut events).await {
+                for event in chunk {
+                    match event {
+                        Ok(CacheEvent::Initialized) => initialized = true,
+                        Ok(_) => {}
+                        Err(e) => {
+                            yield Err(e);
+                            return;
+                        }
+                    }
+                }
+                if initialized {
+                    yield Ok(cache.children());
+                }
+            }
+        })
+    }
+
     /// Whether the first load is complete.
     pub fn is_initialized(&self) -> bool {
         self.tree.is_initialized()

@@ -55,3 +55,26 @@ pub(crate) async fn ensure_dir(client: &Client, dir: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// `stream` without the `Ok` items equal to the `Ok` item before them: for level-triggered
+/// streams of a derived view (a group's members, a service's instances), where a change of the
+/// underlying nodes may leave the view as it was.
+pub(crate) fn distinct<T, S>(stream: S) -> impl futures::Stream<Item = Result<T>> + Send + 'static
+where
+    T: PartialEq + Clone + Send + 'static,
+    S: futures::Stream<Item = Result<T>> + Send + 'static,
+{
+    use futures::StreamExt;
+    let mut last: Option<T> = None;
+    stream.filter_map(move |item| {
+        let keep = match &item {
+            Ok(now) if last.as_ref() == Some(now) => false,
+            Ok(now) => {
+                last = Some(now.clone());
+                true
+            }
+            Err(_) => true,
+        };
+        std::future::ready(keep.then_some(item))
+    })
+}

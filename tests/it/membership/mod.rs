@@ -1,4 +1,5 @@
-//! The membership family (`conclave::membership`): nodes kept in place (`node`), on both
-//! backends.
+//! The membership family (`conclave::membership`): nodes kept in place (`node`) and group
+//! members (`group`), on both backends.
 
+mod group;
 mod node;

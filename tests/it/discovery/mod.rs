@@ -1,0 +1,4 @@
+//! The discovery family (`conclave::discovery`): registration, reads, caches and providers on
+//! both backends (`registry`).
+
+mod registry;

@@ -2,3 +2,4 @@
 //! both backends (`registry`).
 
 mod registry;
+mod stress;

@@ -22,6 +22,10 @@
 //! | FIFO queue | [`queue::Queue`] | `<path>/qn-<seq>` (data = payload); a claim: `<item>/claim`, `<item>/claim-<uuid>` | `SimpleDistributedQueue` |
 //! | priority queue | [`queue::PriorityQueue`] | `<path>/qp-<priority>-<seq>` | (none compatible) |
 //! | delay queue | [`queue::DelayQueue`] | `<path>/qd-<due ms>-<seq>` | (none compatible) |
+//! | tree, children, node cache | [`cache::TreeCache`], [`cache::ChildrenCache`], [`cache::NodeCache`] | reads only (a persistent watch on `<path>`) | `CuratorCache` / `TreeCache`, `PathChildrenCache`, `NodeCache` |
+//! | node kept in place | [`membership::PersistentNode`] | `<path>`, or `<parent>/_c_<uuid>-<name>[<seq>]` (protected) | `PersistentNode` |
+//! | group membership | [`membership::GroupMember`] | `<group>/<id>` (ephemeral, data = member data) | `GroupMember` |
+//! | service discovery | [`discovery::ServiceDiscovery`], [`discovery::ServiceCache`], [`discovery::ServiceProvider`] | `<base>/<name>/<id>` (data = Curator's `ServiceInstance` JSON) | `ServiceDiscovery` (curator-x-discovery) |
 //!
 //! ## Layout
 //!
@@ -43,6 +47,7 @@
 //!     watch.rs      the one watch-and-re-read loop every wait runs on (rides out connection
 //!                   losses, re-reads after a reconnect, ends with the session)
 //!     participants.rs  who holds and who waits on a contention directory
+//!     session.rs    the successor of an expired session, shared by every recipe that was on it
 //!   lock/           Mutex, RwLock, Semaphore, MultiLock: specs on the engine, guards are Holds
 //!   leader/         Election (a latch spec on the engine; a Leadership is a Hold with an epoch),
 //!                   leader, participants, observe
@@ -54,6 +59,17 @@
 //!   queue/          Queue, PriorityQueue, DelayQueue: one engine (a cached listing, pipelined
 //!                   batches, take or claim per item, the wait as rounds of
 //!                   watch::until_within); a claim is a Hold on the claimant's node under the item
+//!   cache/          TreeCache, ChildrenCache, NodeCache: one task per cache (engine.rs) that
+//!                   adds a persistent watch (or one-shot watches), walks the subtree with
+//!                   pipelined reads and applies every read in server order to a mirror
+//!                   (mirror.rs: a tree of entries, nodes identified by czxid); resync after a
+//!                   reconnect, rebuild after an expiry, behind Resynced markers
+//!   membership/     PersistentNode (a keeper task: create, watch::until on the node, re-create;
+//!                   the session renewed through internal/session.rs), GroupMember (a
+//!                   PersistentNode and a ChildrenCache)
+//!   discovery/      ServiceInstance (Curator's JSON), ServiceDiscovery and Registration (a
+//!                   PersistentNode per instance), ServiceCache (a ChildrenCache), ServiceProvider
+//!                   (an InstancePicker: strategies and down instances)
 //! ```
 //!
 //! A new contender kind — a leader latch (`latch-` nodes, "first in line holds"), say — is a

@@ -1,5 +1,6 @@
 //! The watch-and-re-read loop every recipe wait runs on, and the only place in the recipes that
-//! reads with a watch.
+//! reads with a one-shot watch, apart from the caches (`crate::cache`), which follow a whole
+//! subtree with one persistent watch (or one-shot watches kept per node) in their own task.
 //!
 //! A recipe that waits for something (its turn in a lock, a lease to free up, its own node to
 //! go) writes one *round*: reads that look at the state, some of them leaving a one-shot watch

@@ -53,16 +53,53 @@
 //! - `lock_many` (ours only): 1000 distinct lock paths acquired at once on one session (all
 //!   1000 acquires in flight together), timed until all are held, then all released together;
 //!   acquisitions/s, the median of 5 repetitions after one warm-up on the same paths.
+//! - `cache`: a [`TreeCache`] on `<root>/cache`, its own session, over a fresh tree
+//!   `<root>/cache/pNN/cNN` (100 parents × 100 children: 10 101 nodes with the root, 16-byte
+//!   data) created beforehand by pipelined creates (at most 1000 in flight) on an admin session;
+//!   one subscriber to its events from the start (as the peers' listeners). `cache_init_ms`: from
+//!   `TreeCache::new` until `initialized()` returns, checked to hold the 10 000 children (else
+//!   until it does). `cache_rss_mb` (MiB, as the peers print it): the live heap after the load
+//!   (the subscriber's queue drained, 100 ms later) minus just before `TreeCache::new`; the
+//!   live heap is what this binary's counting allocator counts, the bytes asked for and not
+//!   freed (malloc's headers and rounding not included; the peers: Curator, the JVM's used heap
+//!   after GC; kazoo, VmRSS). It is the cache (its nodes, ~160 bytes each beyond their data)
+//!   plus what the load grew and keeps for reuse: the cache session's buffers and request
+//!   queue, sized by the 10 000 reads the load pipelines, and on the embedded server in-process,
+//!   the server's side of them; so it varies from run to run. Ours only: `cache_bytes_per_node`,
+//!   that ÷ 10 101; `#` lines give the cache's own share (what dropping it frees at the end),
+//!   the heap's peak during the load, malloc's in-use growth and VmRSS's. `cache_events_per_s`:
+//!   4 writer sessions do 1250 setData each (5000, at most 100 in flight per writer) with data
+//!   `w<w><k:014>` on children chosen by the peers' 64-bit LCG (3952 distinct nodes); from the
+//!   first write until the subscriber has seen, for every written node, an `Updated` carrying
+//!   the data of its acked write with the highest mzxid (the time of that event, taken by the
+//!   subscriber task): acked writes ÷ that time. `cache_consistent`: 1 if then (no `sync()`
+//!   first, as the peers) the cache's data of all 10 101 nodes equals a fresh read of the
+//!   server. Deadlines: 40 s for the measured phases, 45 s for the check, 55 s for the deletes;
+//!   a missed one gives NaN (0 for `cache_consistent`).
+//!
+//! The binary's global allocator counts the live heap for `cache` (two relaxed atomic
+//! operations per allocation, one per free): it does not move `raw_async` or `raw_sync` beyond
+//! their noise.
 
 #[path = "support/stats.rs"]
 mod stats;
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+// Counts the live heap for the `cache` benchmark's memory figure.
+#[path = "../tests/shared/counting.rs"]
+mod counting;
+
+#[global_allocator]
+static ALLOCATOR: counting::Counting = counting::Counting;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use conclave::atomic::{Counter, RetryChange};
 use conclave::barrier::DoubleBarrier;
+use conclave::cache::{CacheEvent, TreeCache};
 use conclave::leader::{Election, Leadership};
 use conclave::lock::Mutex;
 use conclave::queue::Queue;
@@ -73,7 +110,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use stats::percentile;
 
 /// Every benchmark, in the order they run by default.
-const ALL: [&str; 9] = [
+const ALL: [&str; 10] = [
     "raw_sync",
     "raw_async",
     "lock_uncontended",
@@ -83,6 +120,7 @@ const ALL: [&str; 9] = [
     "queue",
     "double_barrier",
     "counter",
+    "cache",
 ];
 
 /// Every benchmark stops after this long, whatever its count.
@@ -829,6 +867,373 @@ async fn counter(target: &Target, root: &str, clients: usize, warm: f64, secs: f
     Ok(())
 }
 
+/// Runs the calls `call(0)`, `call(1)`, ... `call(n - 1)` with at most `window` of them in
+/// flight (each call sends its request when it is made, so the next is made only when one is
+/// answered) until `deadline`: each one's output by index, `None` for those not answered in
+/// time.
+async fn pipelined<T, F>(
+    n: usize,
+    window: usize,
+    deadline: tokio::time::Instant,
+    mut call: impl FnMut(usize) -> F,
+) -> Vec<Option<T>>
+where
+    F: std::future::Future<Output = T>,
+{
+    let mut out: Vec<Option<T>> = std::iter::repeat_with(|| None).take(n).collect();
+    let mut replies = stream::iter(0..n)
+        .map(|i| {
+            let reply = call(i);
+            async move { (i, reply.await) }
+        })
+        .buffer_unordered(window);
+    while let Ok(Some((i, reply))) = tokio::time::timeout_at(deadline, replies.next()).await {
+        out[i] = Some(reply);
+    }
+    out
+}
+
+/// The 64-bit LCG of the peers (Knuth's MMIX constants), so that every peer writes the same
+/// nodes.
+fn lcg_next(x: u64) -> u64 {
+    x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407)
+}
+
+/// The process's resident set (`VmRSS`), in bytes, where /proc has it.
+fn rss_bytes() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb as usize * 1024)
+}
+
+/// The bytes glibc's malloc has handed out and not had back (`mallinfo2`: `uordblks`, the
+/// arenas' chunks in use, plus `hblkhd`, the blocks mapped on their own), its headers and
+/// rounding included; `None` elsewhere.
+fn malloc_in_use() -> Option<usize> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallinfo2 only reads the allocator's statistics.
+        let info = unsafe { libc::mallinfo2() };
+        Some(info.uordblks + info.hblkhd)
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    None
+}
+
+/// Aborts a spawned task when dropped (the cache's event consumer, the writers), so that no
+/// path out of the benchmark leaves them running.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What the cache's event consumer records: per path, when the latest `Updated` was seen and
+/// its data; and counts of the other events.
+#[derive(Default)]
+struct CacheSeen {
+    updated: std::sync::Mutex<HashMap<String, (Instant, Bytes)>>,
+    updates: AtomicUsize,
+    added: AtomicUsize,
+    removed: AtomicUsize,
+    resynced: AtomicUsize,
+}
+
+/// The `cache` benchmark (see the module docs): the tree, the sessions and the cleanup; the
+/// measurements are in [`cache_measured`].
+async fn cache(
+    target: &Target,
+    root: &str,
+    parents: usize,
+    children: usize,
+    writers: usize,
+    writes: usize,
+    window: usize,
+) -> Result<()> {
+    let start = Instant::now();
+    let at = |secs: u64| tokio::time::Instant::from_std(start + Duration::from_secs(secs));
+    let base = format!("{root}/cache");
+    let admin = target.connect().await?;
+    admin.create(&base, b"", CreateMode::Persistent).await?;
+    let mut sessions = Vec::new();
+    // Every phase has its deadline; this one only guards against a wait without one.
+    let measured = tokio::time::timeout_at(
+        at(55),
+        cache_measured(target, &admin, &base, (parents, children), (writers, writes, window), at, &mut sessions),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        println!("# cache: the measurements did not end by the deletes' deadline");
+        Ok(())
+    });
+    // The cache (and its consumer) are gone: close the sessions, then delete the tree.
+    let closing = futures::future::join_all(sessions.iter().map(Client::close));
+    let _ = tokio::time::timeout(Duration::from_secs(5), closing).await;
+    let delete_by = at(55).max(tokio::time::Instant::now() + Duration::from_secs(5));
+    match tokio::time::timeout_at(delete_by, admin.delete_all(&base)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => println!("# cache: deleting the tree failed ({e}; left to the final cleanup)"),
+        Err(_) => println!("# cache: deleting the tree timed out (left to the final cleanup)"),
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), admin.close()).await;
+    measured
+}
+
+/// The `cache` benchmark's measurements; the sessions it opens are pushed to `sessions`, for
+/// the caller to close.
+async fn cache_measured(
+    target: &Target,
+    admin: &Client,
+    base: &str,
+    (parents, children): (usize, usize),
+    (writers, writes, window): (usize, usize, usize),
+    at: impl Fn(u64) -> tokio::time::Instant,
+    sessions: &mut Vec<Client>,
+) -> Result<()> {
+    // Deadlines: measured phases 40 s, consistency read 45 s (the deletes', 55 s, are the caller's).
+    let (measure_by, check_by) = (at(40), at(45));
+    let n = parents * children;
+    let per = writes / writers;
+    let ppaths: Vec<String> = (0..parents).map(|i| format!("{base}/p{i:02}")).collect();
+    let cpaths: Arc<Vec<String>> =
+        Arc::new((0..n).map(|i| format!("{}/c{:02}", ppaths[i / children], i % children)).collect());
+    let all: Vec<&str> = std::iter::once(base)
+        .chain(ppaths.iter().map(|p| p.as_str()))
+        .chain(cpaths.iter().map(|p| p.as_str()))
+        .collect();
+
+    // The tree, by pipelined creates (at most 1000 in flight) on the admin session.
+    let t = Instant::now();
+    let mut bad = pipelined(parents, 1000, measure_by, |i| {
+        admin.create(&ppaths[i], format!("parent{i:010}"), CreateMode::Persistent)
+    })
+    .await
+    .iter()
+    .filter(|r| !matches!(r, Some(Ok(_))))
+    .count();
+    bad += pipelined(n, 1000, measure_by, |i| admin.create(&cpaths[i], format!("init{i:012}"), CreateMode::Persistent))
+        .await
+        .iter()
+        .filter(|r| !matches!(r, Some(Ok(_))))
+        .count();
+    if bad > 0 {
+        return Err(ZkError::Io(format!("cache: {bad} creates failed")).into());
+    }
+    println!("# cache: tree of {} nodes created in {:.1} s", all.len(), t.elapsed().as_secs_f64());
+    let mut wclients = Vec::new();
+    for _ in 0..writers {
+        let c = target.connect().await?;
+        sessions.push(c.clone());
+        wclients.push(c);
+    }
+    let cc = target.connect().await?;
+    sessions.push(cc.clone());
+
+    // Init: from `TreeCache::new` to `initialized()` with every child cached. The consumer of
+    // the events is subscribed at once (as the peers' listeners are before `start()`): its
+    // `Added` events are built and delivered during the load.
+    let seen = Arc::new(CacheSeen::default());
+    // Live heap before and after, each after a short pause (the peers' 3 × GC + sleep).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (heap0, malloc0, rss0) = (counting::reset_peak(), malloc_in_use(), rss_bytes());
+    let t0 = Instant::now();
+    let cache = TreeCache::new(&cc, base)?;
+    let mut events = cache.events();
+    let (inited_tx, inited_rx) = tokio::sync::oneshot::channel();
+    let consumer = AbortOnDrop(tokio::spawn({
+        let seen = seen.clone();
+        async move {
+            let mut inited = Some(inited_tx);
+            while let Some(event) = events.next().await {
+                let now = Instant::now();
+                match event {
+                    Ok(CacheEvent::Updated { path, node }) => {
+                        seen.updated.lock().unwrap().insert(path, (now, node.data));
+                        seen.updates.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(CacheEvent::Added { .. }) => _ = seen.added.fetch_add(1, Ordering::Relaxed),
+                    Ok(CacheEvent::Removed { .. }) => _ = seen.removed.fetch_add(1, Ordering::Relaxed),
+                    Ok(CacheEvent::Resynced { .. }) => _ = seen.resynced.fetch_add(1, Ordering::Relaxed),
+                    Ok(CacheEvent::Initialized) => {
+                        if let Some(tx) = inited.take() {
+                            let _ = tx.send(now);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        println!("# cache: the event stream ended: {e}");
+                        return;
+                    }
+                }
+            }
+        }
+    }));
+    let ready = tokio::time::timeout_at(measure_by, cache.initialized()).await;
+    let mut t_ready = Instant::now();
+    if !matches!(ready, Ok(Ok(()))) {
+        let why = match ready {
+            Ok(Err(e)) => format!("failed: {e}"),
+            _ => "not initialized before the deadline".into(),
+        };
+        println!("# cache: TreeCache {why}; {} nodes added", seen.added.load(Ordering::Relaxed));
+        emit("cache_init_ms", f64::NAN, "ms");
+        emit("cache_consistent", 0.0, "bool");
+        return Ok(());
+    }
+    let mut missing: Vec<&String> = cpaths.iter().filter(|p| cache.get(p).is_none()).collect();
+    if !missing.is_empty() {
+        println!("# cache: {} children missing at initialized()", missing.len());
+    }
+    while !missing.is_empty() && tokio::time::Instant::now() < measure_by {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        missing.retain(|p| cache.get(p).is_none());
+        t_ready = Instant::now();
+    }
+    let init_ms = (t_ready - t0).as_secs_f64() * 1e3;
+    emit("cache_init_ms", if missing.is_empty() { init_ms } else { f64::NAN }, "ms");
+    // The stream's `Initialized` comes after the 10 101 `Added`: once the consumer has it, the
+    // stream's queue is empty and the heap holds the cache, not events waiting.
+    let streamed = tokio::time::timeout_at(measure_by, inited_rx).await;
+    if let Ok(Ok(t)) = streamed {
+        println!(
+            "# cache: {} nodes cached; the stream's Initialized seen after {:.1} ms ({} Added before it)",
+            cache.len(),
+            (t - t0).as_secs_f64() * 1e3,
+            seen.added.load(Ordering::Relaxed)
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (heap1, peak, malloc1, rss1) = (counting::live_bytes(), counting::peak_bytes(), malloc_in_use(), rss_bytes());
+    let grown = heap1 as f64 - heap0 as f64;
+    emit("cache_rss_mb", grown / 1048576.0, "MB");
+    emit("cache_bytes_per_node", grown / all.len() as f64, "bytes");
+    let mib = |before: Option<usize>, after: Option<usize>| match (before, after) {
+        (Some(b), Some(a)) => format!("{:.2} MiB", (a as f64 - b as f64) / 1048576.0),
+        _ => "unknown".into(),
+    };
+    println!(
+        "# cache: meanwhile the live heap peaked {} above its start; malloc's bytes in use (headers and rounding included) grew by {}, VmRSS (the kazoo peer's measure) by {}",
+        mib(Some(heap0), Some(peak)),
+        mib(malloc0, malloc1),
+        mib(rss0, rss1)
+    );
+
+    // Writes: writer w does `per` setData on LCG-chosen children, data "w<w><k:014>" (16 bytes),
+    // at most `window` in flight.
+    let mut plans = Vec::with_capacity(writers);
+    for w in 0..writers {
+        let mut x = w as u64 + 1;
+        let plan: Vec<(usize, Bytes)> = (0..per)
+            .map(|k| {
+                x = lcg_next(x);
+                (((x >> 33) % n as u64) as usize, Bytes::from(format!("w{w}{k:014}")))
+            })
+            .collect();
+        plans.push(Arc::new(plan));
+    }
+    let t_w0 = Instant::now();
+    let mut running = Vec::new();
+    for (client, plan) in wclients.iter().zip(&plans) {
+        let (client, plan, cpaths) = (client.clone(), plan.clone(), cpaths.clone());
+        running.push(AbortOnDrop(tokio::spawn(async move {
+            pipelined(plan.len(), window, measure_by, |k| {
+                let written = client.set_data(&cpaths[plan[k].0], plan[k].1.clone(), None);
+                async move { (written.await, Instant::now()) }
+            })
+            .await
+        })));
+    }
+    // Expected final data of every written node: its acked write with the highest mzxid.
+    let mut finals: HashMap<usize, (i64, Bytes)> = HashMap::new();
+    let (mut acked, mut t_acked) = (0usize, t_w0);
+    for (w, writer) in running.iter_mut().enumerate() {
+        let Ok(Ok(results)) = tokio::time::timeout_at(measure_by + Duration::from_secs(1), &mut writer.0).await else {
+            continue;
+        };
+        for (k, result) in results.into_iter().enumerate() {
+            let Some((Ok(stat), t)) = result else { continue };
+            acked += 1;
+            t_acked = t_acked.max(t);
+            let (node, data) = &plans[w][k];
+            if finals.get(node).is_none_or(|(mzxid, _)| stat.mzxid > *mzxid) {
+                finals.insert(*node, (stat.mzxid, data.clone()));
+            }
+        }
+    }
+    drop(running);
+    let mut remaining: Vec<usize> = finals.keys().copied().collect();
+    while !remaining.is_empty() && tokio::time::Instant::now() < measure_by {
+        {
+            let updated = seen.updated.lock().unwrap();
+            remaining.retain(|i| updated.get(&cpaths[*i]).is_none_or(|(_, data)| *data != finals[i].1));
+        }
+        if !remaining.is_empty() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    let t_end = {
+        let updated = seen.updated.lock().unwrap();
+        finals.keys().filter_map(|i| updated.get(&cpaths[*i]).map(|(t, _)| *t)).max().unwrap_or(t_w0)
+    };
+    let caught_up = remaining.is_empty() && acked > 0;
+    let took = (t_end - t_w0).as_secs_f64();
+    emit("cache_events_per_s", if caught_up { acked as f64 / took } else { f64::NAN }, "events/s");
+    println!(
+        "# cache: {acked} setData acked ({} not) on {} distinct nodes, last ack after {:.2} s; {} update events; {}",
+        writers * per - acked,
+        finals.len(),
+        (t_acked - t_w0).as_secs_f64(),
+        seen.updates.load(Ordering::Relaxed),
+        if caught_up {
+            format!("cache caught up {took:.2} s after the first write")
+        } else {
+            format!("{} written nodes never reached their final data in the cache", remaining.len())
+        }
+    );
+    let (removed, resynced) = (seen.removed.load(Ordering::Relaxed), seen.resynced.load(Ordering::Relaxed));
+    if removed + resynced > 0 {
+        println!("# cache: unexpected events: {removed} Removed, {resynced} Resynced");
+    }
+
+    // Consistency, as the peers check it (no sync first): the cache's data of every node (root,
+    // parents, children) against a fresh read of the server.
+    let server = pipelined(all.len(), 1000, check_by, |i| admin.get_data(all[i])).await;
+    let differ = |cache: &TreeCache| {
+        all.iter()
+            .zip(&server)
+            .filter(|(path, read)| match (read, cache.get(path)) {
+                (Some(Ok((data, _))), Some(node)) => *data != node.data,
+                _ => true,
+            })
+            .count()
+    };
+    let diff = differ(&cache);
+    if diff > 0 {
+        println!("# cache: {diff} of {} nodes differ from the server", all.len());
+        if let Ok(Ok(())) = tokio::time::timeout_at(check_by, cache.sync()).await {
+            println!("# cache: {} differ after cache.sync()", differ(&cache));
+        }
+    }
+    emit("cache_consistent", f64::from(u8::from(diff == 0)), "bool");
+
+    // The cache's own share of `cache_rss_mb`: what dropping it (and its subscriber) frees. The
+    // rest is what the load grew and the sessions keep for reuse.
+    let held = counting::live_bytes();
+    drop(consumer);
+    drop(cache);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let freed = held as f64 - counting::live_bytes() as f64;
+    println!(
+        "# cache: dropping the cache freed {:.2} MiB ({:.0} bytes per node): the cache's own share of cache_rss_mb",
+        freed / 1048576.0,
+        freed / all.len() as f64
+    );
+    Ok(())
+}
+
 /// Puts `items` items of 16 bytes, in order, with up to `in_flight` puts pipelined.
 async fn put_items(queue: &Queue, items: usize, in_flight: usize) -> Result<()> {
     let mut puts = stream::iter(0..items).map(|i| queue.put(format!("item-{i:011}"))).buffered(in_flight);
@@ -903,6 +1308,7 @@ async fn main() -> Result<()> {
             "queue" => tokio::spawn(async move { queue(&target, &root, 2000).await }),
             "double_barrier" => tokio::spawn(async move { double_barrier(&target, &root, 8, 10).await }),
             "counter" => tokio::spawn(async move { counter(&target, &root, 8, 1.0, 10.0).await }),
+            "cache" => tokio::spawn(async move { cache(&target, &root, 100, 100, 4, 5000, 100).await }),
             other => {
                 println!("# unknown bench {other}");
                 continue;

@@ -4,10 +4,9 @@
 //! watches loads, follows nested changes and resyncs like one kept by a persistent watch.
 
 use conclave::cache::{CacheEvent, ChildrenCache, NodeCache, TreeCache, WatchMode};
-use conclave::{Client, ConnectionState, CreateMode, Result};
-use futures::StreamExt;
+use conclave::{CreateMode, Result};
 
-use super::{assert_mirrors, next, shorts, until};
+use super::{assert_mirrors, is_init, next, shorts, until, while_away};
 use crate::conformance;
 use crate::support::{within, Env};
 
@@ -16,27 +15,6 @@ conformance!(
     a_children_cache_keeps_children_by_name,
     one_shot_watches_keep_a_tree_like_a_persistent_watch,
 );
-
-fn is_init(e: &CacheEvent) -> bool {
-    matches!(e, CacheEvent::Initialized)
-}
-
-/// Cuts `client`'s connection at `proxy`, runs `f` while it is away, and waits until it is back.
-async fn while_away<F: std::future::Future<Output = Result<()>>>(
-    proxy: &conclave_core::testing::Proxy,
-    client: &Client,
-    f: F,
-) -> Result<()> {
-    let mut states = client.connection_states();
-    assert_eq!(states.next().await, Some(ConnectionState::Connected));
-    proxy.refuse(true);
-    proxy.cut();
-    assert_eq!(within(30, states.next()).await, Some(ConnectionState::Suspended));
-    f.await?;
-    proxy.refuse(false);
-    assert_eq!(within(30, states.next()).await, Some(ConnectionState::Reconnected));
-    Ok(())
-}
 
 /// A node cache: the missing node, then its creation, changes and deletion; its children are
 /// not its business; a re-creation while away shows as removed and added.

@@ -10,7 +10,7 @@ mod tree;
 use std::collections::BTreeMap;
 
 use conclave::cache::{CacheEvent, CacheEvents, CachedNode, TreeCache};
-use conclave::{Client, Result, ZkError};
+use conclave::{Client, ConnectionState, Result, ZkError};
 use futures::StreamExt;
 
 use crate::support::within;
@@ -31,6 +31,29 @@ pub async fn until(events: &mut CacheEvents, last: impl Fn(&CacheEvent) -> bool)
             return got;
         }
     }
+}
+
+/// Whether `e` is `Initialized`.
+pub fn is_init(e: &CacheEvent) -> bool {
+    matches!(e, CacheEvent::Initialized)
+}
+
+/// Cuts `client`'s connection at `proxy` and keeps it out until `f` has run (changes made while
+/// the client is away), then lets it back and waits until it reconnected to its session.
+pub async fn while_away<F: std::future::Future<Output = Result<()>>>(
+    proxy: &conclave_core::testing::Proxy,
+    client: &Client,
+    f: F,
+) -> Result<()> {
+    let mut states = client.connection_states();
+    assert_eq!(states.next().await, Some(ConnectionState::Connected));
+    proxy.refuse(true);
+    proxy.cut();
+    assert_eq!(within(30, states.next()).await, Some(ConnectionState::Suspended));
+    f.await?;
+    proxy.refuse(false);
+    assert_eq!(within(30, states.next()).await, Some(ConnectionState::Reconnected));
+    Ok(())
 }
 
 /// An event in a few characters: `+/a@0` (added, version 0), `~/a@1`, `-/a@1`, `init`,

@@ -7,10 +7,10 @@
 use std::time::Duration;
 
 use conclave::cache::{CacheEvent, TreeCache};
-use conclave::{Client, ConnectionState, CreateMode, Result, WatcherType, ZkError};
+use conclave::{Client, CreateMode, Result, WatcherType, ZkError};
 use futures::StreamExt;
 
-use super::{assert_mirrors, next, shorts, state_of, until, Checker};
+use super::{assert_mirrors, is_init, next, shorts, state_of, until, while_away, Checker};
 use crate::conformance;
 use crate::support::{within, Env};
 
@@ -32,28 +32,6 @@ async fn create(c: &Client, nodes: &[(&str, &str)]) -> Result<()> {
     for (path, data) in nodes {
         c.create(path, *data, CreateMode::Persistent).await?;
     }
-    Ok(())
-}
-
-fn is_init(e: &CacheEvent) -> bool {
-    matches!(e, CacheEvent::Initialized)
-}
-
-/// Cuts `client`'s connection at `proxy` and keeps it out until `f` has run, then lets it back
-/// and waits until it reconnected.
-async fn while_away<F: std::future::Future<Output = Result<()>>>(
-    proxy: &conclave_core::testing::Proxy,
-    client: &Client,
-    f: F,
-) -> Result<()> {
-    let mut states = client.connection_states();
-    assert_eq!(states.next().await, Some(ConnectionState::Connected));
-    proxy.refuse(true);
-    proxy.cut();
-    assert_eq!(within(30, states.next()).await, Some(ConnectionState::Suspended));
-    f.await?;
-    proxy.refuse(false);
-    assert_eq!(within(30, states.next()).await, Some(ConnectionState::Reconnected));
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 //! It adds a persistent recursive watch on the root, then *walks* the subtree: a read of the
 //! root's data, a listing of every node the data read says has children, a data read of every
 //! child listed, all pipelined. Events only make it read the node again. Every read goes into
-//! one ordered queue and is applied in the order it was sent, which on one session is the order
+//! one ordered pipeline and is applied in the order it was sent, which on one session is the order
 //! the server answered: so a read is never applied after a later one, and the mirror never goes
 //! back in time (events are not applied directly, because a reply and an event racing to the
 //! task could otherwise be applied in the wrong order).
@@ -22,9 +22,15 @@
 //! A fired watch makes the task read again (re-arming it); a child watch lists the node and
 //! reads the children that are new. The reads and their order are the same; only the source of
 //! the reasons to read changes (and memory: two watchers per node).
+//!
+//! At most [`IN_FLIGHT`] reads are sent at a time; the others wait, in order, as a few bytes
+//! each (a request future weighs about 2 KiB, and a walk of a large tree asks for one read per
+//! node at once). Replies come back in the order the reads were sent, so only the oldest one is
+//! polled.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Poll;
 
 use bytes::Bytes;
 use conclave_core::OneshotWatcher;
@@ -33,7 +39,7 @@ use conclave_core::{
     SessionState, Stat, WatchedEvent,
 };
 use futures::future::{AbortHandle, Abortable, BoxFuture, FutureExt};
-use futures::stream::{FuturesOrdered, FuturesUnordered, StreamExt};
+use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::mirror::{child_path, relative, Applied, Out};
@@ -79,6 +85,53 @@ enum Reply {
         done: oneshot::Sender<bool>,
         result: Result<Option<Stat>, ZkError>,
     },
+}
+
+/// A read to send (in order, when there is room in the pipeline).
+enum Read {
+    Data { path: String, walk: Option<u64> },
+    Children { path: String, walk: Option<u64> },
+    Exists { path: String },
+    Fence { second: bool, done: oneshot::Sender<bool> },
+}
+
+/// How many reads are in flight at most.
+pub(super) const IN_FLIGHT: usize = 1000;
+
+/// The reads in flight, oldest first, and those waiting to be sent.
+#[derive(Default)]
+struct Pipeline {
+    sent: VecDeque<BoxFuture<'static, Reply>>,
+    waiting: VecDeque<Read>,
+}
+
+impl Pipeline {
+    fn is_empty(&self) -> bool {
+        self.sent.is_empty()
+    }
+
+    /// The oldest read's reply (replies come in the order the reads were sent).
+    async fn next(&mut self) -> Reply {
+        std::future::poll_fn(|cx| match self.sent.front_mut() {
+            Some(oldest) => match oldest.poll_unpin(cx) {
+                Poll::Ready(reply) => {
+                    self.sent.pop_front();
+                    Poll::Ready(reply)
+                }
+                Poll::Pending => Poll::Pending,
+            },
+            None => Poll::Pending,
+        })
+        .await
+    }
+
+    /// Gives back the memory of a burst once everything is answered.
+    fn shrink(&mut self) {
+        if self.sent.is_empty() && self.waiting.is_empty() {
+            self.sent.shrink_to(IN_FLIGHT.min(64));
+            self.waiting.shrink_to(64);
+        }
+    }
 }
 
 /// A one-shot watch that fired (or was replaced: `event` is `None`).
@@ -127,7 +180,7 @@ struct Engine {
     client: Client,
     shared: Arc<Mutex<Shared>>,
     status: watch::Sender<Status>,
-    queue: FuturesOrdered<BoxFuture<'static, Reply>>,
+    pipeline: Pipeline,
     generation: u64,
     walk: Option<Walk>,
     /// The next walk is on a new session: states may have been skipped.
@@ -155,7 +208,7 @@ pub(super) async fn run(
         client,
         shared,
         status,
-        queue: FuturesOrdered::new(),
+        pipeline: Pipeline::default(),
         generation: 0,
         walk: None,
         renewed: false,
@@ -188,7 +241,7 @@ impl Engine {
     async fn follow(&mut self, commands: &mut mpsc::UnboundedReceiver<Command>) -> Interrupt {
         // Answers and watches of an earlier watch or session are of no use now: the walk reads
         // everything again.
-        self.queue = FuturesOrdered::new();
+        self.pipeline = Pipeline::default();
         self.armed.clear();
         self.fired = FuturesUnordered::new();
         let mut watcher = None;
@@ -216,8 +269,10 @@ impl Engine {
                 state = states.next() => self.on_state(state),
                 event = next_event(&mut watcher) => self.on_event(event),
                 Some(fired) = self.fired.next(), if !self.fired.is_empty() => self.on_fired(fired),
-                Some(reply) = self.queue.next(), if !self.queue.is_empty() => {
-                    self.on_reply(reply, &mut watcher, &mut states)
+                reply = self.pipeline.next(), if !self.pipeline.is_empty() => {
+                    let step = self.on_reply(reply, &mut watcher, &mut states);
+                    self.refill();
+                    step
                 }
                 command = commands.recv() => match command {
                     Some(Command::Fence(done)) => {
@@ -351,30 +406,72 @@ impl Engine {
     }
 
     fn read_data(&mut self, path: String, walk: Option<u64>) {
-        let read = if self.one_shot {
-            self.client.get_data_and_watch(&path).map(|r| r.map(|(data, stat, w)| (data, stat, Some(w)))).boxed()
-        } else {
-            self.client.get_data(&path).map(|r| r.map(|(data, stat)| (data, stat, None))).boxed()
-        };
         self.count(walk);
-        self.queue.push_back(async move { Reply::Data { result: read.await, path, walk } }.boxed());
+        self.issue(Read::Data { path, walk });
     }
 
     fn list(&mut self, path: String, walk: Option<u64>) {
-        let read = if self.one_shot {
-            self.client.get_children_and_watch(&path).map(|r| r.map(|(names, w)| (names, Some(w)))).boxed()
-        } else {
-            self.client.get_children(&path).map(|r| r.map(|names| (names, None))).boxed()
-        };
         self.count(walk);
-        self.queue.push_back(async move { Reply::Children { result: read.await, path, walk } }.boxed());
+        self.issue(Read::Children { path, walk });
     }
 
     /// One-shot mode: a watch on the missing root, which fires when it is created.
     fn watch_root(&mut self) {
-        let path = self.config.path.clone();
-        let read = self.client.exists_and_watch(&path);
-        self.queue.push_back(async move { Reply::Exists { result: read.await, path } }.boxed());
+        self.issue(Read::Exists { path: self.config.path.clone() });
+    }
+
+    fn fence(&mut self, second: bool, done: oneshot::Sender<bool>) {
+        self.issue(Read::Fence { second, done });
+    }
+
+    /// Sends `read` now if there is room (and nothing is waiting before it), else queues it.
+    fn issue(&mut self, read: Read) {
+        if self.pipeline.sent.len() < IN_FLIGHT && self.pipeline.waiting.is_empty() {
+            let sent = self.send(read);
+            self.pipeline.sent.push_back(sent);
+        } else {
+            self.pipeline.waiting.push_back(read);
+        }
+    }
+
+    /// Sends waiting reads while there is room.
+    fn refill(&mut self) {
+        while self.pipeline.sent.len() < IN_FLIGHT {
+            let Some(read) = self.pipeline.waiting.pop_front() else { break };
+            let sent = self.send(read);
+            self.pipeline.sent.push_back(sent);
+        }
+        self.pipeline.shrink();
+    }
+
+    /// Sends a read: the request goes out now; the future is its reply.
+    fn send(&self, read: Read) -> BoxFuture<'static, Reply> {
+        match read {
+            Read::Data { path, walk } if self.one_shot => {
+                let read = self.client.get_data_and_watch(&path);
+                async move { Reply::Data { result: read.await.map(|(d, s, w)| (d, s, Some(w))), path, walk } }.boxed()
+            }
+            Read::Data { path, walk } => {
+                let read = self.client.get_data(&path);
+                async move { Reply::Data { result: read.await.map(|(d, s)| (d, s, None)), path, walk } }.boxed()
+            }
+            Read::Children { path, walk } if self.one_shot => {
+                let read = self.client.get_children_and_watch(&path);
+                async move { Reply::Children { result: read.await.map(|(n, w)| (n, Some(w))), path, walk } }.boxed()
+            }
+            Read::Children { path, walk } => {
+                let read = self.client.get_children(&path);
+                async move { Reply::Children { result: read.await.map(|n| (n, None)), path, walk } }.boxed()
+            }
+            Read::Exists { path } => {
+                let read = self.client.exists_and_watch(&path);
+                async move { Reply::Exists { result: read.await, path } }.boxed()
+            }
+            Read::Fence { second, done } => {
+                let read = self.client.exists(&self.config.path);
+                async move { Reply::Fence { second, done, result: read.await } }.boxed()
+            }
+        }
     }
 
     /// Counts a read of the current walk.
@@ -384,11 +481,6 @@ impl Engine {
                 w.outstanding += 1;
             }
         }
-    }
-
-    fn fence(&mut self, second: bool, done: oneshot::Sender<bool>) {
-        let read = self.client.exists(&self.config.path);
-        self.queue.push_back(async move { Reply::Fence { second, done, result: read.await } }.boxed());
     }
 
     /// Starts a walk of the whole subtree (taking over one in progress).

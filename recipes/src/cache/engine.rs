@@ -183,7 +183,8 @@ struct Engine {
     pipeline: Pipeline,
     generation: u64,
     walk: Option<Walk>,
-    /// The next walk is on a new session: states may have been skipped.
+    /// The next walk follows a time without a watch (a new session, a removed watch): states
+    /// may have been skipped.
     renewed: bool,
     /// Kept by one-shot watches (asked for, or the server has no persistent ones).
     one_shot: bool,
@@ -221,7 +222,11 @@ pub(super) async fn run(
     loop {
         let ended = match engine.follow(&mut commands).await {
             Interrupt::Stop => return,
-            Interrupt::Rewatch => continue,
+            Interrupt::Rewatch => {
+                // Changes between the watch's removal and its return were not heard of.
+                engine.renewed = true;
+                continue;
+            }
             Interrupt::Ended(e) => e,
         };
         if ended != ZkError::SessionExpired || !engine.config.rebuild_after_expiry {

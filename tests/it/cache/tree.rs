@@ -25,6 +25,7 @@ conformance!(
     a_load_racing_writers_reports_nothing_twice,
     an_expired_session_is_replaced_and_the_cache_rebuilt,
     without_rebuild_the_cache_ends_with_the_session,
+    a_removed_watch_is_added_again,
     dropping_the_cache_removes_its_watch,
 );
 
@@ -289,6 +290,23 @@ async fn without_rebuild_the_cache_ends_with_the_session(env: Env) -> Result<()>
     let mut late = cache.events();
     assert_eq!(shorts(&[next(&mut late).await, next(&mut late).await]), ["+/c@0", "init"]);
     assert_eq!(within(5, late.next()).await, Some(Err(ZkError::SessionExpired.into())));
+    Ok(())
+}
+
+/// Someone removes the client's watches (`removeWatches`): the cache adds its watch again and
+/// reads everything, behind `Resynced { possibly_missed: true }` (what changed meanwhile was not
+/// heard of), then follows changes again.
+async fn a_removed_watch_is_added_again(env: Env) -> Result<()> {
+    let c = env.client().await;
+    create(&c, &[("/c", ""), ("/c/a", "0")]).await?;
+    let cache = TreeCache::new(&c, "/c")?;
+    let mut events = cache.events();
+    until(&mut events, is_init).await;
+    c.remove_watches("/c", WatcherType::Any).await?;
+    assert_eq!(shorts(&[next(&mut events).await]), ["resynced(missed)"]);
+    c.set_data("/c/a", "1", None).await?;
+    assert_eq!(shorts(&[next(&mut events).await]), ["~/c/a@1"]);
+    c.check_watches("/c", WatcherType::Any).await?;
     Ok(())
 }
 

@@ -529,6 +529,37 @@ impl Stream for CacheEvents {
     }
 }
 
+/// The methods a [`ChildrenCache`] and a [`NodeCache`] pass on to their tree cache.
+macro_rules! delegate_to_tree {
+    () => {
+        /// Whether the first load is complete.
+        pub fn is_initialized(&self) -> bool {
+            self.tree.is_initialized()
+        }
+
+        /// As [`TreeCache::initialized`].
+        ///
+        /// # Errors
+        /// As [`TreeCache::initialized`].
+        pub async fn initialized(&self) -> Result<()> {
+            self.tree.initialized().await
+        }
+
+        /// As [`TreeCache::sync`].
+        ///
+        /// # Errors
+        /// As [`TreeCache::sync`].
+        pub async fn sync(&self) -> Result<()> {
+            self.tree.sync().await
+        }
+
+        /// The session the cache reads on (see [`TreeCache::client`]).
+        pub fn client(&self) -> Client {
+            self.tree.client()
+        }
+    };
+}
+
 impl CacheKind for TreeCache {
     fn depth() -> Option<usize> {
         None
@@ -629,31 +660,7 @@ impl ChildrenCache {
         })
     }
 
-    /// Whether the first load is complete.
-    pub fn is_initialized(&self) -> bool {
-        self.tree.is_initialized()
-    }
-
-    /// As [`TreeCache::initialized`].
-    ///
-    /// # Errors
-    /// As [`TreeCache::initialized`].
-    pub async fn initialized(&self) -> Result<()> {
-        self.tree.initialized().await
-    }
-
-    /// As [`TreeCache::sync`].
-    ///
-    /// # Errors
-    /// As [`TreeCache::sync`].
-    pub async fn sync(&self) -> Result<()> {
-        self.tree.sync().await
-    }
-
-    /// The session the cache reads on (see [`TreeCache::client`]).
-    pub fn client(&self) -> Client {
-        self.tree.client()
-    }
+    delegate_to_tree!();
 }
 
 /// A cache of one node (Curator's `NodeCache`): its data and [`Stat`], kept by a persistent
@@ -706,29 +713,5 @@ impl NodeCache {
         self.tree.events()
     }
 
-    /// Whether the first read is complete.
-    pub fn is_initialized(&self) -> bool {
-        self.tree.is_initialized()
-    }
-
-    /// As [`TreeCache::initialized`].
-    ///
-    /// # Errors
-    /// As [`TreeCache::initialized`].
-    pub async fn initialized(&self) -> Result<()> {
-        self.tree.initialized().await
-    }
-
-    /// As [`TreeCache::sync`].
-    ///
-    /// # Errors
-    /// As [`TreeCache::sync`].
-    pub async fn sync(&self) -> Result<()> {
-        self.tree.sync().await
-    }
-
-    /// The session the cache reads on (see [`TreeCache::client`]).
-    pub fn client(&self) -> Client {
-        self.tree.client()
-    }
+    delegate_to_tree!();
 }

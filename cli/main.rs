@@ -5,7 +5,9 @@
 //! across machines) and `locks` shows who holds and who waits; `elect` runs a command while
 //! leading an election and `leader` shows who leads; `queue put|take|ls` feeds and drains work
 //! queues (`take --ack` runs a command on an item and deletes it only if the command succeeds);
-//! `counter PATH [get|add N|set N]` reads and updates a counter (Curator's DistributedAtomicLong).
+//! `counter PATH [get|add N|set N]` reads and updates a counter (Curator's DistributedAtomicLong);
+//! `members PATH` lists a group's members (Curator's GroupMember) and `services BASE [NAME]` the
+//! services registered for discovery and their instances (Curator's curator-x-discovery).
 //!
 //! # Layout
 //! The binary is the target `conclave` of the root package, `conclave-cli`, in `cli/`: the
@@ -16,7 +18,8 @@
 //! - `ops.rs`: the one-shot commands (`locks` too); `watch.rs`: the `watch` command; `lock.rs`:
 //!   the `lock` command and running a command under a hold (shared by `elect.rs` and
 //!   `queue.rs`); `elect.rs`, `leader.rs`: `elect` and `leader`; `queue.rs`: the `queue`
-//!   commands; `counter.rs`: the `counter` command.
+//!   commands; `counter.rs`: the `counter` command; `members.rs`, `services.rs`: `members` and
+//!   `services`.
 //! - `output.rs`: plain and JSON rendering; `exit.rs`: errors and exit codes.
 //! - `serve.rs`: `conclave serve`; `signal.rs`: Ctrl-C and SIGTERM, and sending signals.
 //!
@@ -36,7 +39,10 @@
 //! `--ack`: stdout is the command's), `queue ls` one `NAME SIZE available|claimed` line per item.
 //! `counter` prints the counter's value in decimal: the value read (`get`), or the value after
 //! the update (`add`, `incr`, `decr`, `set`); with `--json`, `{"path", "value"}` for `get` and
-//! `{"path", "pre", "post"}` for an update.
+//! `{"path", "pre", "post"}` for an update. `members` prints one `ID DATA` line per member,
+//! `services BASE` one `NAME COUNT` line per service and `services BASE NAME` one
+//! `ID ADDRESS[:PORT] [URI]` line per instance; with `--json`, each one array (of
+//! `{"id", "path", "data", "stat"}`, of `{"name", "instances"}`, of the instances' JSON objects).
 //!
 //! # Exit codes
 //! Every failure prints one line to stderr, `conclave: <what failed>: <why>`, and exits with a
@@ -86,10 +92,12 @@ mod elect;
 mod exit;
 mod leader;
 mod lock;
+mod members;
 mod ops;
 mod output;
 mod queue;
 mod serve;
+mod services;
 mod signal;
 mod watch;
 
@@ -108,7 +116,7 @@ use crate::output::Output;
 #[command(
     name = "conclave",
     version,
-    about = "Conclave: run a ZooKeeper-compatible server; read, write and watch znodes; run commands under locks; feed and drain queues; keep counters",
+    about = "Conclave: run a ZooKeeper-compatible server; read, write and watch znodes; run commands under locks; feed and drain queues; keep counters; list group members and registered services",
     after_help = exit::EXIT_CODES_HELP
 )]
 pub struct Cli {

@@ -2,7 +2,7 @@
 //! command checks its arguments and reads its input first (a bad path fails with exit code 9
 //! without touching the network), then opens a session, sends one request, closes the session
 //! (so ephemeral nodes go at once) and prints the [`Reply`]. `watch` lives in `watch.rs`, `lock`
-//! in `lock.rs`.
+//! in `lock.rs`, `members` in `members.rs`, `services` in `services.rs`.
 //!
 //! Adding a command: add a variant to [`ClientCommand`], turn it into a checked [`OneShot`] in
 //! [`run`] and send its request in [`OneShot::execute`]; a long-running command gets a module of
@@ -22,7 +22,9 @@ use crate::elect::{self, ElectArgs};
 use crate::exit::CliError;
 use crate::leader::{self, LeaderArgs};
 use crate::lock::{self, LockArgs};
+use crate::members::{self, MembersArgs};
 use crate::output::{Output, Reply};
+use crate::services::{self, ServicesArgs};
 use crate::watch::{self, WatchArgs};
 
 /// The commands that talk to a server.
@@ -159,6 +161,24 @@ pub enum ClientCommand {
     /// until Ctrl-C or SIGTERM (exit 0). With --json, one {"path", "leader"} document per line,
     /// leader being {"id", "epoch", "node", "path"} or null.
     Leader(LeaderArgs),
+    /// List a group's members, one `ID DATA` line each, sorted by id.
+    ///
+    /// Works for conclave's GroupMember and Curator's GroupMember on PATH (member ID is the
+    /// ephemeral node PATH/ID, its data the member's data); reads the group without joining it.
+    /// The data has control characters escaped (just `ID` when it is empty). Prints nothing
+    /// (exit 0) for an empty group, and fails with exit 3 (NONODE) if PATH does not exist. With
+    /// --json, one array of {"id", "path", "data", "stat"}.
+    Members(MembersArgs),
+    /// List the services registered under BASE (`NAME COUNT` lines), or one service's instances.
+    ///
+    /// Works for conclave's discovery and Curator's curator-x-discovery on BASE (instance ID of
+    /// service NAME is the node BASE/NAME/ID, its data the instance as JSON). Without NAME: one
+    /// `NAME COUNT` line per service, COUNT its instances. With NAME: one `ID ADDRESS[:PORT]
+    /// [URI]` line per instance (ADDRESS `-` when it has none, PORT its port or else its SSL
+    /// port, URI built from its uriSpec when it has one). Nodes whose data is not an instance
+    /// are left out. Fails with exit 3 (NONODE) if BASE (or BASE/NAME) does not exist. With
+    /// --json, one array of {"name", "instances"}, or of the instances' JSON objects as stored.
+    Services(ServicesArgs),
 }
 
 /// Arguments of `create`.
@@ -232,6 +252,8 @@ pub async fn run(cmd: ClientCommand, opts: &ConnectOpts, out: &mut Output) -> Re
         ClientCommand::Lock(args) => return lock::run(args, opts).await,
         ClientCommand::Leader(args) => return leader::run(&args, opts, out).await,
         ClientCommand::Elect(args) => return elect::run(args, opts).await,
+        ClientCommand::Members(args) => return members::run(&args, opts, out).await,
+        ClientCommand::Services(args) => return services::run(&args, opts, out).await,
         ClientCommand::Locks { path } => OneShot::Locks(checked("locks", path)?),
     };
     let client = opts.connect().await?;

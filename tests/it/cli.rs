@@ -1480,3 +1480,109 @@ async fn counter_bad_arguments() {
         assert_eq!(r.code, code::USAGE, "{args:?}: {r:?}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// members and services
+// ---------------------------------------------------------------------------------------------
+
+both!(members_lists_the_group);
+/// `members` prints `ID DATA` per member of a group (Curator's GroupMember layout), sorted, the
+/// data escaped onto its line (just `ID` when empty); `--json` one array of {"id", "path",
+/// "data", "stat"}; nothing (`[]`) for an empty group and NONODE (exit 3) for a missing path; a
+/// member that leaves is gone from the next listing.
+async fn members_lists_the_group(zk: &Zk) {
+    use conclave::membership::GroupMember;
+    zk.cli(&["members", "/never"]).await.fails(code::NO_NODE, "members /never: node does not exist (NONODE)");
+    zk.cli(&["--json", "members", "/never"]).await.fails_json(code::NO_NODE, "members /never: node does not exist");
+    zk.client.create("/empty", "", CreateMode::Persistent).await.expect("create /empty");
+    assert_eq!(zk.cli(&["members", "/empty"]).await.ok(), "", "an empty group");
+    assert_eq!(zk.cli(&["--json", "members", "/empty"]).await.json(), json!([]));
+
+    let mut members = Vec::new();
+    for (id, data) in [("w-2", ""), ("w-1", "10.0.0.1:80"), ("w-3", "a\nb")] {
+        let member = GroupMember::new(&zk.client, "/workers", id, data).expect("a member");
+        tokio::time::timeout(PATIENCE, member.joined()).await.expect("in time").expect("joined");
+        members.push(member);
+    }
+    assert_eq!(zk.cli(&["members", "/workers"]).await.ok(), "w-1 10.0.0.1:80\nw-2\nw-3 a\\nb\n");
+    let listed = zk.cli(&["members", "--json", "/workers"]).await.json();
+    let entries = listed.as_array().expect("an array");
+    assert_eq!(entries.len(), 3, "{listed}");
+    assert_eq!((entries[0]["id"].as_str(), entries[0]["path"].as_str()), (Some("w-1"), Some("/workers/w-1")));
+    assert_eq!((entries[0]["data"].as_str(), entries[2]["data"].as_str()), (Some("10.0.0.1:80"), Some("a\nb")));
+    let session = format!("{:#x}", zk.client.session_id());
+    assert!(entries.iter().all(|e| e["stat"]["ephemeralOwner"] == session.as_str()), "{listed}");
+
+    // w-1 leaves: gone from the next listing.
+    let w1 = members.remove(1);
+    assert_eq!(w1.id(), "w-1");
+    w1.close().await.expect("leave");
+    assert_eq!(zk.cli(&["members", "/workers"]).await.ok(), "w-2\nw-3 a\\nb\n");
+    for member in members {
+        member.close().await.expect("leave");
+    }
+}
+
+both!(services_lists_services_and_instances);
+/// `services BASE` prints `NAME COUNT` per service; `services BASE NAME` prints
+/// `ID ADDRESS[:PORT] [URI]` per instance (conclave's registrations and an instance as Curator
+/// writes it alike; nodes that are not instances left out); `--json` gives arrays of
+/// {"name", "instances"} and of the instances' JSON as stored; NONODE (exit 3) for a missing base
+/// or service, exit 9 for a name that is not one node name.
+async fn services_lists_services_and_instances(zk: &Zk) {
+    use conclave::discovery::{ServiceDiscovery, ServiceInstance, UriSpec};
+    zk.cli(&["services", "/svc"]).await.fails(code::NO_NODE, "services /svc: node does not exist (NONODE)");
+    zk.cli(&["--json", "services", "/svc", "api"]).await.fails_json(code::NO_NODE, "services /svc api: node does not");
+
+    let discovery = ServiceDiscovery::new(&zk.client, "/svc").expect("discovery");
+    let a1 = ServiceInstance::builder("api")
+        .id("a-1")
+        .address("10.0.0.5")
+        .port(8080)
+        .payload(json!({"zone": "eu"}))
+        .uri_spec(UriSpec::parse("{scheme}://{address}:{port}/x").expect("a template"))
+        .build();
+    let a2 = ServiceInstance::builder("api").id("a-2").address("10.0.0.6").ssl_port(8443).build();
+    let mut d1 = ServiceInstance::builder("db").id("d-1").build();
+    d1.address = None;
+    let mut registrations = Vec::new();
+    for instance in [&a1, &a2, &d1] {
+        let registered = tokio::time::timeout(PATIENCE, discovery.register(instance.clone())).await;
+        registrations.push(registered.expect("in time").expect("registered"));
+    }
+    // An instance as Curator 5.4 writes it, and a node that is not an instance.
+    let curator = r#"{"name":"legacy","id":"id-1","address":"10.0.0.5","port":8080,"sslPort":8443,"payload":{"@class":"java.util.LinkedHashMap","zone":"eu","weight":3},"registrationTimeUTC":1700000000000,"serviceType":"DYNAMIC","uriSpec":{"parts":[{"value":"scheme","variable":true},{"value":"://","variable":false},{"value":"address","variable":true},{"value":":","variable":false},{"value":"port","variable":true},{"value":"/x","variable":false}]}}"#;
+    let options = CreateOptions::new(CreateMode::Persistent);
+    zk.client.create_all("/svc/legacy/id-1", curator, options.clone()).await.expect("create Curator's instance");
+    zk.client.create("/svc/api/junk", "not an instance", CreateMode::Persistent).await.expect("create junk");
+
+    assert_eq!(zk.cli(&["services", "/svc"]).await.ok(), "api 2\ndb 1\nlegacy 1\n", "junk is not counted");
+    assert_eq!(
+        zk.cli(&["--json", "services", "/svc"]).await.json(),
+        json!([{"name": "api", "instances": 2}, {"name": "db", "instances": 1}, {"name": "legacy", "instances": 1}])
+    );
+    assert_eq!(
+        zk.cli(&["services", "/svc", "api"]).await.ok(),
+        "a-1 10.0.0.5:8080 http://10.0.0.5:8080/x\na-2 10.0.0.6:8443\n"
+    );
+    assert_eq!(zk.cli(&["services", "/svc", "db"]).await.ok(), "d-1 -\n");
+    assert_eq!(zk.cli(&["services", "/svc", "legacy"]).await.ok(), "id-1 10.0.0.5:8080 https://10.0.0.5:8080/x\n");
+    let parsed = |s: &str| serde_json::from_str::<Value>(s).expect("JSON");
+    assert_eq!(
+        zk.cli(&["services", "--json", "/svc", "api"]).await.json(),
+        Value::from(vec![parsed(&a1.to_json()), parsed(&a2.to_json())])
+    );
+    assert_eq!(zk.cli(&["--json", "services", "/svc", "legacy"]).await.json(), json!([parsed(curator)]));
+    zk.cli(&["services", "/svc", "nope"])
+        .await
+        .fails(code::NO_NODE, "services /svc nope: node does not exist (NONODE)");
+    zk.cli(&["services", "/svc", "a/b"]).await.fails(code::INVALID, "services /svc a/b: invalid argument");
+
+    // Unregistered: the count and the listing follow.
+    registrations.remove(0).close().await.expect("unregister");
+    assert_eq!(zk.cli(&["services", "/svc", "api"]).await.ok(), "a-2 10.0.0.6:8443\n");
+    assert_eq!(zk.cli(&["services", "/svc"]).await.ok(), "api 1\ndb 1\nlegacy 1\n");
+    for registration in registrations {
+        registration.close().await.expect("unregister");
+    }
+}

@@ -93,9 +93,6 @@ impl CuratorProgram {
     /// As [`CuratorProgram::compile`], against Curator with its service discovery
     /// (curator-x-discovery and Jackson, [`DISCOVERY_JARS`]) for both javac and the program's
     /// runs.
-    // No caller yet: the discovery interop test (tests/clients/CuratorDiscoveryCheck.java, to
-    // come) is its user.
-    #[allow(dead_code)]
     pub async fn compile_discovery(class: &str) -> Option<CuratorProgram> {
         let jars: Vec<&str> = CURATOR_JARS.iter().chain(DISCOVERY_JARS.iter()).copied().collect();
         Self::compile_against(

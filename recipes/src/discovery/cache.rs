@@ -10,7 +10,7 @@ use conclave_core::Client;
 use futures::{Stream, StreamExt};
 
 use super::{InstancePicker, ServiceInstance};
-use crate::cache::{CachedNode, ChildrenCache};
+use crate::cache::{CacheEvents, CachedNode, ChildrenCache};
 use crate::error::Result;
 
 /// The path of a service's directory: `/<base>/<name>`.
@@ -98,6 +98,13 @@ impl ServiceCache {
         let name = self.name.clone();
         let lists = self.children.changes().map(move |c| c.map(|c| decode(&name, c).into_values().collect::<Vec<_>>()));
         crate::internal::distinct(lists)
+    }
+
+    /// The events of the service's nodes (as [`ChildrenCache::events`]): for consumers that
+    /// need each change (an instance deleted and registered again shows as removed and added,
+    /// where [`ServiceCache::changes`] may report the same list).
+    pub fn events(&self) -> CacheEvents {
+        self.children.events()
     }
 
     /// The session the cache reads on (see [`crate::cache::TreeCache::client`]).

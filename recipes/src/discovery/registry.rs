@@ -3,9 +3,10 @@
 //! connection losses and session expiries), reads what is registered, and starts the caches and
 //! providers that follow a service.
 
-use std::sync::Mutex;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
 
-use conclave_core::{path, Client, Error as ZkError};
+use conclave_core::{path, Client, Error as ZkError, SessionState};
 
 use super::cache::service_path;
 use super::{InstancePicker, ServiceCache, ServiceInstance, ServiceProvider, ServiceType};
@@ -15,9 +16,13 @@ use crate::membership::PersistentNode;
 
 /// Service discovery under one base path, in Curator's layout (`/<base>/<name>/<id>`, data =
 /// the instance's JSON): see the [module docs](crate::discovery).
+///
+/// Like the registrations and caches it starts, it goes on after its session expired: its reads
+/// move to the expired session's successor (the session the other recipes on it moved to).
+/// Cheap to clone: clones share their session.
 #[derive(Debug, Clone)]
 pub struct ServiceDiscovery {
-    client: Client,
+    client: Arc<Mutex<Client>>,
     base: String,
 }
 
@@ -28,7 +33,36 @@ impl ServiceDiscovery {
     /// `InvalidPath` for a bad base path.
     pub fn new(client: &Client, base: &str) -> Result<ServiceDiscovery> {
         path::validate_path(base)?;
-        Ok(ServiceDiscovery { client: client.clone(), base: base.to_string() })
+        Ok(ServiceDiscovery { client: Arc::new(Mutex::new(client.clone())), base: base.to_string() })
+    }
+
+    /// The session reads are made on: the client given, or its successor once it expired.
+    pub fn client(&self) -> Client {
+        self.client.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The current session, moving to the successor of an expired one first.
+    async fn session(&self) -> Result<Client> {
+        let client = self.client();
+        if client.state() != SessionState::Expired {
+            return Ok(client);
+        }
+        let next = crate::internal::session::renewed(&client).await?;
+        *self.client.lock().unwrap_or_else(|e| e.into_inner()) = next.clone();
+        Ok(next)
+    }
+
+    /// Runs a read on the current session, once more on the successor if the session expires
+    /// during it.
+    async fn reading<T, F, Fut>(&self, read: F) -> Result<T>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        match read(self.session().await?).await {
+            Err(e) if e == ZkError::SessionExpired => read(self.session().await?).await,
+            other => other,
+        }
     }
 
     /// The base path.
@@ -62,7 +96,7 @@ impl ServiceDiscovery {
             .into());
         }
         let path = self.instance_path(&instance.name, &instance.id)?;
-        let node = PersistentNode::builder(&self.client, &path, instance.to_json())
+        let node = PersistentNode::builder(&self.session().await?, &path, instance.to_json())
             .persistent(instance.service_type != ServiceType::Dynamic)
             .start();
         node.created().await?;
@@ -86,7 +120,8 @@ impl ServiceDiscovery {
     /// # Errors
     /// `NoAuth`; the session's terminal error. Connection losses are ridden out.
     pub async fn names(&self) -> Result<Vec<String>> {
-        let mut names = children(&self.client, &self.base).await?;
+        let base = self.base.as_str();
+        let mut names = self.reading(|client| async move { children(&client, base).await }).await?;
         names.sort();
         Ok(names)
     }
@@ -99,12 +134,19 @@ impl ServiceDiscovery {
     pub async fn instances(&self, name: &str) -> Result<Vec<ServiceInstance>> {
         let dir = service_path(&self.base, name);
         path::validate_path(&dir)?;
-        let mut nodes = children(&self.client, &dir).await?;
-        nodes.sort();
-        let reads: Vec<_> = nodes.iter().map(|node| self.read(&dir, node)).collect();
-        let mut instances = Vec::with_capacity(reads.len());
-        for (node, read) in nodes.iter().zip(futures::future::join_all(reads).await) {
-            match read? {
+        let dir = dir.as_str();
+        let found = self
+            .reading(|client| async move {
+                let mut nodes = children(&client, dir).await?;
+                nodes.sort();
+                let reads = nodes.iter().map(|node| read(&client, dir, node));
+                let found = futures::future::try_join_all(reads).await?;
+                Ok(nodes.into_iter().zip(found).collect::<Vec<_>>())
+            })
+            .await?;
+        let mut instances = Vec::with_capacity(found.len());
+        for (node, found) in found {
+            match found {
                 Some(Ok(instance)) => instances.push(instance),
                 Some(Err(e)) => {
                     tracing::warn!(service = %name, node = %node, error = %e, "not a service instance; left out")
@@ -122,24 +164,7 @@ impl ServiceDiscovery {
     pub async fn instance(&self, name: &str, id: &str) -> Result<Option<ServiceInstance>> {
         let path = self.instance_path(name, id)?;
         let (dir, node) = path.rsplit_once('/').expect("an instance path has a parent");
-        self.read(dir, node).await?.transpose()
-    }
-
-    /// One instance node read, riding out connection losses: `None` if it is gone.
-    async fn read(&self, dir: &str, node: &str) -> Result<Option<Result<ServiceInstance>>> {
-        let path = format!("{dir}/{node}");
-        let client = &self.client;
-        watch::answered(client, || {
-            let path = path.as_str();
-            async move {
-                match client.get_data(path).await {
-                    Ok((data, _)) => Ok(Some(ServiceInstance::from_json(&data))),
-                    Err(ZkError::NoNode) => Ok(None),
-                    Err(e) => Err(e.into()),
-                }
-            }
-        })
-        .await
+        self.reading(|client| async move { read(&client, dir, node).await }).await?.transpose()
     }
 
     /// A cache of the service `name`'s instances.
@@ -150,7 +175,7 @@ impl ServiceDiscovery {
     /// # Panics
     /// Outside a tokio runtime.
     pub fn cache(&self, name: &str) -> Result<ServiceCache> {
-        ServiceCache::new(&self.client, &self.base, name)
+        ServiceCache::new(&self.client(), &self.base, name)
     }
 
     /// A provider of the service `name`'s instances, picking with `picker` (for example
@@ -165,6 +190,22 @@ impl ServiceDiscovery {
     pub fn provider(&self, name: &str, picker: InstancePicker) -> Result<ServiceProvider> {
         Ok(ServiceProvider::new(self.cache(name)?, picker))
     }
+}
+
+/// One instance node read, riding out connection losses: `None` if it is gone.
+async fn read(client: &Client, dir: &str, node: &str) -> Result<Option<Result<ServiceInstance>>> {
+    let path = format!("{dir}/{node}");
+    watch::answered(client, || {
+        let path = path.as_str();
+        async move {
+            match client.get_data(path).await {
+                Ok((data, _)) => Ok(Some(ServiceInstance::from_json(&data))),
+                Err(ZkError::NoNode) => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        }
+    })
+    .await
 }
 
 /// The children of `path` (none if it does not exist), riding out connection losses.

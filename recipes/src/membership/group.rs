@@ -110,9 +110,9 @@ impl GroupMember {
     /// every change of the group (changes that come together are reported once, and the same
     /// map is not reported twice in a row). The stream ends after yielding the cache's end.
     pub fn changes(&self) -> impl Stream<Item = Result<BTreeMap<String, Bytes>>> + Send + 'static {
-        let (id, data) = (self.id.clone(), self.node.data());
+        let (id, data) = (self.id.clone(), self.node.data_source());
         let members =
-            self.cache.changes().map(move |children| children.map(|children| with_self(&id, &data, children)));
+            self.cache.changes().map(move |children| children.map(|children| with_self(&id, &data(), children)));
         crate::internal::distinct(members)
     }
 

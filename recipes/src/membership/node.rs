@@ -314,6 +314,13 @@ impl PersistentNode {
         self.shared.lock().data.clone()
     }
 
+    /// [`PersistentNode::data`] as a function that outlives this handle (for streams built on
+    /// the node, which must see later `set_data`s).
+    pub(crate) fn data_source(&self) -> impl Fn() -> Bytes + Send + Sync + 'static {
+        let shared = self.shared.clone();
+        move || shared.lock().data.clone()
+    }
+
     /// Sets the node's data, and remembers it for every later re-creation. Returns the node's
     /// new stat if it was written to the node in place; `None` if there is no node right now
     /// (not created yet, or being created again): the data is then written by the keeper, with

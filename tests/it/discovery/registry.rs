@@ -129,6 +129,10 @@ async fn a_registration_stays_across_deletion_and_expiry(env: Env) -> Result<()>
     assert_ne!(registration.client().session_id(), old, "on a new session");
     within(10, cache.sync()).await?;
     assert_eq!(ids(&cache.instances()), ["r"]);
+    // The discovery's own reads follow the session too.
+    assert_eq!(discovery.names().await?, ["api"]);
+    assert_eq!(ids(&discovery.instances("api").await?), ["r"]);
+    assert_eq!(discovery.client().session_id(), registration.client().session_id(), "one successor session");
     Ok(())
 }
 

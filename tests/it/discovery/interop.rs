@@ -25,18 +25,16 @@
 //! each.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
 
 use conclave::cache::{CacheEvent, CacheEvents, ChildrenCache};
 use conclave::discovery::{Registration, ServiceCache, ServiceDiscovery, ServiceInstance, ServiceType, UriSpec};
-use conclave::{Client, CreateMode, Result, Stat};
+use conclave::{Result, Stat};
 use conclave_core::testing::Proxy;
 use futures::StreamExt;
 use serde_json::{json, Value};
-use tokio::task::JoinHandle;
 
 use crate::conformance;
-use crate::support::clients::{run, CuratorProgram};
+use crate::support::clients::{assert_clean, CuratorProgram, JavaRun};
 use crate::support::{within, Env};
 
 conformance!(
@@ -57,61 +55,23 @@ const DIR: &str = "/svc/api";
 /// How long Java waits for what it expects, in ms.
 const SEE_MS: u64 = 20_000;
 
-/// A Curator run in progress: (exited 0, stdout, stderr) once it ends.
-type JavaRun = JoinHandle<(bool, String, String)>;
-
 /// Starts the Curator program reaching the server at `hosts`, on the base of this test's chroot,
 /// with `ops`.
 fn start(program: &CuratorProgram, hosts: &str, env: &Env, ops: &[String]) -> JavaRun {
     let mut cmd = program.command();
     cmd.arg(hosts).arg(format!("{}{BASE}", env.root)).args(ops);
-    tokio::spawn(run(cmd, None, Duration::from_secs(90)))
-}
-
-/// Waits for the Curator run to end: whether it exited 0, its stdout lines and its stderr.
-async fn finish(java: JavaRun) -> (bool, Vec<String>, String) {
-    let (ok, out, err) = within(100, java).await.expect("the Java runner");
-    (ok, out.lines().map(str::to_string).collect(), err)
+    JavaRun::start(PROGRAM, BASE, cmd)
 }
 
 /// As [`finish`], failing unless the run succeeded; its stdout lines.
 async fn finish_ok(java: JavaRun) -> Vec<String> {
-    let (ok, lines, err) = finish(java).await;
+    let (ok, lines, err) = java.finish().await;
     assert!(
         ok && lines.last().map(String::as_str) == Some("ok done"),
         "{PROGRAM} failed:\n{}\n{err}",
         lines.join("\n")
     );
     lines
-}
-
-/// Waits until the Curator run has created `<base>-<tag>-ready` (it then waits for
-/// `<base>-<tag>-go`, which [`go`] creates); fails with its output if it ended first.
-async fn ready(client: &Client, java: JavaRun, tag: &str) -> JavaRun {
-    let ready = format!("{BASE}-{tag}-ready");
-    let there = within(60, async {
-        loop {
-            if client.exists(&ready).await.expect("exists").is_some() {
-                return true;
-            }
-            if java.is_finished() {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
-    if !there {
-        let (_, lines, err) = finish(java).await;
-        panic!("{PROGRAM} ended before {ready}:\n{}\n{err}", lines.join("\n"));
-    }
-    java
-}
-
-/// Lets the Curator run waiting at `tag` go on.
-async fn go(client: &Client, tag: &str) -> Result<()> {
-    client.create(&format!("{BASE}-{tag}-go"), b"", CreateMode::Persistent).await?;
-    Ok(())
 }
 
 /// The fields of an instance line of the Java program (after its tag): TAB-separated
@@ -249,12 +209,6 @@ fn history_problems(lines: &[String], expected: &[&str]) -> Vec<String> {
     }
 }
 
-/// Asserts that there is no problem.
-#[track_caller]
-fn assert_clean(what: &str, problems: Vec<String>) {
-    assert!(problems.is_empty(), "{what}: {} problems:\n{}", problems.len(), problems.join("\n"));
-}
-
 /// Waits until `cache` lists exactly the ids `ids` (through its `changes()` stream).
 async fn until_cached(cache: &ServiceCache, ids: &[&str]) -> Vec<ServiceInstance> {
     let mut changes = Box::pin(cache.changes());
@@ -336,7 +290,7 @@ async fn rust_reads_curator_instances(env: Env) -> Result<()> {
         .collect::<Vec<_>>();
     let java = start(&program, &proxy.connect_string(), &env, &ops);
 
-    let java = ready(&observer, java, "registered").await;
+    let java = java.ready(&observer, "registered").await;
     let cached = until_cached(&cache, &["j-1"]).await.remove(0);
     let (bytes, stat) = observer.get_data(&format!("{DIR}/j-1")).await?;
     let read = discovery.instances(SERVICE).await?;
@@ -353,17 +307,17 @@ async fn rust_reads_curator_instances(env: Env) -> Result<()> {
 
     // Java's connection is cut: on the reconnect Curator deletes and re-creates its instance.
     proxy.cut();
-    go(&observer, "registered").await?;
+    java.go(&observer, "registered").await?;
     let removed = next_change(&mut events).await;
     assert_eq!((removed.0, removed.1.as_str(), removed.2.czxid), ("Removed", "j-1", stat.czxid));
     let added = next_change(&mut events).await;
     assert_eq!((added.0, added.1.as_str()), ("Added", "j-1"));
     assert!(added.2.czxid > stat.czxid, "re-created: {:?} after {stat:?}", added.2);
     assert_eq!(added.2.ephemeral_owner, stat.ephemeral_owner, "on the same session");
-    let java = ready(&observer, java, "reconnected").await;
+    let java = java.ready(&observer, "reconnected").await;
     cache.sync().await?;
     assert_eq!(cache.instances(), std::slice::from_ref(&cached), "the same instance, registered again");
-    go(&observer, "reconnected").await?;
+    java.go(&observer, "reconnected").await?;
 
     let lines = finish_ok(java).await;
     let registered = lines.iter().find_map(|l| l.strip_prefix("registered\t")).expect("the registered line");
@@ -447,7 +401,7 @@ async fn curator_cache_follows_a_rust_registration_across_expiry(env: Env) -> Re
     let java = start(&program, &env.tcp_address(), &env, &ops);
 
     // Seen; then the registration's session is expired: the node goes with it, and comes back.
-    let java = ready(&observer, java, "seen").await;
+    let java = java.ready(&observer, "seen").await;
     let old = registration.client();
     assert_eq!(old.session_id(), before.ephemeral_owner);
     env.expire(&old).await?;
@@ -461,13 +415,13 @@ async fn curator_cache_follows_a_rust_registration_across_expiry(env: Env) -> Re
     assert_eq!(added.2.ephemeral_owner, now.session_id(), "the new node is the successor session's");
     let (bytes, _) = observer.get_data(&path).await?;
     assert_eq!(&bytes[..], r1.to_json().as_bytes(), "with the same instance");
-    go(&observer, "seen").await?;
+    java.go(&observer, "seen").await?;
 
     // Closed: gone for good.
-    let java = ready(&observer, java, "back").await;
+    let java = java.ready(&observer, "back").await;
     registration.close().await?;
     assert_eq!(observer.exists(&path).await?, None, "unregistered");
-    go(&observer, "back").await?;
+    java.go(&observer, "back").await?;
 
     let lines = finish_ok(java).await;
     assert_clean("Curator's cache after the expiry", listing_problems(&lines, "cache", &[&r1]));
@@ -493,7 +447,7 @@ async fn an_instance_never_registered_is_not_seen(env: Env) -> Result<()> {
     let registration = within(20, discovery.register(r1.clone())).await?;
     let ghost = ServiceInstance::builder(SERVICE).id("ghost").build();
     let ops = ["query:1500:ghost,r-1".to_string(), "history".into()];
-    let (ok, lines, err) = finish(start(&program, &env.tcp_address(), &env, &ops)).await;
+    let (ok, lines, err) = start(&program, &env.tcp_address(), &env, &ops).finish().await;
     assert!(!ok, "{PROGRAM} cannot have seen the ghost:\n{}\n{err}", lines.join("\n"));
     assert_eq!(lines, ["timeout query r-1"], "it stopped at the timeout ({err})");
     let found = listing_problems(&lines, "query", &[&r1, &ghost]);

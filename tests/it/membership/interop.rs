@@ -21,13 +21,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use conclave::membership::GroupMember;
-use conclave::{Client, CreateMode, Result};
+use conclave::Result;
 use futures::StreamExt;
-use tokio::task::JoinHandle;
 
 use crate::conformance;
 use crate::lock::children;
-use crate::support::clients::{run, CuratorProgram};
+use crate::support::clients::{assert_clean, CuratorProgram, JavaRun};
 use crate::support::{within, Env};
 
 conformance!(curator_and_rust_members_see_each_other, a_member_that_never_joins_is_not_seen);
@@ -42,9 +41,6 @@ const SEE_S: u64 = 20;
 
 /// A group as one side sees it: member id -> data (as UTF-8).
 type View = BTreeMap<String, String>;
-
-/// A Curator run in progress: (exited 0, stdout, stderr) once it ends.
-type JavaRun = JoinHandle<(bool, String, String)>;
 
 /// The view of `pairs`.
 fn view(pairs: &[(&str, &str)]) -> View {
@@ -143,52 +139,11 @@ async fn rust_sees(member: &GroupMember, expected: &View, secs: u64) -> Vec<Stri
     }
 }
 
-/// Asserts that there is no problem.
-#[track_caller]
-fn assert_clean(what: &str, problems: Vec<String>) {
-    assert!(problems.is_empty(), "{what}: {} problems:\n{}", problems.len(), problems.join("\n"));
-}
-
 /// Starts the Curator program on the group of this test's chroot with `ops`.
 fn start(program: &CuratorProgram, env: &Env, ops: &[String]) -> JavaRun {
     let mut cmd = program.command();
     cmd.arg(env.tcp_address()).arg(format!("{}{GROUP}", env.root)).args(ops);
-    tokio::spawn(run(cmd, None, Duration::from_secs(90)))
-}
-
-/// Waits for the Curator run to end: whether it exited 0, and its stdout lines.
-async fn finish(java: JavaRun) -> (bool, Vec<String>, String) {
-    let (ok, out, err) = within(100, java).await.expect("the Java runner");
-    (ok, out.lines().map(str::to_string).collect(), err)
-}
-
-/// Waits until the Curator run has created `<group>-<tag>-ready` (it then waits for
-/// `<group>-<tag>-go`, which [`go`] creates); fails with its output if it ended first.
-async fn ready(client: &Client, java: JavaRun, tag: &str) -> JavaRun {
-    let ready = format!("{GROUP}-{tag}-ready");
-    let there = within(60, async {
-        loop {
-            if client.exists(&ready).await.expect("exists").is_some() {
-                return true;
-            }
-            if java.is_finished() {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
-    if !there {
-        let (_, lines, err) = finish(java).await;
-        panic!("{PROGRAM} ended before {ready}:\n{}\n{err}", lines.join("\n"));
-    }
-    java
-}
-
-/// Lets the Curator run waiting at `tag` go on.
-async fn go(client: &Client, tag: &str) -> Result<()> {
-    client.create(&format!("{GROUP}-{tag}-go"), b"", CreateMode::Persistent).await?;
-    Ok(())
+    JavaRun::start(PROGRAM, GROUP, cmd)
 }
 
 /// A Java member and a Rust member join, see each other (ids and data) and the nodes are the
@@ -225,7 +180,7 @@ async fn curator_and_rust_members_see_each_other(env: Env) -> Result<()> {
     let java = start(&program, &env, &ops);
 
     // Both in: each sees the other, and the nodes are Curator's layout.
-    let java = ready(&observer, java, "both").await;
+    let java = java.ready(&observer, "both").await;
     assert_clean("Rust sees both", rust_sees(&me, &both, SEE_S).await);
     assert_eq!(children(&observer, GROUP).await, ["java-1", "rust-1"], "one node per member, named by id");
     let (data, rust_stat) = observer.get_data(&format!("{GROUP}/rust-1")).await?;
@@ -234,21 +189,21 @@ async fn curator_and_rust_members_see_each_other(env: Env) -> Result<()> {
     assert_eq!(&data[..], b"java data", "Java's member node's data");
     assert!(java_stat.ephemeral_owner != 0 && java_stat.ephemeral_owner != c.session_id(), "{java_stat:?}");
     me.set_data("rust data 2").await?;
-    go(&observer, "both").await?;
+    java.go(&observer, "both").await?;
 
     // New data both ways, and a second Java member.
-    let java = ready(&observer, java, "three").await;
+    let java = java.ready(&observer, "three").await;
     assert_clean("Rust sees the new data and java-2", rust_sees(&me, &three, SEE_S).await);
-    go(&observer, "three").await?;
+    java.go(&observer, "three").await?;
 
     // Java's first member leaves: Rust sees it gone. Then Rust leaves.
-    let java = ready(&observer, java, "left").await;
+    let java = java.ready(&observer, "left").await;
     assert_clean("Rust sees java-1 gone", rust_sees(&me, &java_left, SEE_S).await);
     me.close().await?;
     assert_eq!(observer.exists(&format!("{GROUP}/rust-1")).await?, None, "close deletes the member node");
-    go(&observer, "left").await?;
+    java.go(&observer, "left").await?;
 
-    let (ok, lines, err) = finish(java).await;
+    let (ok, lines, err) = java.finish().await;
     assert!(ok, "{PROGRAM} failed:\n{}\n{err}", lines.join("\n"));
     let expected = [("java-1", both), ("java-1", both_set), ("java-2", java_left), ("java-2", rust_left)];
     assert_clean("Curator's views", transcript_problems(&lines, &expected));
@@ -282,7 +237,7 @@ async fn a_member_that_never_joins_is_not_seen(env: Env) -> Result<()> {
     within(20, me.joined()).await?;
     let with_ghost = view(&[("ghost", "boo"), ("java-1", "java data"), ("rust-1", "rust data")]);
     let ops = ["join:java-1:java data".to_string(), see("java-1", 1_500, &with_ghost), "leave:java-1".into()];
-    let (ok, lines, err) = finish(start(&program, &env, &ops)).await;
+    let (ok, lines, err) = start(&program, &env, &ops).finish().await;
     assert!(!ok, "{PROGRAM} cannot have seen the ghost:\n{}\n{err}", lines.join("\n"));
     let found = transcript_problems(&lines, &[("java-1", with_ghost.clone())]);
     eprintln!("group interop, negative control on the {}: Curator's side: {found:?}", env.backend_name());

@@ -167,3 +167,68 @@ impl CuratorProgram {
         cmd
     }
 }
+
+/// A Java program run driven step by step through marker nodes: at a step `tag` it creates
+/// `<prefix>-<tag>-ready` and waits for `<prefix>-<tag>-go` ([`JavaRun::ready`],
+/// [`JavaRun::go`]). The interop tests of membership and discovery drive their Curator
+/// programs this way.
+pub struct JavaRun {
+    name: String,
+    prefix: String,
+    run: tokio::task::JoinHandle<(bool, String, String)>,
+}
+
+impl JavaRun {
+    /// Starts `cmd` (the program `name`, marking its steps under `prefix`) with a 90 s limit.
+    pub fn start(name: &str, prefix: &str, cmd: Command) -> JavaRun {
+        let run = tokio::spawn(run(cmd, None, Duration::from_secs(90)));
+        JavaRun { name: name.to_string(), prefix: prefix.to_string(), run }
+    }
+
+    /// Waits for the run to end: whether it exited 0, its stdout lines and its stderr.
+    pub async fn finish(self) -> (bool, Vec<String>, String) {
+        let (ok, out, err) = super::within(100, self.run).await.expect("the Java runner");
+        (ok, out.lines().map(str::to_string).collect(), err)
+    }
+
+    /// Waits until the run reached step `tag` (created `<prefix>-<tag>-ready`); fails with its
+    /// output if it ended first.
+    pub async fn ready(self, client: &conclave::Client, tag: &str) -> JavaRun {
+        let ready = format!("{}-{tag}-ready", self.prefix);
+        let there = super::within(60, async {
+            loop {
+                if client.exists(&ready).await.expect("exists").is_some() {
+                    return true;
+                }
+                if self.run.is_finished() {
+                    return false;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        if !there {
+            let name = self.name.clone();
+            let (_, lines, err) = self.finish().await;
+            panic!("{name} ended before {ready}:\n{}\n{err}", lines.join("\n"));
+        }
+        self
+    }
+
+    /// Lets the run waiting at step `tag` go on.
+    pub async fn go(&self, client: &conclave::Client, tag: &str) -> conclave::Result<()> {
+        client.create(&format!("{}-{tag}-go", self.prefix), b"", conclave::CreateMode::Persistent).await?;
+        Ok(())
+    }
+
+    /// Whether the run has ended.
+    pub fn is_finished(&self) -> bool {
+        self.run.is_finished()
+    }
+}
+
+/// Asserts that a checker found no problem, listing them if it did.
+#[track_caller]
+pub fn assert_clean(what: &str, problems: Vec<String>) {
+    assert!(problems.is_empty(), "{what}: {} problems:\n{}", problems.len(), problems.join("\n"));
+}

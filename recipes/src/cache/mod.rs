@@ -27,7 +27,10 @@
 //!   what it held, preceded by [`CacheEvent::Resynced`]: `possibly_missed` says whether the
 //!   re-read shows that states were skipped (a version that grew by more than one, a removal,
 //!   a re-creation, children that came and went). Live changes that race the re-read can set
-//!   it too; `false` means nothing happened unseen.
+//!   it too; `false` means nothing happened unseen. The events held back during the re-read
+//!   come out together behind the marker, in the order the cache read them: the differences
+//!   found and the changes made during the re-read, mixed (each node's in order), so a change
+//!   made just after the reconnection can come before the difference of a node read later.
 //! - **After the session expired**, the cache (by default) opens a new session — the same one
 //!   every other recipe on the expired session moves to — and rebuilds the same way, with
 //!   `possibly_missed: true`; [`TreeCache::client`] is the session it now uses.
@@ -108,8 +111,9 @@ pub enum CacheEvent {
     /// The first load is complete: every node that existed when it was read has been reported.
     /// Reported once.
     Initialized,
-    /// The cache read the subtree again after a reconnection or a new session; the events that
-    /// follow, up to the next live change, are the differences found.
+    /// The cache read the subtree again after a reconnection or a new session (or a removed
+    /// watch); the events held back meanwhile follow: the differences found, mixed with the
+    /// changes made during the re-read (see the [module docs](self)).
     Resynced {
         /// Whether states may have been skipped (see the [module docs](self)).
         possibly_missed: bool,

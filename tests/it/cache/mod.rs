@@ -1,8 +1,9 @@
 //! The cache family (`conclave::cache`): behaviour on both backends (`tree`: loading, live
 //! changes, resyncs after reconnections and expiries, depth and filter; `kinds`: node and
-//! children caches, one-shot watches), the stress run (`stress`),
-//! and the checker every cache test runs its event streams through.
+//! children caches, one-shot watches), the stress run (`stress`), agreement with Curator's
+//! `CuratorCache` (`interop`), and the checker every cache test runs its event streams through.
 
+mod interop;
 mod kinds;
 mod stress;
 mod tree;

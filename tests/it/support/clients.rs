@@ -33,12 +33,17 @@ pub async fn run(mut cmd: Command, stdin: Option<String>, limit: Duration) -> (b
             pipe.write_all(input.as_bytes()).expect("write the client's input");
         }
         let pid = child.id();
+        // Kills the client at the deadline, unless it ended first (then the channel says so, and
+        // no `kill` is sent to a pid that may have been reused meanwhile).
+        let (ended, end) = std::sync::mpsc::channel::<()>();
         let killer = std::thread::spawn(move || {
-            std::thread::sleep(limit);
-            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            if end.recv_timeout(limit) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+                let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            }
         });
         let out = child.wait_with_output().expect("wait for the client");
-        drop(killer);
+        drop(ended);
+        let _ = killer.join();
         (
             out.status.success(),
             String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -33,8 +33,7 @@ use conclave_core::testing::{expire_session_over, Proxy};
 use futures::StreamExt;
 use serde_json::json;
 
-/// Any error of this example: the client's, or a failed check.
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use target::BoxError;
 
 /// The service.
 const SERVICE: &str = "greeter";
@@ -54,15 +53,7 @@ const GIVE_UP_AFTER: Duration = Duration::from_secs(60);
 /// Runs the example on the embedded server or `--connect`'s, and shuts the embedded one down.
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    let (server, hosts) = target::server_or_hosts().await?;
-    let outcome = tokio::time::timeout(GIVE_UP_AFTER, run(&hosts)).await;
-    if let Some(server) = server {
-        server.shutdown().await;
-    }
-    match outcome {
-        Ok(result) => result,
-        Err(_) => Err(format!("gave up after {GIVE_UP_AFTER:?}").into()),
-    }
+    target::run_checked(GIVE_UP_AFTER, |hosts| async move { run(&hosts).await }).await
 }
 
 /// The whole example against the servers of `hosts`.

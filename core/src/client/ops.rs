@@ -11,7 +11,7 @@ use bytes::{Bytes, BytesMut};
 use futures::future::{BoxFuture, FutureExt};
 use tokio::sync::oneshot;
 
-use super::{decode, unexpected, Client, CreateOptions, Data, OneshotWatcher, PersistentWatcher};
+use super::{after, decode, unexpected, Client, CreateOptions, Data, OneshotWatcher, PersistentWatcher};
 use crate::error::{Error, Result};
 use crate::path::{validate_path, validate_sequential_path};
 use crate::proto::{
@@ -124,14 +124,12 @@ impl Client {
     /// The node's stat, or `None` if it does not exist.
     pub fn exists(&self, path: &str) -> impl Future<Output = Result<Option<Stat>>> + Send + 'static {
         let reply = self.server_path(path).map(|path| self.call(Request::Exists { path, watch: false }));
-        async move {
-            match reply?.await {
-                Ok(Response::Stat(stat)) => Ok(Some(stat)),
-                Ok(other) => Err(unexpected(OpCode::Exists, &other)),
-                Err(Error::NoNode) => Ok(None),
-                Err(e) => Err(e),
-            }
-        }
+        after(reply, |reply| match reply {
+            Ok(Response::Stat(stat)) => Ok(Some(stat)),
+            Ok(other) => Err(unexpected(OpCode::Exists, &other)),
+            Err(Error::NoNode) => Ok(None),
+            Err(e) => Err(e),
+        })
     }
 
     /// As [`Client::exists`], leaving a watch that fires on the node's creation (if it does not
@@ -163,7 +161,7 @@ impl Client {
     /// `NoNode`; `NoAuth` (no READ).
     pub fn get_data(&self, path: &str) -> impl Future<Output = Result<(Bytes, Stat)>> + Send + 'static {
         let reply = self.server_path(path).map(|path| self.call(Request::GetData { path, watch: false }));
-        async move { data_reply(reply?.await?) }
+        after(reply, |reply| data_reply(reply?))
     }
 
     /// As [`Client::get_data`], leaving a watch that fires on the node's next data change or
@@ -236,12 +234,10 @@ impl Client {
     /// The names of the node's children, in no particular order.
     pub fn get_children(&self, path: &str) -> impl Future<Output = Result<Vec<String>>> + Send + 'static {
         let reply = self.server_path(path).map(|path| self.call(Request::GetChildren { path, watch: false }));
-        async move {
-            match reply?.await? {
-                Response::Names(children) => Ok(children),
-                other => Err(unexpected(OpCode::GetChildren, &other)),
-            }
-        }
+        after(reply, |reply| match reply? {
+            Response::Names(children) => Ok(children),
+            other => Err(unexpected(OpCode::GetChildren, &other)),
+        })
     }
 
     /// As [`Client::get_children`], leaving a watch that fires when a child is created or
@@ -266,7 +262,7 @@ impl Client {
         path: &str,
     ) -> impl Future<Output = Result<(Vec<String>, Stat)>> + Send + 'static {
         let reply = self.server_path(path).map(|path| self.call(Request::GetChildren2 { path, watch: false }));
-        async move { children2_reply(reply?.await?) }
+        after(reply, |reply| children2_reply(reply?))
     }
 
     /// As [`Client::get_children_with_stat`], leaving a child watch.
@@ -474,17 +470,23 @@ fn children2_reply(resp: Response) -> Result<(Vec<String>, Stat)> {
 }
 
 /// Awaits a reply that has a `Stat` body.
-async fn stat(op: OpCode, reply: Result<impl Future<Output = Result<Response>>>) -> Result<Stat> {
-    match reply?.await? {
+fn stat(
+    op: OpCode,
+    reply: Result<impl Future<Output = Result<Response>> + Send + 'static>,
+) -> impl Future<Output = Result<Stat>> + Send + 'static {
+    after(reply, move |reply| match reply? {
         Response::Stat(stat) => Ok(stat),
         other => Err(unexpected(op, &other)),
-    }
+    })
 }
 
 /// Awaits a reply that has no body.
-async fn empty(op: OpCode, reply: Result<impl Future<Output = Result<Response>>>) -> Result<()> {
-    match reply?.await? {
+fn empty(
+    op: OpCode,
+    reply: Result<impl Future<Output = Result<Response>> + Send + 'static>,
+) -> impl Future<Output = Result<()>> + Send + 'static {
+    after(reply, move |reply| match reply? {
         Response::Empty => Ok(()),
         other => Err(unexpected(op, &other)),
-    }
+    })
 }

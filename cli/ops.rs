@@ -95,6 +95,12 @@ pub enum ClientCommand {
     /// NodeDataChanged on the node and all its descendants. The node need not exist. Events
     /// that happen while the client is reconnecting are not replayed. With --json, one
     /// {"event", "path", "zxid"} object per line.
+    ///
+    /// With --tree, follows the subtree through a cache instead: `Added PATH vVERSION DATA` for
+    /// every node, `Initialized`, then `Added`/`Updated`/`Removed` with the node's new state as
+    /// it changes, and `Resynced possibly_missed=BOOL` after a reconnection (the cache re-reads
+    /// and reports only the differences; it moves to a new session after an expiry). With
+    /// --json, one {"event", "path", "data", "stat"} object per line.
     Watch(WatchArgs),
     /// Run a command while holding a lock, like flock(1) across machines.
     ///

@@ -175,12 +175,13 @@ impl CliError {
     }
 
     /// A recipe's error while doing `context`: a client or server error as [`CliError::zk`]; a
-    /// lost hold in class [`ExitClass::LockLost`]; a queue too long to list in class 1.
+    /// lost hold in class [`ExitClass::LockLost`]; a queue too long to list, or a cache stream
+    /// that fell too far behind, in class 1.
     pub fn recipe(context: impl Into<String>, e: &conclave::Error) -> CliError {
         match e {
             conclave::Error::Zk(e) => CliError::zk(context, e),
-            too_long @ conclave::Error::TooManyChildren { .. } => {
-                CliError::new(context, too_long.to_string(), ExitClass::Other)
+            other @ (conclave::Error::TooManyChildren { .. } | conclave::Error::Lagged { .. }) => {
+                CliError::new(context, other.to_string(), ExitClass::Other)
             }
             lost => CliError::new(context, lost.to_string(), ExitClass::LockLost),
         }

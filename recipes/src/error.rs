@@ -58,6 +58,18 @@ pub enum Error {
         /// The reply limit it exceeds.
         limit: usize,
     },
+    /// A stream of a cache's events fell more than `limit` events behind: the cache ended the
+    /// stream (after the events it holds) rather than keep queueing for it without bound. Take
+    /// a new stream ([`crate::cache::TreeCache::events`]: it starts with the cache's content)
+    /// and consume it faster, or raise the limit
+    /// ([`crate::cache::CacheBuilder::max_lag`]).
+    #[error("{path}: a cache event stream fell {limit} events behind and was ended")]
+    Lagged {
+        /// The cache's root path.
+        path: String,
+        /// How many undelivered events a stream may have.
+        limit: usize,
+    },
 }
 
 impl Error {
@@ -65,7 +77,7 @@ impl Error {
     pub fn zk(&self) -> Option<&ZkError> {
         match self {
             Error::Zk(e) => Some(e),
-            Error::Lost { .. } | Error::TooManyChildren { .. } => None,
+            Error::Lost { .. } | Error::TooManyChildren { .. } | Error::Lagged { .. } => None,
         }
     }
 

@@ -537,7 +537,7 @@ impl Engine {
                     walk.held.extend(out.events);
                 }
             }
-            None => deliver(&mut shared.subscribers, out.events),
+            None => shared.deliver(out.events),
         }
     }
 
@@ -723,13 +723,13 @@ impl Engine {
         let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
         if !shared.initialized {
             shared.initialized = true;
-            deliver(&mut shared.subscribers, vec![CacheEvent::Initialized]);
+            shared.deliver(vec![CacheEvent::Initialized]);
             self.status.send_modify(|s| s.initialized = true);
         } else if walk.resync {
             let mut events = Vec::with_capacity(walk.held.len() + 1);
             events.push(CacheEvent::Resynced { possibly_missed: walk.missed });
             events.extend(walk.held);
-            deliver(&mut shared.subscribers, events);
+            shared.deliver(events);
             let deferred = std::mem::take(&mut shared.deferred);
             for subscriber in deferred {
                 shared.replay(&subscriber);
@@ -767,7 +767,7 @@ impl Engine {
         shared.ended = Some(e.clone());
         let subscribers = std::mem::take(&mut shared.subscribers);
         for subscriber in subscribers.into_iter().chain(std::mem::take(&mut shared.deferred)) {
-            let _ = subscriber.send(Err(e.clone()));
+            subscriber.send(Err(e.clone()));
         }
         drop(shared);
         self.status.send_modify(|s| s.ended = Some(e));
@@ -790,25 +790,6 @@ async fn next_event(watcher: &mut Option<PersistentWatcher>) -> Option<conclave_
     match watcher {
         Some(w) => w.next().await,
         None => std::future::pending().await,
-    }
-}
-
-/// Sends `events` to every subscriber, forgetting those whose stream was dropped.
-fn deliver(subscribers: &mut Vec<super::Subscriber>, events: Vec<CacheEvent>) {
-    if events.is_empty() {
-        return;
-    }
-    subscribers.retain(|s| !s.is_closed());
-    if let [only] = subscribers.as_slice() {
-        for event in events {
-            let _ = only.send(Ok(event));
-        }
-        return;
-    }
-    for event in events {
-        for subscriber in subscribers.iter() {
-            let _ = subscriber.send(Ok(event.clone()));
-        }
     }
 }
 

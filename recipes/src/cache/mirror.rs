@@ -155,6 +155,11 @@ impl Mirror {
         Mirror { root_path: root_path.to_string(), root: None, len: 0 }
     }
 
+    /// The root's path.
+    pub(super) fn root(&self) -> &str {
+        &self.root_path
+    }
+
     /// The number of cached nodes.
     pub(super) fn len(&self) -> usize {
         self.len

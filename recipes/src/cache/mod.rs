@@ -36,7 +36,9 @@
 //!   `possibly_missed: true`; [`TreeCache::client`] is the session it now uses.
 //! - A subscriber that joins late gets the cached nodes as `Added` first (and `Initialized` if
 //!   the cache is), then live events; one that joins during a re-read gets its first events
-//!   when the re-read is done.
+//!   when the re-read is done. A stream that stops taking its events is ended with
+//!   [`Error::Lagged`] once too many are queued for it ([`CacheBuilder::max_lag`]), so memory
+//!   stays bounded by the subtree and the streams that are read.
 //!
 //! # Kinds
 //!
@@ -60,6 +62,7 @@ mod mirror;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -187,6 +190,7 @@ pub struct CacheBuilder<K> {
     filter: Option<Filter>,
     rebuild_after_expiry: bool,
     watch: WatchMode,
+    max_lag: Option<usize>,
     kind: std::marker::PhantomData<fn() -> K>,
 }
 
@@ -199,6 +203,7 @@ impl<K> Clone for CacheBuilder<K> {
             filter: self.filter.clone(),
             rebuild_after_expiry: self.rebuild_after_expiry,
             watch: self.watch,
+            max_lag: self.max_lag,
             kind: std::marker::PhantomData,
         }
     }
@@ -225,6 +230,7 @@ impl<K> CacheBuilder<K> {
             filter: None,
             rebuild_after_expiry: true,
             watch: WatchMode::Auto,
+            max_lag: None,
             kind: std::marker::PhantomData,
         }
     }
@@ -256,6 +262,14 @@ impl<K: CacheKind> CacheBuilder<K> {
         self
     }
 
+    /// How many events an event stream may have queued (sent, not yet taken) before the cache
+    /// ends it with [`Error::Lagged`]. Default: four times the number of cached nodes, and at
+    /// least 65 536.
+    pub fn max_lag(mut self, events: usize) -> Self {
+        self.max_lag = Some(events);
+        self
+    }
+
     /// Which watches keep the cache current (default [`WatchMode::Auto`]).
     pub fn watch_mode(mut self, mode: WatchMode) -> Self {
         self.watch = mode;
@@ -281,6 +295,7 @@ impl<K: CacheKind> CacheBuilder<K> {
             initialized: false,
             resyncing: false,
             ended: None,
+            max_lag: self.max_lag,
         }));
         let config = engine::Config {
             path: self.path.clone(),
@@ -306,18 +321,77 @@ pub(crate) struct Shared {
     initialized: bool,
     resyncing: bool,
     ended: Option<Error>,
+    /// See [`CacheBuilder::max_lag`].
+    max_lag: Option<usize>,
 }
 
-type Subscriber = mpsc::UnboundedSender<Result<CacheEvent>>;
+/// The smallest lag a stream is allowed by default (see [`CacheBuilder::max_lag`]).
+const MIN_LAG: usize = 65_536;
+
+/// One stream's end of its channel, with how many events it has not taken yet.
+#[derive(Debug)]
+pub(crate) struct Subscriber {
+    tx: mpsc::UnboundedSender<Result<CacheEvent>>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl Subscriber {
+    fn new() -> (Subscriber, mpsc::UnboundedReceiver<Result<CacheEvent>>, Arc<AtomicUsize>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        (Subscriber { tx, queued: queued.clone() }, rx, queued)
+    }
+
+    fn send(&self, item: Result<CacheEvent>) {
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        let _ = self.tx.send(item);
+    }
+}
 
 impl Shared {
     /// Sends the cache's content to a new subscriber, as `Added`s (and `Initialized` if it is).
     fn replay(&self, subscriber: &Subscriber) {
         self.mirror.for_each(|path, entry| {
-            let _ = subscriber.send(Ok(CacheEvent::Added { path: path.to_string(), node: entry.node() }));
+            subscriber.send(Ok(CacheEvent::Added { path: path.to_string(), node: entry.node() }));
         });
         if self.initialized {
-            let _ = subscriber.send(Ok(CacheEvent::Initialized));
+            subscriber.send(Ok(CacheEvent::Initialized));
+        }
+    }
+
+    /// How many events a stream may have queued before it is ended.
+    fn lag_limit(&self) -> usize {
+        self.max_lag.unwrap_or_else(|| MIN_LAG.max(4 * self.mirror.len()))
+    }
+
+    /// Sends `events` to every subscriber, forgetting those whose stream was dropped, and
+    /// ending (with [`Error::Lagged`]) those that fell too far behind.
+    pub(crate) fn deliver(&mut self, events: Vec<CacheEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        let limit = self.lag_limit();
+        let path = self.mirror.root();
+        self.subscribers.retain(|s| {
+            if s.tx.is_closed() {
+                return false;
+            }
+            if s.queued.load(Ordering::Relaxed) > limit {
+                s.send(Err(Error::Lagged { path: path.to_string(), limit }));
+                return false;
+            }
+            true
+        });
+        if let [only] = self.subscribers.as_slice() {
+            for event in events {
+                only.send(Ok(event));
+            }
+            return;
+        }
+        for event in events {
+            for subscriber in &self.subscribers {
+                subscriber.send(Ok(event.clone()));
+            }
         }
     }
 }
@@ -443,20 +517,23 @@ impl TreeCache {
     /// If the cache ends (its session ended and it does not rebuild), the stream yields that
     /// error and ends. The stream keeps the cache running.
     ///
-    /// Events are queued for each stream without bound: consume them.
+    /// Events are queued for each stream until it takes them. A stream that falls too far behind
+    /// (more than [`CacheBuilder::max_lag`] events not taken) is ended with
+    /// [`Error::Lagged`] after the events it holds, so that a consumer that stopped reading
+    /// cannot grow the process without bound; take a new stream to go on.
     pub fn events(&self) -> CacheEvents {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (subscriber, rx, queued) = Subscriber::new();
         let mut shared = self.shared();
         if let Some(e) = &shared.ended {
-            shared.replay(&tx);
-            let _ = tx.send(Err(e.clone()));
+            shared.replay(&subscriber);
+            subscriber.send(Err(e.clone()));
         } else if shared.resyncing {
-            shared.deferred.push(tx);
+            shared.deferred.push(subscriber);
         } else {
-            shared.replay(&tx);
-            shared.subscribers.push(tx);
+            shared.replay(&subscriber);
+            shared.subscribers.push(subscriber);
         }
-        CacheEvents { rx, skip: None, _cache: self.inner.clone() }
+        CacheEvents { rx, queued, skip: None, _cache: self.inner.clone() }
     }
 
     /// Waits until the cache reflects every change made (on any session) before this call:
@@ -511,6 +588,8 @@ impl TreeCache {
 #[must_use = "streams do nothing unless polled"]
 pub struct CacheEvents {
     rx: mpsc::UnboundedReceiver<Result<CacheEvent>>,
+    /// Events sent to this stream and not taken yet.
+    queued: Arc<AtomicUsize>,
     /// A path whose own events are left out (a children cache's parent).
     skip: Option<String>,
     _cache: Arc<Inner>,
@@ -522,6 +601,9 @@ impl Stream for CacheEvents {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         loop {
             let item = std::task::ready!(self.rx.poll_recv(cx));
+            if item.is_some() {
+                self.queued.fetch_sub(1, Ordering::Relaxed);
+            }
             let skipped = match (&item, &self.skip) {
                 (Some(Ok(e)), Some(skip)) => e.path() == Some(skip.as_str()),
                 _ => false,

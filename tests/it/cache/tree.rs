@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use conclave::cache::{CacheEvent, TreeCache};
-use conclave::{Client, CreateMode, Result, WatcherType, ZkError};
+use conclave::{Client, CreateMode, Error, Result, WatcherType, ZkError};
 use futures::StreamExt;
 
 use super::{assert_mirrors, is_init, next, shorts, state_of, until, while_away, Checker};
@@ -26,6 +26,7 @@ conformance!(
     an_expired_session_is_replaced_and_the_cache_rebuilt,
     without_rebuild_the_cache_ends_with_the_session,
     a_removed_watch_is_added_again,
+    a_stream_that_falls_behind_is_ended,
     dropping_the_cache_removes_its_watch,
 );
 
@@ -307,6 +308,36 @@ async fn a_removed_watch_is_added_again(env: Env) -> Result<()> {
     c.set_data("/c/a", "1", None).await?;
     assert_eq!(shorts(&[next(&mut events).await]), ["~/c/a@1"]);
     c.check_watches("/c", WatcherType::Any).await?;
+    Ok(())
+}
+
+/// A stream that does not take its events is ended with `Lagged` once more than `max_lag` are
+/// queued for it (after those it holds); the others go on, and a new stream starts with the
+/// content.
+async fn a_stream_that_falls_behind_is_ended(env: Env) -> Result<()> {
+    let c = env.client().await;
+    create(&c, &[("/c", ""), ("/c/a", "0")]).await?;
+    let cache = TreeCache::builder(&c, "/c").max_lag(50).start()?;
+    let mut slow = cache.events();
+    let mut fast = cache.events();
+    until(&mut fast, is_init).await;
+    for i in 1..=100 {
+        c.set_data("/c/a", i.to_string(), None).await?;
+        within(10, cache.sync()).await?;
+        assert_eq!(shorts(&[next(&mut fast).await]), [format!("~/c/a@{i}")]);
+    }
+    let mut taken = 0;
+    let end = loop {
+        match within(10, slow.next()).await.expect("an item") {
+            Ok(_) => taken += 1,
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(end, Error::Lagged { path: "/c".into(), limit: 50 });
+    assert!((51..=53).contains(&taken), "{taken} events before the end");
+    assert!(within(5, slow.next()).await.is_none(), "the stream is over");
+    let mut again = cache.events();
+    assert_eq!(shorts(&until(&mut again, is_init).await), ["+/c@0", "+/c/a@100", "init"]);
     Ok(())
 }
 

@@ -16,33 +16,13 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
 
 import org.apache.curator.framework.CuratorFramework;
-import org.apache.curator.framework.CuratorFrameworkFactory;
 import org.apache.curator.framework.recipes.barriers.DistributedDoubleBarrier;
-import org.apache.curator.retry.ExponentialBackoffRetry;
 
-public class CuratorBarrierCheck {
+public class CuratorBarrierCheck extends CuratorSupport {
     static final List<String> violations = new ArrayList<>();
 
     static synchronized void violation(String what) {
         violations.add(what);
-    }
-
-    static void check(boolean condition, String what) {
-        if (!condition) {
-            throw new AssertionError(what);
-        }
-    }
-
-    static CuratorFramework client(String hosts) throws Exception {
-        CuratorFramework c = CuratorFrameworkFactory.builder()
-                .connectString(hosts)
-                .sessionTimeoutMs(10000)
-                .connectionTimeoutMs(15000)
-                .retryPolicy(new ExponentialBackoffRetry(100, 3))
-                .build();
-        c.start();
-        check(c.blockUntilConnected(15, TimeUnit.SECONDS), "connect to " + hosts);
-        return c;
     }
 
     public static void main(String[] args) {

@@ -41,35 +41,13 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 
 import org.apache.curator.framework.CuratorFramework;
-import org.apache.curator.framework.CuratorFrameworkFactory;
 import org.apache.curator.framework.recipes.cache.ChildData;
 import org.apache.curator.framework.recipes.cache.CuratorCache;
 import org.apache.curator.framework.recipes.cache.CuratorCacheListener;
-import org.apache.curator.retry.ExponentialBackoffRetry;
 import org.apache.zookeeper.CreateMode;
 import org.apache.zookeeper.data.Stat;
 
-public class CuratorCacheCheck {
-    /** Fails the run with `what` unless `condition` holds. */
-    static void check(boolean condition, String what) {
-        if (!condition) {
-            throw new AssertionError(what);
-        }
-    }
-
-    /** A started client of HOSTS, connected (within 15 s). */
-    static CuratorFramework client(String hosts) throws Exception {
-        CuratorFramework c = CuratorFrameworkFactory.builder()
-                .connectString(hosts)
-                .sessionTimeoutMs(10000)
-                .connectionTimeoutMs(15000)
-                .retryPolicy(new ExponentialBackoffRetry(100, 3))
-                .build();
-        c.start();
-        check(c.blockUntilConnected(15, TimeUnit.SECONDS), "connect to " + hosts);
-        return c;
-    }
-
+public class CuratorCacheCheck extends CuratorSupport {
     /** Runs the check; any failure exits 1 with its stack trace. */
     public static void main(String[] args) {
         try {

@@ -7,30 +7,10 @@
 import java.util.concurrent.TimeUnit;
 
 import org.apache.curator.framework.CuratorFramework;
-import org.apache.curator.framework.CuratorFrameworkFactory;
 import org.apache.curator.framework.recipes.leader.LeaderLatch;
 import org.apache.curator.framework.recipes.locks.InterProcessMutex;
-import org.apache.curator.retry.ExponentialBackoffRetry;
 
-public class CuratorCheck {
-    static void check(boolean condition, String what) {
-        if (!condition) {
-            throw new AssertionError(what);
-        }
-    }
-
-    static CuratorFramework client(String hosts) throws Exception {
-        CuratorFramework c = CuratorFrameworkFactory.builder()
-                .connectString(hosts)
-                .sessionTimeoutMs(10000)
-                .connectionTimeoutMs(15000)
-                .retryPolicy(new ExponentialBackoffRetry(100, 3))
-                .build();
-        c.start();
-        check(c.blockUntilConnected(15, TimeUnit.SECONDS), "connect to " + hosts);
-        return c;
-    }
-
+public class CuratorCheck extends CuratorSupport {
     public static void main(String[] args) throws Exception {
         String hosts = args[0];
         String root = args[1];

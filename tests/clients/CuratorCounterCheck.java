@@ -23,39 +23,16 @@
 //
 // Prints "ok done" at the end; exits 1 (with a stack trace) when a step fails.
 
-import java.util.concurrent.TimeUnit;
 
 import org.apache.curator.framework.CuratorFramework;
-import org.apache.curator.framework.CuratorFrameworkFactory;
 import org.apache.curator.framework.recipes.atomic.AtomicValue;
 import org.apache.curator.framework.recipes.atomic.DistributedAtomicLong;
-import org.apache.curator.retry.ExponentialBackoffRetry;
 import org.apache.curator.retry.RetryNTimes;
 import org.apache.zookeeper.CreateMode;
 
-public class CuratorCounterCheck {
+public class CuratorCounterCheck extends CuratorSupport {
     /** Increments of PATH-warmup before a race. */
     static final int WARMUP = 100;
-
-    /** Fails the run with `what` unless `condition` holds. */
-    static void check(boolean condition, String what) {
-        if (!condition) {
-            throw new AssertionError(what);
-        }
-    }
-
-    /** A started client of HOSTS, connected (within 15 s). */
-    static CuratorFramework client(String hosts) throws Exception {
-        CuratorFramework c = CuratorFrameworkFactory.builder()
-                .connectString(hosts)
-                .sessionTimeoutMs(10000)
-                .connectionTimeoutMs(15000)
-                .retryPolicy(new ExponentialBackoffRetry(100, 3))
-                .build();
-        c.start();
-        check(c.blockUntilConnected(15, TimeUnit.SECONDS), "connect to " + hosts);
-        return c;
-    }
 
     /** The counter at `path`, with the retry policy every counter of this program uses. */
     static DistributedAtomicLong counter(CuratorFramework c, String path) {

@@ -50,13 +50,10 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeSet;
-import java.util.concurrent.TimeUnit;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.apache.curator.framework.CuratorFramework;
-import org.apache.curator.framework.CuratorFrameworkFactory;
 import org.apache.curator.framework.state.ConnectionState;
-import org.apache.curator.retry.ExponentialBackoffRetry;
 import org.apache.curator.x.discovery.ServiceCache;
 import org.apache.curator.x.discovery.ServiceDiscovery;
 import org.apache.curator.x.discovery.ServiceDiscoveryBuilder;
@@ -70,7 +67,7 @@ import org.apache.curator.x.discovery.strategies.RoundRobinStrategy;
 import org.apache.zookeeper.CreateMode;
 
 @SuppressWarnings({"rawtypes", "unchecked"})
-public class CuratorDiscoveryCheck {
+public class CuratorDiscoveryCheck extends CuratorSupport {
     /** The service every op is about. */
     static final String SERVICE = "api";
     /** Plain JSON, for printing payloads and URI parts. */
@@ -78,26 +75,6 @@ public class CuratorDiscoveryCheck {
 
     /** A timeout of a waiting op: exit 3. */
     static class Timeout extends Exception {
-    }
-
-    /** Fails the run with `what` unless `condition` holds. */
-    static void check(boolean condition, String what) {
-        if (!condition) {
-            throw new AssertionError(what);
-        }
-    }
-
-    /** A started client of HOSTS, connected (within 15 s). */
-    static CuratorFramework client(String hosts) throws Exception {
-        CuratorFramework c = CuratorFrameworkFactory.builder()
-                .connectString(hosts)
-                .sessionTimeoutMs(10000)
-                .connectionTimeoutMs(15000)
-                .retryPolicy(new ExponentialBackoffRetry(100, 3))
-                .build();
-        c.start();
-        check(c.blockUntilConnected(15, TimeUnit.SECONDS), "connect to " + hosts);
-        return c;
     }
 
     /** Runs the check; a wait that timed out exits 3, any other failure 1 with its stack trace. */

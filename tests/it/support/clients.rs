@@ -133,9 +133,14 @@ impl CuratorProgram {
             map.entry(class_name.clone())
                 .or_insert_with(|| {
                     std::fs::create_dir_all(&dir).map_err(|e| format!("build dir {}: {e}", dir.display()))?;
-                    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/clients/{class_name}.java"));
+                    let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients");
+                    let source = sources.join(format!("{class_name}.java"));
+                    // The source path lets javac compile what the program uses from the
+                    // directory (CuratorSupport) into the program's own build directory.
                     let out = Command::new("javac")
-                        .args(["-implicit:none", "-sourcepath", "", "-nowarn", "-d"])
+                        .arg("-sourcepath")
+                        .arg(&sources)
+                        .args(["-nowarn", "-d"])
                         .arg(&dir)
                         .arg("-cp")
                         .arg(&classpath)

@@ -36,8 +36,10 @@ mod cache;
 mod instance;
 mod provider;
 mod registry;
+mod uri;
 
 pub use cache::{ServiceCache, ServiceProvider};
-pub use instance::{local_address, ServiceInstance, ServiceInstanceBuilder, ServiceType, UriPart, UriSpec};
+pub use instance::{local_address, ServiceInstance, ServiceInstanceBuilder, ServiceType};
 pub use provider::{DownInstances, InstancePicker, Strategy};
 pub use registry::{Registration, ServiceDiscovery};
+pub use uri::{UriPart, UriSpec};

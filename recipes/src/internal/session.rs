@@ -4,6 +4,8 @@
 //! session gets the same one: an application with a cache and a group member on one client
 //! still has one session after an expiry, not one per recipe.
 
+use std::time::Duration;
+
 use conclave_core::Client;
 
 use crate::error::Result;
@@ -25,4 +27,27 @@ pub(crate) async fn renewed(expired: &Client) -> Result<Client> {
     let successor = expired.local::<Successor>();
     let client = successor.0.get_or_try_init(|| expired.reconnect_new_session()).await?;
     Ok(client.clone())
+}
+
+/// The first pause before trying again to open the successor, doubled after each failure up
+/// to [`RENEW_MAX_DELAY`].
+const RENEW_FIRST_DELAY: Duration = Duration::from_millis(100);
+/// The longest pause between two attempts.
+const RENEW_MAX_DELAY: Duration = Duration::from_secs(5);
+
+/// [`renewed`], tried again with back-off while the successor cannot be opened (no server
+/// answers): for the recipes' background tasks, which go on until they are dropped. `what`
+/// names the recipe in the log.
+pub(crate) async fn renewed_patiently(expired: &Client, what: &str) -> Client {
+    let mut delay = RENEW_FIRST_DELAY;
+    loop {
+        match renewed(expired).await {
+            Ok(client) => return client,
+            Err(e) => {
+                tracing::warn!(recipe = what, error = %e, retry_in = ?delay, "cannot open a new session yet");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(RENEW_MAX_DELAY);
+            }
+        }
+    }
 }

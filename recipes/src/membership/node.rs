@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use bytes::Bytes;
 use conclave_core::path::{self, protected_name, strip_protection};
@@ -20,12 +19,6 @@ use crate::error::{Error, Result};
 use crate::internal::watch::{self as zkwatch, Step};
 use crate::internal::{ensure_dir, session};
 use crate::wait::{wait_forms, Wait};
-
-/// The first pause before trying again to open a new session after an expiry, doubled after
-/// each failure up to [`RENEW_MAX_DELAY`].
-const RENEW_FIRST_DELAY: Duration = Duration::from_millis(100);
-/// The longest pause between two attempts to open a new session.
-const RENEW_MAX_DELAY: Duration = Duration::from_secs(5);
 
 /// A node kept in place: an ephemeral node (by default) at a path, which a background task
 /// creates and re-creates with the same data whenever it goes, across connection losses,
@@ -768,7 +761,7 @@ async fn run(shared: &Shared) -> Error {
             // The server deleted the node with the session.
             shared.gone();
         }
-        client = renew(&client).await;
+        client = session::renewed_patiently(&client, &shared.base).await;
         tracing::debug!(
             path = %shared.base,
             session = %format_args!("{:#x}", client.session_id()),
@@ -783,22 +776,6 @@ async fn run(shared: &Shared) -> Error {
 /// client hears of the expiry.
 fn session_ended(e: &Error) -> bool {
     *e == ZkError::SessionExpired || *e == ZkError::UnknownSession
-}
-
-/// The expired session's successor, tried again with back-off while it cannot be opened (no
-/// server answers).
-async fn renew(expired: &Client) -> Client {
-    let mut delay = RENEW_FIRST_DELAY;
-    loop {
-        match session::renewed(expired).await {
-            Ok(client) => return client,
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?delay, "PersistentNode: cannot open a new session yet");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(RENEW_MAX_DELAY);
-            }
-        }
-    }
 }
 
 /// Keeps the node on `client`'s session: creates it, follows it, and creates it again each time

@@ -530,6 +530,9 @@ impl Engine {
 
     /// Sends an apply's events on, or holds them back during a resync.
     fn publish(walk: &mut Option<Walk>, shared: &mut Shared, out: Out) {
+        if out.changed > 0 {
+            shared.generation += 1;
+        }
         match walk.as_mut().filter(|w| w.resync) {
             Some(walk) => {
                 walk.missed |= out.skipped;

@@ -120,6 +120,12 @@ impl ChildrenCache {
         children
     }
 
+    /// Changes every time a node of the cache is added, changed or removed: read it *before*
+    /// [`ChildrenCache::children`] to know what a view built from them is current for.
+    pub(crate) fn generation(&self) -> u64 {
+        self.tree.shared().generation
+    }
+
     /// The cached child `name` (a name, not a path).
     pub fn get(&self, name: &str) -> Option<CachedNode> {
         self.tree.get(&mirror::child_path(self.path(), name))

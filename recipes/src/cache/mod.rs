@@ -283,6 +283,7 @@ impl<K: CacheKind> CacheBuilder<K> {
             resyncing: false,
             ended: None,
             max_lag: self.max_lag,
+            generation: 0,
         }));
         let config = engine::Config {
             path: self.path.clone(),
@@ -310,6 +311,9 @@ pub(crate) struct Shared {
     ended: Option<Error>,
     /// See [`CacheBuilder::max_lag`].
     max_lag: Option<usize>,
+    /// Counts the applies that added, changed or removed a node: what a view derived from the
+    /// cache (a service's decoded instances) is current for.
+    generation: u64,
 }
 
 /// The smallest lag a stream is allowed by default (see [`CacheBuilder::max_lag`]).

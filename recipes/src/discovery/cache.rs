@@ -5,6 +5,7 @@
 //! by Curator or by this crate, the node name is the instance id).
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use conclave_core::Client;
 use futures::{Stream, StreamExt};
@@ -43,6 +44,18 @@ fn decode(service: &str, children: BTreeMap<String, CachedNode>) -> BTreeMap<Str
 pub struct ServiceCache {
     name: String,
     children: ChildrenCache,
+    /// The instances as last decoded, with the cache generation they are current for: a provider
+    /// picks on every call, and decoding every instance's JSON each time would be wasted.
+    decoded: Arc<Mutex<Arc<Decoded>>>,
+}
+
+/// A service's instances, decoded.
+#[derive(Debug, Default)]
+struct Decoded {
+    /// The cache generation they are current for (`None`: not decoded yet).
+    generation: Option<u64>,
+    by_node: BTreeMap<String, ServiceInstance>,
+    list: Vec<ServiceInstance>,
 }
 
 impl ServiceCache {
@@ -55,7 +68,7 @@ impl ServiceCache {
     /// Outside a tokio runtime.
     pub fn new(client: &Client, base: &str, name: &str) -> Result<ServiceCache> {
         let children = ChildrenCache::new(client, &service_path(base, name))?;
-        Ok(ServiceCache { name: name.to_string(), children })
+        Ok(ServiceCache { name: name.to_string(), children, decoded: Arc::default() })
     }
 
     /// The service's name.
@@ -66,12 +79,24 @@ impl ServiceCache {
     /// The instances as last seen, by node name. A node whose data is not an instance (not
     /// JSON, or not Curator's form) is left out, with a warning in the log.
     pub fn instances(&self) -> Vec<ServiceInstance> {
-        self.by_node().into_values().collect()
+        self.current().list.clone()
     }
 
     /// The instances as last seen, keyed by node name.
     pub fn by_node(&self) -> BTreeMap<String, ServiceInstance> {
-        decode(&self.name, self.children.children())
+        self.current().by_node.clone()
+    }
+
+    /// The instances decoded, again only if the cache changed since they last were.
+    fn current(&self) -> Arc<Decoded> {
+        let generation = self.children.generation();
+        let mut decoded = self.decoded.lock().unwrap_or_else(|e| e.into_inner());
+        if decoded.generation != Some(generation) {
+            let by_node = decode(&self.name, self.children.children());
+            let list = by_node.values().cloned().collect();
+            *decoded = Arc::new(Decoded { generation: Some(generation), by_node, list });
+        }
+        decoded.clone()
     }
 
     /// Waits until the instances have been read once.
@@ -131,7 +156,7 @@ impl ServiceProvider {
     /// enabled and not down (or the instances have not been read yet: see
     /// [`ServiceProvider::initialized`]).
     pub fn instance(&self) -> Option<ServiceInstance> {
-        self.picker.pick(&self.cache.instances())
+        self.picker.pick(&self.cache.current().list)
     }
 
     /// Every instance the cache sees (disabled and down ones included).

@@ -12,7 +12,7 @@
 //      CuratorCacheListener.builder().forAll(...).forInitialized(...), that records every event;
 //   2. waits (at most 20 s) until the cache is initialized; the cache's content at that moment
 //      (taken in the initialized callback) is "the initial view";
-//   3. creates the ephemeral TREE-ready (beside TREE, not under it): the Rust side's signal to
+//   3. creates the ephemeral TREE-init-ready (beside TREE, not under it): the Rust side's signal to
 //      start writing;
 //   4. waits (at most 30 s) until the listener is told MARKER was created; the cache's content
 //      at that moment (taken in that callback) is "the final view" (every change the Rust side
@@ -140,7 +140,7 @@ public class CuratorCacheCheck extends CuratorSupport {
         cache.start();
         check(initialized.await(20, TimeUnit.SECONDS), "the cache was initialized within 20 s");
 
-        c.create().withMode(CreateMode.EPHEMERAL).forPath(tree + "-ready");
+        c.create().withMode(CreateMode.EPHEMERAL).forPath(tree + "-init-ready");
         check(markerSeen.await(30, TimeUnit.SECONDS), "the cache saw " + marker + " created within 30 s");
         Thread.sleep(200);
         cache.close();

@@ -37,16 +37,14 @@
 //! checked on a transcript written by hand, without ZooKeeper.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use bytes::Bytes;
 use conclave::cache::{CacheEvent, CachedNode, TreeCache};
 use conclave::{Client, CreateMode, Result, Stat};
 use conclave_core::testing::Proxy;
-use tokio::task::JoinHandle;
 
 use super::{is_init, server_tree, short, shorts, until, Checker};
-use crate::support::clients::{run, CuratorProgram};
+use crate::support::clients::{CuratorProgram, JavaRun};
 use crate::support::{within, Env};
 
 /// The Java program.
@@ -109,9 +107,6 @@ const LIVE: [(&str, bool); 21] = [
 
 /// Nodes by path (data and stat; Curator's lines give the data, version, czxid and mzxid).
 type View = BTreeMap<String, CachedNode>;
-
-/// A Curator run in progress: (exited 0, stdout, stderr) once it ends.
-type JavaRun = JoinHandle<(bool, String, String)>;
 
 /// What the Java program printed.
 #[derive(Debug, Clone, Default)]
@@ -199,35 +194,12 @@ async fn writes(w: &Client) -> Result<()> {
 }
 
 /// Starts the Java program on `tree` (under the test's chroot), with `marker` as the last node,
-/// connecting to `hosts`, and returns once its cache is initialized (it created `<tree>-ready`).
+/// connecting to `hosts`, and returns once its cache is initialized (it created
+/// `<tree>-init-ready`).
 async fn start_java(program: &CuratorProgram, env: &Env, c: &Client, hosts: &str, tree: &str, marker: &str) -> JavaRun {
     let mut cmd = program.command();
     cmd.arg(hosts).arg(format!("{}{tree}", env.root)).arg(format!("{}{marker}", env.root));
-    let java: JavaRun = tokio::spawn(run(cmd, None, Duration::from_secs(40)));
-    let ready = format!("{tree}-ready");
-    within(30, async {
-        while !java.is_finished() && c.exists(&ready).await.expect("exists").is_none() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
-    if java.is_finished() {
-        finish(java).await;
-        panic!("the Curator program ended before its cache was used");
-    }
-    java
-}
-
-/// Waits for the Java program, asserts that it succeeded and ended with `ok done`, and returns the
-/// lines it printed before that.
-async fn finish(java: JavaRun) -> Vec<String> {
-    let (ok, out, err) = within(40, java).await.expect("the Java runner");
-    let mut lines: Vec<String> = out.lines().map(str::to_string).collect();
-    assert!(
-        ok && lines.pop().as_deref() == Some("ok done"),
-        "the Curator program failed:\nstdout:\n{out}\nstderr:\n{err}"
-    );
-    lines
+    JavaRun::start(PROGRAM, tree, cmd).ready(c, "init").await
 }
 
 /// Hex (lowercase, `-` for none) as bytes.
@@ -446,7 +418,7 @@ async fn agree(env: &Env, program: &CuratorProgram) -> Result<()> {
     let our_last = cache.snapshot();
     let server_last = server_tree(&writer, TREE).await?;
     ours.extend(until(&mut events, |e| matches!(e, CacheEvent::Added { path, .. } if path == MARKER)).await);
-    let curator = parse(&finish(java).await, &env.root);
+    let curator = parse(&java.finish_ok().await, &env.root);
 
     // The views: the three agree, first and last.
     assert_eq!(server_initial.len(), nodes, "the tree made");
@@ -616,7 +588,7 @@ async fn away(env: &Env, program: &CuratorProgram) -> Result<()> {
     let our_last = cache.snapshot();
     let server_last = server_tree(&writer, AWAY).await?;
     ours.extend(until(&mut events, |e| matches!(e, CacheEvent::Added { path, .. } if path == AWAY_MARKER)).await);
-    let curator = parse(&finish(java).await, &env.root);
+    let curator = parse(&java.finish_ok().await, &env.root);
 
     assert_agree("the initial views", ("CuratorCache", &curator.initial), ("TreeCache", &our_initial));
     assert_agree("the final views", ("CuratorCache", &curator.last), ("TreeCache", &our_last));

@@ -63,17 +63,6 @@ fn start(program: &CuratorProgram, hosts: &str, env: &Env, ops: &[String]) -> Ja
     JavaRun::start(PROGRAM, BASE, cmd)
 }
 
-/// As [`finish`], failing unless the run succeeded; its stdout lines.
-async fn finish_ok(java: JavaRun) -> Vec<String> {
-    let (ok, lines, err) = java.finish().await;
-    assert!(
-        ok && lines.last().map(String::as_str) == Some("ok done"),
-        "{PROGRAM} failed:\n{}\n{err}",
-        lines.join("\n")
-    );
-    lines
-}
-
 /// The fields of an instance line of the Java program (after its tag): TAB-separated
 /// `KEY=VALUE`.
 fn fields(line: &str) -> BTreeMap<String, String> {
@@ -319,7 +308,7 @@ async fn rust_reads_curator_instances(env: Env) -> Result<()> {
     assert_eq!(cache.instances(), std::slice::from_ref(&cached), "the same instance, registered again");
     java.go(&observer, "reconnected").await?;
 
-    let lines = finish_ok(java).await;
+    let lines = java.finish_ok().await;
     let registered = lines.iter().find_map(|l| l.strip_prefix("registered\t")).expect("the registered line");
     assert_clean("Rust's decoding of Curator's instance", instance_problems("Rust", &fields(registered), &cached));
     let json = lines.iter().find_map(|l| l.strip_prefix("json\t")).expect("the json line");
@@ -360,7 +349,7 @@ async fn curator_reads_rust_instances(env: Env) -> Result<()> {
     );
 
     let ops = [format!("query:{SEE_MS}:r-1,r-2,r-3"), format!("provider:{SEE_MS}:6:r-1,r-2")];
-    let lines = finish_ok(start(&program, &env.tcp_address(), &env, &ops)).await;
+    let lines = start(&program, &env.tcp_address(), &env, &ops).finish_ok().await;
     assert_clean("Curator's query", listing_problems(&lines, "query", &[&r1, &r2, &r3]));
     assert_clean("Curator's round-robin picks", picks_problems(&lines, &[&r1, &r2], 6));
 
@@ -423,7 +412,7 @@ async fn curator_cache_follows_a_rust_registration_across_expiry(env: Env) -> Re
     assert_eq!(observer.exists(&path).await?, None, "unregistered");
     java.go(&observer, "back").await?;
 
-    let lines = finish_ok(java).await;
+    let lines = java.finish_ok().await;
     assert_clean("Curator's cache after the expiry", listing_problems(&lines, "cache", &[&r1]));
     assert!(lines.iter().any(|l| l == "cache-done 0"), "Curator's cache saw it go: {lines:#?}");
     assert_clean("Curator's cache's history", history_problems(&lines, &["r-1", "", "r-1", ""]));

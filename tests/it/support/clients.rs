@@ -201,6 +201,16 @@ impl JavaRun {
         (ok, out.lines().map(str::to_string).collect(), err)
     }
 
+    /// As [`JavaRun::finish`], failing (with the run's output) unless it exited 0 with `ok done`
+    /// as its last line; the lines before that.
+    pub async fn finish_ok(self) -> Vec<String> {
+        let name = self.name.clone();
+        let (ok, mut lines, err) = self.finish().await;
+        let done = lines.pop();
+        assert!(ok && done.as_deref() == Some("ok done"), "{name} failed:\n{}\n{done:?}\n{err}", lines.join("\n"));
+        lines
+    }
+
     /// Waits until the run reached step `tag` (created `<prefix>-<tag>-ready`); fails with its
     /// output if it ended first.
     pub async fn ready(self, client: &conclave::Client, tag: &str) -> JavaRun {

@@ -50,15 +50,10 @@ import org.apache.zookeeper.data.Stat;
 public class CuratorCacheCheck extends CuratorSupport {
     /** Runs the check; any failure exits 1 with its stack trace. */
     public static void main(String[] args) {
-        try {
+        exitWith(() -> {
             run(args);
-        } catch (Throwable e) {
-            e.printStackTrace();
-            System.out.flush();
-            System.exit(1);
-        }
-        System.out.flush();
-        System.exit(0);
+            return 0;
+        });
     }
 
     /** The data as lowercase hex, "-" when empty or null. */

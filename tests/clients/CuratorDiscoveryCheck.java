@@ -79,17 +79,14 @@ public class CuratorDiscoveryCheck extends CuratorSupport {
 
     /** Runs the check; a wait that timed out exits 3, any other failure 1 with its stack trace. */
     public static void main(String[] args) {
-        int status = 0;
-        try {
-            run(args);
-        } catch (Timeout e) {
-            status = 3;
-        } catch (Throwable e) {
-            e.printStackTrace();
-            status = 1;
-        }
-        System.out.flush();
-        System.exit(status);
+        exitWith(() -> {
+            try {
+                run(args);
+                return 0;
+            } catch (Timeout e) {
+                return 3;
+            }
+        });
     }
 
     /** Parses the arguments, connects, starts the discovery and runs the OPs in order. */

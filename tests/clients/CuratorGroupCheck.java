@@ -36,15 +36,7 @@ import org.apache.zookeeper.CreateMode;
 public class CuratorGroupCheck extends CuratorSupport {
     /** Runs the check; a view not seen in time exits 3, any other failure 1 with its stack trace. */
     public static void main(String[] args) {
-        int status = 0;
-        try {
-            status = run(args);
-        } catch (Throwable e) {
-            e.printStackTrace();
-            status = 1;
-        }
-        System.out.flush();
-        System.exit(status);
+        exitWith(() -> run(args));
     }
 
     /** Parses the arguments, connects and runs the OPs in order; the exit status. */

@@ -34,15 +34,10 @@ import org.apache.zookeeper.CreateMode;
 public class CuratorQueueCheck extends CuratorSupport {
     /** Runs the check; any failure exits 1 with its stack trace. */
     public static void main(String[] args) {
-        try {
+        exitWith(() -> {
             run(args);
-        } catch (Throwable e) {
-            e.printStackTrace();
-            System.out.flush();
-            System.exit(1);
-        }
-        System.out.flush();
-        System.exit(0);
+            return 0;
+        });
     }
 
     /** Prints a consumed item's line. */

@@ -66,15 +66,10 @@ public class CuratorSharedCountCheck extends CuratorSupport {
 
     /** Runs the check; any failure exits 1 with its stack trace. */
     public static void main(String[] args) {
-        try {
+        exitWith(() -> {
             run(args);
-        } catch (Throwable e) {
-            e.printStackTrace();
-            System.out.flush();
-            System.exit(1);
-        }
-        System.out.flush();
-        System.exit(0);
+            return 0;
+        });
     }
 
     /** Parses the arguments, connects and runs the OPs in order. */

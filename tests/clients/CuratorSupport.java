@@ -1,7 +1,8 @@
-// What every Curator program in this directory shares: its assertion and its client. Each program
+// What every Curator program in this directory shares: its assertion, its client and its exit. Each program
 // extends this class (so the two are called unqualified) and javac compiles this file with it
 // (tests/it/support/clients.rs gives it this directory as the source path).
 
+import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
 
 import org.apache.curator.framework.CuratorFramework;
@@ -27,5 +28,19 @@ class CuratorSupport {
         c.start();
         check(c.blockUntilConnected(15, TimeUnit.SECONDS), "connect to " + hosts);
         return c;
+    }
+
+    /** Runs a program's body and exits with the status it returns; any failure exits 1 with its
+     *  stack trace (also when a waiter or worker thread is still running). */
+    static void exitWith(Callable<Integer> body) {
+        int status;
+        try {
+            status = body.call();
+        } catch (Throwable e) {
+            e.printStackTrace();
+            status = 1;
+        }
+        System.out.flush();
+        System.exit(status);
     }
 }
